@@ -1,0 +1,177 @@
+#include "dataplane_config.hpp"
+
+#include <libconfig.h++>
+
+#include <algorithm>
+#include <set>
+
+namespace sekisho::dataplane {
+namespace {
+
+using libconfig::Setting;
+
+// Top-level groups other components own; the dataplane ignores their keys.
+const std::set<std::string> kOtherSections = {"control", "scanners", "rules", "spool", "journal"};
+
+const std::set<std::string> kDataplaneKeys = {
+    "eal", "ports", "bridges", "workers", "burst", "idle_sleep_us", "ring_size", "mbufs",
+    "rx_descriptors", "tx_descriptors", "flow_table_size", "malformed", "dispatch"};
+
+[[noreturn]] void fail(const std::string& file, const Setting& s, const std::string& reason) {
+  throw ConfigError(file, int(s.getSourceLine()), reason);
+}
+
+std::string key_path(const Setting& s) { return s.getPath(); }
+
+unsigned get_uint(const std::string& file, const Setting& s, unsigned lo, unsigned hi) {
+  if (s.getType() != Setting::TypeInt && s.getType() != Setting::TypeInt64)
+    fail(file, s, "'" + key_path(s) + "' must be an integer");
+  long long v = s.getType() == Setting::TypeInt64 ? (long long)s : (long long)(int)s;
+  if (v < lo || v > hi)
+    fail(file, s, "'" + key_path(s) + "' = " + std::to_string(v) + " is out of range [" +
+                      std::to_string(lo) + ", " + std::to_string(hi) + "]");
+  return unsigned(v);
+}
+
+std::string get_string(const std::string& file, const Setting& s) {
+  if (s.getType() != Setting::TypeString) fail(file, s, "'" + key_path(s) + "' must be a string");
+  return s.c_str();
+}
+
+bool is_pow2(unsigned v) { return v && !(v & (v - 1)); }
+
+}  // namespace
+
+const char* to_string(MalformedPolicy p) { return p == MalformedPolicy::drop ? "drop" : "forward"; }
+const char* to_string(DispatchMode d) {
+  switch (d) {
+    case DispatchMode::software: return "software";
+    case DispatchMode::rss: return "rss";
+    default: return "auto";
+  }
+}
+
+DataplaneConfig load_dataplane_config(const std::string& path) {
+  libconfig::Config cfg;
+  try {
+    cfg.readFile(path.c_str());
+  } catch (const libconfig::FileIOException&) {
+    throw ConfigError(path, 0, "cannot read the configuration file");
+  } catch (const libconfig::ParseException& e) {
+    throw ConfigError(e.getFile() ? e.getFile() : path, e.getLine(),
+                      std::string("syntax error: ") + e.getError());
+  }
+  DataplaneConfig c;
+  c.file = path;
+  const Setting& root = cfg.getRoot();
+  for (int i = 0; i < root.getLength(); ++i) {
+    const Setting& s = root[i];
+    std::string name = s.getName() ? s.getName() : "";
+    if (name != "dataplane" && !kOtherSections.count(name))
+      fail(path, s, "unknown section '" + name + "'");
+  }
+  if (!root.exists("dataplane")) throw ConfigError(path, 1, "missing section 'dataplane'");
+  const Setting& dp = root["dataplane"];
+  if (!dp.isGroup()) fail(path, dp, "'dataplane' must be a group { ... }");
+  for (int i = 0; i < dp.getLength(); ++i) {
+    const Setting& s = dp[i];
+    if (!kDataplaneKeys.count(s.getName()))
+      fail(path, s, std::string("unknown key 'dataplane.") + s.getName() + "'");
+  }
+
+  if (dp.exists("eal")) {
+    const Setting& e = dp["eal"];
+    if (!e.isArray() && !e.isList()) fail(path, e, "'dataplane.eal' must be a list of strings");
+    c.eal_line = int(e.getSourceLine());
+    for (int i = 0; i < e.getLength(); ++i) c.eal.push_back(get_string(path, e[i]));
+  }
+
+  if (!dp.exists("ports")) fail(path, dp, "missing key 'dataplane.ports'");
+  const Setting& ports = dp["ports"];
+  if (!ports.isList()) fail(path, ports, "'dataplane.ports' must be a list ( { name = ...; device = ...; }, ... )");
+  for (int i = 0; i < ports.getLength(); ++i) {
+    const Setting& p = ports[i];
+    if (!p.isGroup()) fail(path, p, "each port must be a group { name = ...; device = ...; }");
+    PortConfig pc;
+    pc.line = int(p.getSourceLine());
+    for (int k = 0; k < p.getLength(); ++k) {
+      std::string key = p[k].getName();
+      if (key == "name") pc.name = get_string(path, p[k]);
+      else if (key == "device") pc.device = get_string(path, p[k]);
+      else fail(path, p[k], "unknown key '" + key + "' in a port");
+    }
+    if (pc.name.empty()) fail(path, p, "port without a name");
+    if (pc.device.empty()) fail(path, p, "port '" + pc.name + "' has no device");
+    for (const auto& other : c.ports) {
+      if (other.name == pc.name) fail(path, p, "port name '" + pc.name + "' used twice");
+      if (other.dpdk_name() == pc.dpdk_name())
+        fail(path, p, "device '" + pc.dpdk_name() + "' used by two ports");
+    }
+    c.ports.push_back(pc);
+  }
+  if (c.ports.size() < 2) fail(path, ports, "at least two ports are needed to bridge");
+
+  if (!dp.exists("bridges")) fail(path, dp, "missing key 'dataplane.bridges'");
+  const Setting& br = dp["bridges"];
+  if (!br.isList()) fail(path, br, "'dataplane.bridges' must be a list ( [\"a\", \"b\"], ... )");
+  std::vector<bool> used(c.ports.size(), false);
+  auto index_of = [&](const Setting& s) -> unsigned {
+    std::string n = get_string(path, s);
+    for (unsigned j = 0; j < c.ports.size(); ++j)
+      if (c.ports[j].name == n) return j;
+    fail(path, s, "bridge names unknown port '" + n + "'");
+  };
+  for (int i = 0; i < br.getLength(); ++i) {
+    const Setting& b = br[i];
+    if (!b.isArray() || b.getLength() != 2)
+      fail(path, b, "each bridge is a pair of port names [\"a\", \"b\"]");
+    PortPair pp{index_of(b[0]), index_of(b[1]), int(b.getSourceLine())};
+    if (pp.a == pp.b) fail(path, b, "a port cannot be bridged to itself");
+    if (used[pp.a] || used[pp.b]) fail(path, b, "a port belongs to two bridges");
+    used[pp.a] = used[pp.b] = true;
+    c.pairs.push_back(pp);
+  }
+  if (c.pairs.empty()) fail(path, br, "no bridge declared");
+  for (unsigned j = 0; j < c.ports.size(); ++j)
+    if (!used[j])
+      throw ConfigError(path, c.ports[j].line, "port '" + c.ports[j].name + "' is in no bridge");
+
+  if (dp.exists("workers")) {
+    c.workers = get_uint(path, dp["workers"], 1, 128);
+    c.workers_line = int(dp["workers"].getSourceLine());
+  }
+  if (dp.exists("burst")) c.burst = get_uint(path, dp["burst"], 1, 256);
+  if (dp.exists("idle_sleep_us")) c.idle_sleep_us = get_uint(path, dp["idle_sleep_us"], 0, 100000);
+  if (dp.exists("ring_size")) {
+    c.ring_size = get_uint(path, dp["ring_size"], 64, 1u << 20);
+    if (!is_pow2(c.ring_size)) fail(path, dp["ring_size"], "'dataplane.ring_size' must be a power of two");
+  }
+  if (dp.exists("mbufs")) c.mbufs = get_uint(path, dp["mbufs"], 1024, 1u << 24);
+  if (dp.exists("rx_descriptors")) c.rx_descriptors = get_uint(path, dp["rx_descriptors"], 64, 65536);
+  if (dp.exists("tx_descriptors")) c.tx_descriptors = get_uint(path, dp["tx_descriptors"], 64, 65536);
+  if (dp.exists("flow_table_size")) {
+    c.flow_table_size = get_uint(path, dp["flow_table_size"], 1024, 1u << 24);
+    if (!is_pow2(c.flow_table_size))
+      fail(path, dp["flow_table_size"], "'dataplane.flow_table_size' must be a power of two");
+  }
+  if (dp.exists("malformed")) {
+    std::string m = get_string(path, dp["malformed"]);
+    if (m == "forward") c.malformed = MalformedPolicy::forward;
+    else if (m == "drop") c.malformed = MalformedPolicy::drop;
+    else fail(path, dp["malformed"], "'dataplane.malformed' must be \"forward\" or \"drop\", not \"" + m + "\"");
+  }
+  if (dp.exists("dispatch")) {
+    std::string d = get_string(path, dp["dispatch"]);
+    c.dispatch_line = int(dp["dispatch"].getSourceLine());
+    if (d == "auto") c.dispatch = DispatchMode::automatic;
+    else if (d == "software") c.dispatch = DispatchMode::software;
+    else if (d == "rss") c.dispatch = DispatchMode::rss;
+    else fail(path, dp["dispatch"], "'dataplane.dispatch' must be \"auto\", \"software\" or \"rss\", not \"" + d + "\"");
+  }
+  if (c.mbufs < (c.rx_descriptors + c.tx_descriptors) * c.ports.size() + c.ring_size * 2 * c.workers)
+    fail(path, dp, "'dataplane.mbufs' = " + std::to_string(c.mbufs) +
+                       " cannot fill the rings and descriptors; raise it or lower ring_size/descriptors");
+  return c;
+}
+
+}  // namespace sekisho::dataplane

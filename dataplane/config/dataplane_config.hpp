@@ -1,0 +1,70 @@
+// The dataplane's section of the appliance configuration (libconfig syntax,
+// appliance/sekisho.conf documents every key). Parsing is plain C++ with no
+// DPDK so that bad configurations are tested without EAL.
+//
+// Errors: load_dataplane_config() throws ConfigError whose what() reads
+// "FILE:LINE: reason" (line 0 when the file cannot be read at all).
+#pragma once
+
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+namespace sekisho::dataplane {
+
+class ConfigError : public std::runtime_error {
+ public:
+  ConfigError(const std::string& file, int line, const std::string& reason)
+      : std::runtime_error(file + ":" + std::to_string(line) + ": " + reason),
+        file_(file), line_(line) {}
+  const std::string& file() const { return file_; }
+  int line() const { return line_; }
+
+ private:
+  std::string file_;
+  int line_;
+};
+
+enum class MalformedPolicy { forward, drop };
+enum class DispatchMode { automatic, software, rss };
+
+struct PortConfig {
+  std::string name;    // the operator's name for the port ("outside")
+  std::string device;  // DPDK device: "net_af_packet0,iface=veth0" (vdev) or a PCI address
+  int line = 0;        // where it was declared, for later errors
+  // DPDK's device name: the part of |device| before the first comma.
+  std::string dpdk_name() const { return device.substr(0, device.find(',')); }
+  bool is_vdev() const { return device.rfind("net_", 0) == 0; }
+};
+
+struct PortPair {
+  unsigned a = 0, b = 0;  // indices into DataplaneConfig::ports
+  int line = 0;
+};
+
+struct DataplaneConfig {
+  std::string file;
+  std::vector<std::string> eal;
+  int eal_line = 0;
+  std::vector<PortConfig> ports;
+  std::vector<PortPair> pairs;
+  unsigned workers = 1;
+  int workers_line = 0;
+  unsigned burst = 32;
+  unsigned idle_sleep_us = 50;
+  unsigned ring_size = 1024;
+  unsigned mbufs = 16383;
+  unsigned rx_descriptors = 1024;
+  unsigned tx_descriptors = 1024;
+  unsigned flow_table_size = 65536;
+  MalformedPolicy malformed = MalformedPolicy::forward;
+  DispatchMode dispatch = DispatchMode::automatic;
+  int dispatch_line = 0;
+};
+
+DataplaneConfig load_dataplane_config(const std::string& path);
+
+const char* to_string(MalformedPolicy p);
+const char* to_string(DispatchMode d);
+
+}  // namespace sekisho::dataplane

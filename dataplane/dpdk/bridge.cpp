@@ -1,0 +1,601 @@
+#include "bridge.hpp"
+
+#include <net/if.h>
+#include <sched.h>
+
+#include <rte_cycles.h>
+#include <rte_eal.h>
+#include <rte_errno.h>
+#include <rte_ethdev.h>
+#include <rte_launch.h>
+#include <rte_lcore.h>
+#include <rte_malloc.h>
+#include <rte_mbuf.h>
+#include <rte_prefetch.h>
+#include <rte_ring.h>
+#include <rte_telemetry.h>
+
+#include <nlohmann/json.hpp>
+
+#include <array>
+#include <cstring>
+#include <stdexcept>
+
+#include "counters.hpp"
+#include "net/flow_census.hpp"
+#include "net/packet.hpp"
+
+namespace sekisho::dataplane {
+
+namespace {
+
+constexpr unsigned kMaxBurst = 256;
+constexpr unsigned kPrefetchAhead = 3;
+constexpr unsigned kIdleRoundsBeforeSleep = 64;
+constexpr unsigned kTxRetries = 4;
+constexpr unsigned kMaxPorts = RTE_MAX_ETHPORTS;
+
+std::atomic<bool> g_stop{false};  // set by signal handlers; read by every loop
+
+const char* const kWorkerCounterNames[] = {
+#define X(name, text) #name,
+#include "counters.def"
+#undef X
+};
+
+// Port counters kept per writing lcore, summed by the reader.
+struct PortCounters {
+  uint64_t rx_pkts = 0, rx_bytes = 0, tx_pkts = 0, tx_bytes = 0, tx_dropped = 0;
+};
+
+inline void add_relaxed(uint64_t& shared, uint64_t delta) {
+  if (delta) __atomic_store_n(&shared, __atomic_load_n(&shared, __ATOMIC_RELAXED) + delta, __ATOMIC_RELAXED);
+}
+
+struct Port {
+  std::string name;
+  uint16_t id = 0;
+  unsigned peer = 0;  // index of the paired port
+};
+
+}  // namespace
+
+struct alignas(RTE_CACHE_LINE_SIZE) WorkerState {
+  unsigned index = 0;
+  unsigned lcore = 0;
+  rte_ring* rx_ring = nullptr;   // io -> worker (software dispatch)
+  rte_ring* tx_ring = nullptr;   // worker -> io
+  net::FlowCensus::Entry* census_slots = nullptr;
+  std::unique_ptr<net::FlowCensus> census;
+  CounterBlock counters;                    // published
+  std::array<PortCounters, kMaxPorts> port; // rss mode only
+};
+
+struct alignas(RTE_CACHE_LINE_SIZE) IoState {
+  std::array<PortCounters, kMaxPorts> port;
+  uint64_t dispatched = 0;
+  uint64_t dispatch_ring_full = 0;
+  uint64_t idle_sleeps = 0;
+};
+
+struct BridgeState {
+  DataplaneConfig cfg;
+  bool rss = false;
+  rte_mempool* pool = nullptr;
+  std::vector<Port> ports;
+  std::array<int, kMaxPorts> index_of_port_id{};  // DPDK port id -> ports[] index
+  std::vector<std::unique_ptr<WorkerState>> workers;
+  IoState io;
+  uint64_t started_tsc = 0;
+};
+
+namespace {
+
+void process_burst(BridgeState& s, WorkerState& w, rte_mbuf** bufs, unsigned n, unsigned& kept,
+                   CounterBlock& d) {
+  kept = 0;
+  for (unsigned i = 0; i < n; ++i) {
+    if (i + kPrefetchAhead < n) rte_prefetch0(rte_pktmbuf_mtod(bufs[i + kPrefetchAhead], void*));
+    rte_mbuf* m = bufs[i];
+    std::span<const uint8_t> frame(rte_pktmbuf_mtod(m, const uint8_t*), rte_pktmbuf_data_len(m));
+    d[WorkerCounter::rx_pkts] += 1;
+    d[WorkerCounter::rx_bytes] += rte_pktmbuf_pkt_len(m);
+    net::Packet p;
+    net::DecodeStatus st = net::decode(frame, p);
+    d.decode[size_t(st)] += 1;
+    bool malformed = st != net::DecodeStatus::ok && st != net::DecodeStatus::ip_fragment &&
+                     st != net::DecodeStatus::non_ip;
+    if (malformed) {
+      d[WorkerCounter::malformed] += 1;
+      if (s.cfg.malformed == MalformedPolicy::drop) {
+        d[WorkerCounter::malformed_dropped] += 1;
+        rte_pktmbuf_free(m);
+        continue;
+      }
+    } else if (p.l3 == net::L3::none) {
+      d[WorkerCounter::other_pkts] += 1;
+    } else if (p.ip_proto == net::kProtoTcp) {
+      d[WorkerCounter::tcp_pkts] += 1;
+    } else if (p.ip_proto == net::kProtoUdp) {
+      d[WorkerCounter::udp_pkts] += 1;
+    } else if (p.ip_proto == net::kProtoIcmp || p.ip_proto == net::kProtoIcmp6) {
+      d[WorkerCounter::icmp_pkts] += 1;
+    } else {
+      d[WorkerCounter::other_pkts] += 1;
+    }
+    if (st == net::DecodeStatus::ok && (p.ip_proto == net::kProtoTcp || p.ip_proto == net::kProtoUdp)) {
+      net::FlowRef ref = net::flow_ref(p);
+      switch (w.census->touch(ref, net::symmetric_hash(ref.key))) {
+        case net::FlowCensus::Touch::created: d[WorkerCounter::flows_created] += 1; break;
+        case net::FlowCensus::Touch::full: d[WorkerCounter::flow_table_full] += 1; break;
+        default: break;
+      }
+    }
+    d[WorkerCounter::tx_pkts] += 1;
+    d[WorkerCounter::tx_bytes] += rte_pktmbuf_pkt_len(m);
+    bufs[kept++] = m;
+  }
+}
+
+// Transmits |n| frames on |port|, retrying briefly; frees and counts the rest.
+void transmit(uint16_t port_id, uint16_t queue, rte_mbuf** bufs, unsigned n, PortCounters& pc) {
+  unsigned sent = 0;
+  uint64_t bytes = 0;
+  for (unsigned i = 0; i < n; ++i) bytes += rte_pktmbuf_pkt_len(bufs[i]);
+  for (unsigned t = 0; t < kTxRetries && sent < n; ++t)
+    sent += rte_eth_tx_burst(port_id, queue, bufs + sent, uint16_t(n - sent));
+  for (unsigned i = sent; i < n; ++i) bytes -= rte_pktmbuf_pkt_len(bufs[i]);
+  if (sent < n) rte_pktmbuf_free_bulk(bufs + sent, n - sent);
+  add_relaxed(pc.tx_pkts, sent);
+  add_relaxed(pc.tx_bytes, bytes);
+  add_relaxed(pc.tx_dropped, n - sent);
+}
+
+void idle(BridgeState& s, unsigned& idle_rounds, uint64_t* sleeps) {
+  if (s.cfg.idle_sleep_us == 0) { rte_pause(); return; }
+  if (++idle_rounds >= kIdleRoundsBeforeSleep) {
+    rte_delay_us_sleep(s.cfg.idle_sleep_us);
+    if (sleeps) add_relaxed(*sleeps, 1);
+  }
+}
+
+// Software dispatch, worker side: ring in, process, ring out.
+int worker_loop_software(BridgeState& s, WorkerState& w) {
+  rte_mbuf* bufs[kMaxBurst];
+  CounterBlock d;
+  unsigned idle_rounds = 0;
+  while (!g_stop.load(std::memory_order_relaxed)) {
+    unsigned n = rte_ring_sc_dequeue_burst(w.rx_ring, reinterpret_cast<void**>(bufs), s.cfg.burst, nullptr);
+    if (n == 0) { idle(s, idle_rounds, nullptr); continue; }
+    idle_rounds = 0;
+    unsigned kept = 0;
+    process_burst(s, w, bufs, n, kept, d);
+    unsigned q = rte_ring_sp_enqueue_burst(w.tx_ring, reinterpret_cast<void**>(bufs), kept, nullptr);
+    if (q < kept) {
+      rte_pktmbuf_free_bulk(bufs + q, kept - q);
+      d[WorkerCounter::tx_ring_full] += kept - q;
+      d[WorkerCounter::tx_pkts] -= kept - q;
+    }
+    publish(w.counters, d);
+  }
+  return 0;
+}
+
+// RSS dispatch: worker w owns queue w of every port.
+int worker_loop_rss(BridgeState& s, WorkerState& w) {
+  rte_mbuf* bufs[kMaxBurst];
+  CounterBlock d;
+  unsigned idle_rounds = 0;
+  const uint16_t q = uint16_t(w.index);
+  while (!g_stop.load(std::memory_order_relaxed)) {
+    bool any = false;
+    for (const Port& p : s.ports) {
+      uint16_t n = rte_eth_rx_burst(p.id, q, bufs, uint16_t(s.cfg.burst));
+      if (n == 0) continue;
+      any = true;
+      uint64_t bytes = 0;
+      for (unsigned i = 0; i < n; ++i) bytes += rte_pktmbuf_pkt_len(bufs[i]);
+      add_relaxed(w.port[p.id].rx_pkts, n);
+      add_relaxed(w.port[p.id].rx_bytes, bytes);
+      unsigned kept = 0;
+      process_burst(s, w, bufs, n, kept, d);
+      const Port& out = s.ports[p.peer];
+      transmit(out.id, q, bufs, kept, w.port[out.id]);
+    }
+    publish(w.counters, d);
+    if (!any) idle(s, idle_rounds, nullptr); else idle_rounds = 0;
+  }
+  return 0;
+}
+
+// Software dispatch, io side (main lcore): RX all ports, hash, hand to
+// workers; drain worker TX rings to the paired ports.
+void io_loop(BridgeState& s) {
+  rte_mbuf* bufs[kMaxBurst];
+  const unsigned nw = unsigned(s.workers.size());
+  std::vector<std::array<rte_mbuf*, kMaxBurst>> stage(nw);
+  std::vector<unsigned> staged(nw, 0);
+  std::vector<std::array<rte_mbuf*, kMaxBurst>> out(s.ports.size());
+  std::vector<unsigned> outn(s.ports.size(), 0);
+  unsigned idle_rounds = 0;
+  while (!g_stop.load(std::memory_order_relaxed)) {
+    bool any = false;
+    for (const Port& p : s.ports) {
+      uint16_t n = rte_eth_rx_burst(p.id, 0, bufs, uint16_t(s.cfg.burst));
+      if (n == 0) continue;
+      any = true;
+      uint64_t bytes = 0;
+      for (unsigned i = 0; i < n; ++i) {
+        rte_mbuf* m = bufs[i];
+        bytes += rte_pktmbuf_pkt_len(m);
+        std::span<const uint8_t> frame(rte_pktmbuf_mtod(m, const uint8_t*), rte_pktmbuf_data_len(m));
+        net::Packet pk;
+        net::DecodeStatus st = net::decode(frame, pk);
+        uint32_t h = net::symmetric_hash_frame(frame, pk, st);
+        unsigned w = nw == 1 ? 0 : h % nw;
+        stage[w][staged[w]++] = m;
+      }
+      add_relaxed(s.io.port[p.id].rx_pkts, n);
+      add_relaxed(s.io.port[p.id].rx_bytes, bytes);
+      for (unsigned w = 0; w < nw; ++w) {
+        if (!staged[w]) continue;
+        unsigned q = rte_ring_sp_enqueue_burst(s.workers[w]->rx_ring,
+                                               reinterpret_cast<void**>(stage[w].data()), staged[w], nullptr);
+        add_relaxed(s.io.dispatched, q);
+        if (q < staged[w]) {
+          rte_pktmbuf_free_bulk(stage[w].data() + q, staged[w] - q);
+          add_relaxed(s.io.dispatch_ring_full, staged[w] - q);
+        }
+        staged[w] = 0;
+      }
+    }
+    for (unsigned w = 0; w < nw; ++w) {
+      unsigned n = rte_ring_sc_dequeue_burst(s.workers[w]->tx_ring, reinterpret_cast<void**>(bufs),
+                                             s.cfg.burst, nullptr);
+      if (n == 0) continue;
+      any = true;
+      for (unsigned i = 0; i < n; ++i) {
+        int idx = s.index_of_port_id[bufs[i]->port];
+        unsigned o = s.ports[unsigned(idx)].peer;
+        out[o][outn[o]++] = bufs[i];
+      }
+      for (unsigned o = 0; o < s.ports.size(); ++o) {
+        if (!outn[o]) continue;
+        transmit(s.ports[o].id, 0, out[o].data(), outn[o], s.io.port[s.ports[o].id]);
+        outn[o] = 0;
+      }
+    }
+    if (!any) idle(s, idle_rounds, &s.io.idle_sleeps); else idle_rounds = 0;
+  }
+}
+
+int launch_worker(void* arg) {
+  auto* pair = static_cast<std::pair<BridgeState*, WorkerState*>*>(arg);
+  return pair->first->rss ? worker_loop_rss(*pair->first, *pair->second)
+                          : worker_loop_software(*pair->first, *pair->second);
+}
+
+bool has_lcore_option(const std::vector<std::string>& eal) {
+  for (const auto& a : eal)
+    if (a == "-l" || a == "-c" || a.rfind("--lcores", 0) == 0 || (a.rfind("-l", 0) == 0 && a.size() > 2 && isdigit(a[2])))
+      return true;
+  return false;
+}
+
+std::string af_packet_iface(const std::string& device) {
+  auto pos = device.find("iface=");
+  if (pos == std::string::npos) return "";
+  auto end = device.find(',', pos);
+  return device.substr(pos + 6, end == std::string::npos ? std::string::npos : end - pos - 6);
+}
+
+// A symmetric Toeplitz key: 0x6d5a repeated maps (a,b) and (b,a) alike.
+std::array<uint8_t, 40> symmetric_rss_key() {
+  std::array<uint8_t, 40> k{};
+  for (size_t i = 0; i < k.size(); i += 2) { k[i] = 0x6d; k[i + 1] = 0x5a; }
+  return k;
+}
+
+}  // namespace
+
+void Bridge::request_stop() { g_stop.store(true); }
+
+Bridge::Bridge(const DataplaneConfig& cfg, const std::string& argv0) : s_(std::make_unique<BridgeState>()) {
+  BridgeState& s = *s_;
+  s.cfg = cfg;
+  s.index_of_port_id.fill(-1);
+
+  // 1. Checks EAL would only report vaguely.
+  for (const auto& p : cfg.ports) {
+    if (p.dpdk_name().rfind("net_af_packet", 0) == 0) {
+      std::string ifn = af_packet_iface(p.device);
+      if (ifn.empty()) throw ConfigError(cfg.file, p.line, "port '" + p.name + "': net_af_packet needs iface=NAME");
+      if (if_nametoindex(ifn.c_str()) == 0)
+        throw ConfigError(cfg.file, p.line, "port '" + p.name + "': interface '" + ifn +
+                                                "' does not exist in this network namespace");
+    }
+  }
+  cpu_set_t cpus;
+  CPU_ZERO(&cpus);
+  sched_getaffinity(0, sizeof cpus, &cpus);
+  std::vector<int> cpu_ids;
+  for (int c = 0; c < CPU_SETSIZE; ++c)
+    if (CPU_ISSET(c, &cpus)) cpu_ids.push_back(c);
+  if (cfg.workers > cpu_ids.size())
+    throw ConfigError(cfg.file, cfg.workers_line,
+                      "workers = " + std::to_string(cfg.workers) + ": this machine gives only " +
+                          std::to_string(cpu_ids.size()) + " CPUs");
+
+  // 2. EAL.
+  std::vector<std::string> args = {argv0};
+  args.insert(args.end(), cfg.eal.begin(), cfg.eal.end());
+  if (!has_lcore_option(cfg.eal)) {
+    // main lcore 0 (io), workers 1..N, spread over the CPUs we may use.
+    std::string l = "--lcores=";
+    for (unsigned i = 0; i <= cfg.workers; ++i)
+      l += (i ? "," : "") + std::to_string(i) + "@" + std::to_string(cpu_ids[i % cpu_ids.size()]);
+    args.push_back(l);
+  }
+  for (const auto& p : cfg.ports) {
+    if (p.is_vdev()) args.push_back("--vdev=" + p.device);
+    else { args.push_back("-a"); args.push_back(p.device); }
+  }
+  std::vector<char*> argv;
+  for (auto& a : args) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  if (rte_eal_init(int(args.size()), argv.data()) < 0)
+    throw ConfigError(cfg.file, cfg.eal_line, std::string("EAL initialisation failed: ") + rte_strerror(rte_errno));
+
+  // 3. Ports.
+  for (size_t i = 0; i < cfg.ports.size(); ++i) {
+    uint16_t id;
+    if (rte_eth_dev_get_port_by_name(cfg.ports[i].dpdk_name().c_str(), &id) != 0)
+      throw ConfigError(cfg.file, cfg.ports[i].line, "port '" + cfg.ports[i].name + "': DPDK has no device '" +
+                                                         cfg.ports[i].dpdk_name() + "' (probe failed?)");
+    s.ports.push_back({cfg.ports[i].name, id, 0});
+    s.index_of_port_id[id] = int(i);
+  }
+  for (const auto& pp : cfg.pairs) {
+    s.ports[pp.a].peer = pp.b;
+    s.ports[pp.b].peer = pp.a;
+  }
+  bool rss_ok = true;
+  std::string rss_why;
+  for (const Port& p : s.ports) {
+    rte_eth_dev_info info;
+    if (rte_eth_dev_info_get(p.id, &info) != 0) throw std::runtime_error("cannot query port " + p.name);
+    if (!(info.flow_type_rss_offloads & RTE_ETH_RSS_IP) || info.max_rx_queues < cfg.workers ||
+        info.max_tx_queues < cfg.workers) {
+      rss_ok = false;
+      rss_why = "port '" + p.name + "' (" + info.driver_name + ") has no RSS over " +
+                std::to_string(cfg.workers) + " queues";
+    }
+  }
+  if (cfg.dispatch == DispatchMode::rss && !rss_ok) throw ConfigError(cfg.file, cfg.dispatch_line, "dispatch = \"rss\": " + rss_why);
+  s.rss = cfg.dispatch == DispatchMode::rss || (cfg.dispatch == DispatchMode::automatic && rss_ok);
+  const unsigned need_lcores = cfg.workers + 1;
+  if (rte_lcore_count() < need_lcores)
+    throw ConfigError(cfg.file, cfg.workers_line ? cfg.workers_line : cfg.eal_line,
+                      "workers = " + std::to_string(cfg.workers) + " needs " + std::to_string(need_lcores) +
+                          " lcores; EAL gave " + std::to_string(rte_lcore_count()));
+
+  s.pool = rte_pktmbuf_pool_create("sekisho_mbufs", cfg.mbufs, 256, 0, RTE_MBUF_DEFAULT_BUF_SIZE, int(rte_socket_id()));
+  if (!s.pool)
+    throw ConfigError(cfg.file, cfg.eal_line, std::string("cannot create the mbuf pool (raise EAL memory -m?): ") +
+                                                  rte_strerror(rte_errno));
+
+  auto key = symmetric_rss_key();
+  for (const Port& p : s.ports) {
+    rte_eth_dev_info info;
+    rte_eth_dev_info_get(p.id, &info);
+    rte_eth_conf conf{};
+    uint16_t nq = s.rss ? uint16_t(cfg.workers) : 1;
+    if (s.rss) {
+      conf.rxmode.mq_mode = RTE_ETH_MQ_RX_RSS;
+      conf.rx_adv_conf.rss_conf.rss_key = key.data();
+      conf.rx_adv_conf.rss_conf.rss_key_len = uint8_t(key.size());
+      conf.rx_adv_conf.rss_conf.rss_hf = info.flow_type_rss_offloads & (RTE_ETH_RSS_IP | RTE_ETH_RSS_TCP | RTE_ETH_RSS_UDP);
+    }
+    int rc = rte_eth_dev_configure(p.id, nq, nq, &conf);
+    if (rc != 0) throw std::runtime_error("port " + p.name + ": configure failed: " + rte_strerror(-rc));
+    uint16_t nrx = uint16_t(cfg.rx_descriptors), ntx = uint16_t(cfg.tx_descriptors);
+    rte_eth_dev_adjust_nb_rx_tx_desc(p.id, &nrx, &ntx);
+    for (uint16_t q = 0; q < nq; ++q) {
+      rc = rte_eth_rx_queue_setup(p.id, q, nrx, rte_eth_dev_socket_id(p.id), nullptr, s.pool);
+      if (rc != 0) throw std::runtime_error("port " + p.name + ": rx queue setup failed: " + rte_strerror(-rc));
+      rc = rte_eth_tx_queue_setup(p.id, q, ntx, rte_eth_dev_socket_id(p.id), nullptr);
+      if (rc != 0) throw std::runtime_error("port " + p.name + ": tx queue setup failed: " + rte_strerror(-rc));
+    }
+    rc = rte_eth_dev_start(p.id);
+    if (rc != 0) throw std::runtime_error("port " + p.name + ": start failed: " + rte_strerror(-rc));
+    rte_eth_promiscuous_enable(p.id);  // a bump in the wire forwards every frame
+  }
+
+  // 4. Workers: rings and flow census.
+  unsigned lcore = rte_get_next_lcore(-1, 1, 0);
+  for (unsigned w = 0; w < cfg.workers; ++w, lcore = rte_get_next_lcore(lcore, 1, 0)) {
+    auto ws = std::make_unique<WorkerState>();
+    ws->index = w;
+    ws->lcore = lcore;
+    int sock = int(rte_lcore_to_socket_id(lcore));
+    if (!s.rss) {
+      std::string rn = "sk_rx" + std::to_string(w), tn = "sk_tx" + std::to_string(w);
+      ws->rx_ring = rte_ring_create(rn.c_str(), cfg.ring_size, sock, RING_F_SP_ENQ | RING_F_SC_DEQ);
+      ws->tx_ring = rte_ring_create(tn.c_str(), cfg.ring_size, sock, RING_F_SP_ENQ | RING_F_SC_DEQ);
+      if (!ws->rx_ring || !ws->tx_ring) throw std::runtime_error("cannot create worker rings: " + std::string(rte_strerror(rte_errno)));
+    }
+    ws->census_slots = static_cast<net::FlowCensus::Entry*>(
+        rte_zmalloc_socket("sk_census", sizeof(net::FlowCensus::Entry) * cfg.flow_table_size, RTE_CACHE_LINE_SIZE, sock));
+    if (!ws->census_slots)
+      throw ConfigError(cfg.file, cfg.eal_line, "cannot allocate the flow census (flow_table_size too large for EAL memory?)");
+    ws->census = std::make_unique<net::FlowCensus>(ws->census_slots, cfg.flow_table_size);
+    s.workers.push_back(std::move(ws));
+  }
+}
+
+Bridge::~Bridge() {
+  BridgeState& s = *s_;
+  for (const Port& p : s.ports) {
+    rte_eth_dev_stop(p.id);
+    rte_eth_dev_close(p.id);
+  }
+  for (auto& w : s.workers) {
+    rte_ring_free(w->rx_ring);
+    rte_ring_free(w->tx_ring);
+    rte_free(w->census_slots);
+  }
+  rte_mempool_free(s.pool);
+  rte_eal_cleanup();
+}
+
+const char* Bridge::dispatch_name() const { return s_->rss ? "rss" : "software"; }
+
+void Bridge::run() {
+  BridgeState& s = *s_;
+  s.started_tsc = rte_rdtsc();
+  std::vector<std::pair<BridgeState*, WorkerState*>> args;
+  args.reserve(s.workers.size());
+  for (auto& w : s.workers) args.emplace_back(&s, w.get());
+  for (size_t i = 0; i < s.workers.size(); ++i)
+    rte_eal_remote_launch(launch_worker, &args[i], s.workers[i]->lcore);
+  if (s.rss) {
+    while (!g_stop.load()) rte_delay_us_sleep(10000);
+  } else {
+    io_loop(s);
+  }
+  rte_eal_mp_wait_lcore();
+}
+
+namespace {
+
+nlohmann::json snapshot(const BridgeState& s) {
+  using nlohmann::json;
+  json j;
+  j["dispatch"] = s.rss ? "rss" : "software";
+  j["uptime_s"] = s.started_tsc ? double(rte_rdtsc() - s.started_tsc) / double(rte_get_tsc_hz()) : 0.0;
+  json ports = json::object();
+  for (const Port& p : s.ports) {
+    PortCounters sum;
+    auto add = [&](const PortCounters& c) {
+      sum.rx_pkts += read_counter(c.rx_pkts);
+      sum.rx_bytes += read_counter(c.rx_bytes);
+      sum.tx_pkts += read_counter(c.tx_pkts);
+      sum.tx_bytes += read_counter(c.tx_bytes);
+      sum.tx_dropped += read_counter(c.tx_dropped);
+    };
+    add(s.io.port[p.id]);
+    for (const auto& w : s.workers) add(w->port[p.id]);
+    rte_eth_stats es{};
+    rte_eth_stats_get(p.id, &es);
+    ports[p.name] = {{"port_id", p.id},
+                     {"peer", s.ports[p.peer].name},
+                     {"rx_pkts", sum.rx_pkts},
+                     {"rx_bytes", sum.rx_bytes},
+                     {"tx_pkts", sum.tx_pkts},
+                     {"tx_bytes", sum.tx_bytes},
+                     {"tx_dropped", sum.tx_dropped},
+                     {"hw_ipackets", es.ipackets},
+                     {"hw_opackets", es.opackets},
+                     {"hw_imissed", es.imissed},
+                     {"hw_ierrors", es.ierrors},
+                     {"hw_oerrors", es.oerrors},
+                     {"hw_rx_nombuf", es.rx_nombuf}};
+  }
+  j["ports"] = ports;
+  json workers = json::object();
+  json totals = json::object();
+  for (const auto& w : s.workers) {
+    json wj;
+    wj["lcore"] = w->lcore;
+    for (size_t i = 0; i < kWorkerCounterCount; ++i) {
+      uint64_t v = read_counter(w->counters.v[i]);
+      wj[kWorkerCounterNames[i]] = v;
+      totals[kWorkerCounterNames[i]] = totals.value(kWorkerCounterNames[i], uint64_t(0)) + v;
+    }
+    json dec = json::object();
+    for (size_t i = 1; i < net::kDecodeStatusCount; ++i) {  // 0 is ok
+      uint64_t v = read_counter(w->counters.decode[i]);
+      const char* n = net::decode_status_name(net::DecodeStatus(i));
+      dec[n] = v;
+    }
+    wj["decode"] = dec;
+    wj["flows"] = w->census->size();
+    workers[std::to_string(w->index)] = wj;
+  }
+  j["workers"] = workers;
+  j["totals"] = totals;
+  if (!s.rss)
+    j["io"] = {{"dispatched", read_counter(s.io.dispatched)},
+               {"dispatch_ring_full", read_counter(s.io.dispatch_ring_full)},
+               {"idle_sleeps", read_counter(s.io.idle_sleeps)}};
+  return j;
+}
+
+// Converts a JSON tree into telemetry data: objects become dicts (nested),
+// numbers u64/int, strings strings, arrays of scalars arrays.
+void to_tel(const nlohmann::json& j, rte_tel_data* d) {
+  rte_tel_data_start_dict(d);
+  for (auto it = j.begin(); it != j.end(); ++it) {
+    const auto& v = it.value();
+    const char* k = it.key().c_str();
+    if (v.is_object()) {
+      rte_tel_data* c = rte_tel_data_alloc();
+      to_tel(v, c);
+      rte_tel_data_add_dict_container(d, k, c, 0);
+    } else if (v.is_number_unsigned()) {
+      rte_tel_data_add_dict_u64(d, k, v.get<uint64_t>());
+    } else if (v.is_number_integer()) {
+      rte_tel_data_add_dict_int(d, k, int(v.get<int64_t>()));
+    } else if (v.is_number_float()) {
+      rte_tel_data_add_dict_u64(d, k, uint64_t(v.get<double>()));
+    } else if (v.is_string()) {
+      rte_tel_data_add_dict_string(d, k, v.get<std::string>().c_str());
+    } else if (v.is_boolean()) {
+      rte_tel_data_add_dict_int(d, k, v.get<bool>() ? 1 : 0);
+    }
+  }
+}
+
+}  // namespace
+
+void Bridge::stats(rte_tel_data* d) const { to_tel(snapshot(*s_), d); }
+
+std::string Bridge::stats_json() const { return snapshot(*s_).dump(); }
+
+void Bridge::flows(rte_tel_data* d, int worker, unsigned limit) const {
+  const BridgeState& s = *s_;
+  nlohmann::json j = nlohmann::json::object();
+  for (const auto& w : s.workers) {
+    uint64_t both = 0, one = 0, tcp = 0, tcp_one = 0;
+    nlohmann::json list = nlohmann::json::object();
+    unsigned listed = 0;
+    const net::FlowCensus& c = *w->census;
+    for (uint32_t i = 0; i < c.capacity(); ++i) {
+      const auto& e = c.slot(i);
+      if (!net::FlowCensus::used(e)) continue;
+      uint64_t ab = net::FlowCensus::pkts(e, 0), ba = net::FlowCensus::pkts(e, 1);
+      bool two = ab && ba;
+      (two ? both : one) += 1;
+      if (e.key.proto == net::kProtoTcp) { ++tcp; if (!two) ++tcp_one; }
+      if (int(w->index) == worker && listed < limit) {
+        bool v4 = e.key.a[10] == 0xff && e.key.a[11] == 0xff && !e.key.a[0];
+        net::L3 fam = v4 ? net::L3::ipv4 : net::L3::ipv6;
+        list[std::to_string(listed++)] = {
+            {"proto", e.key.proto},
+            {"a", net::format_endpoint(e.key.a, e.key.pa, fam)},
+            {"b", net::format_endpoint(e.key.b, e.key.pb, fam)},
+            {"pkts_a_to_b", ab},
+            {"pkts_b_to_a", ba}};
+      }
+    }
+    nlohmann::json wj = {{"flows", both + one}, {"both_directions", both}, {"one_direction", one},
+                         {"tcp_flows", tcp}, {"tcp_one_direction", tcp_one}};
+    if (int(w->index) == worker) wj["list"] = list;
+    j[std::to_string(w->index)] = wj;
+  }
+  to_tel(j, d);
+}
+
+const char* worker_counter_name(size_t i) { return i < kWorkerCounterCount ? kWorkerCounterNames[i] : "?"; }
+
+}  // namespace sekisho::dataplane

@@ -1,0 +1,59 @@
+// The DPDK adapter: ports, lcores and the forwarding loops of the
+// bump-in-the-wire bridge.
+//
+//   software dispatch (ports without symmetric RSS, e.g. net_af_packet):
+//
+//     port A rx --+                      +--> worker 0 --+
+//                 +--> io lcore (hash) --+                +--> io lcore --> paired port tx
+//     port B rx --+     symmetric 5-tuple +--> worker 1 --+    (tx rings)
+//
+//   rss dispatch (ports with RSS and enough queues): worker w polls queue w
+//   of every port and transmits on queue w of the paired port; the NIC's
+//   symmetric Toeplitz key keeps both directions of a flow on one queue.
+//
+// Thread-safety: Bridge is built and torn down on the main thread; the
+// loops run one per lcore on per-lcore state; stats() may be called from
+// the telemetry thread at any time.
+#pragma once
+
+#include <atomic>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "config/dataplane_config.hpp"
+
+struct rte_tel_data;
+
+namespace sekisho::dataplane {
+
+struct BridgeState;
+
+class Bridge {
+ public:
+  // Initialises EAL (argv[0] is the program name), mempool, ports and rings.
+  // Throws ConfigError pointing at the offending key on any failure that a
+  // configuration can cause, std::runtime_error otherwise.
+  Bridge(const DataplaneConfig& cfg, const std::string& argv0);
+  ~Bridge();
+  Bridge(const Bridge&) = delete;
+  Bridge& operator=(const Bridge&) = delete;
+
+  // Runs the loops until request_stop(); returns on the main lcore.
+  void run();
+  static void request_stop();
+
+  // Counters as telemetry data (ports, workers, io lcore, totals).
+  void stats(rte_tel_data* d) const;
+  // Flow census summary (and up to |limit| flows of |worker|, -1: none).
+  void flows(rte_tel_data* d, int worker, unsigned limit) const;
+  // The same counters as one JSON object, for the final line on exit.
+  std::string stats_json() const;
+
+  const char* dispatch_name() const;
+
+ private:
+  std::unique_ptr<BridgeState> s_;
+};
+
+}  // namespace sekisho::dataplane

@@ -1,0 +1,95 @@
+// sekisho-dataplane: the bump-in-the-wire bridge.
+//
+//   sekisho-dataplane [-c FILE] [--check]
+//
+// Exit codes: 0 clean shutdown, 1 runtime failure, 2 bad configuration or
+// usage (the message names file, line and reason).
+#include <csignal>
+#include <cstdio>
+#include <cstring>
+#include <iostream>
+#include <string>
+
+#include <rte_telemetry.h>
+
+#include "bridge.hpp"
+#include "config/dataplane_config.hpp"
+
+namespace {
+
+using sekisho::dataplane::Bridge;
+
+// Telemetry callbacks are plain C functions; they reach the one Bridge of
+// the process through this pointer, set before registration and cleared
+// before the Bridge is destroyed.
+const Bridge* g_bridge = nullptr;
+
+int tel_stats(const char*, const char*, rte_tel_data* d) {
+  if (!g_bridge) return -1;
+  g_bridge->stats(d);
+  return 0;
+}
+
+int tel_flows(const char*, const char* params, rte_tel_data* d) {
+  if (!g_bridge) return -1;
+  int worker = -1;
+  if (params && *params) worker = std::atoi(params);
+  g_bridge->flows(d, worker, 100);
+  return 0;
+}
+
+void on_signal(int) { Bridge::request_stop(); }
+
+void usage() {
+  std::cerr << "usage: sekisho-dataplane [-c FILE] [--check]\n"
+               "  -c FILE   configuration (default appliance/sekisho.conf)\n"
+               "  --check   validate the configuration and exit\n";
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::string conf = "appliance/sekisho.conf";
+  bool check_only = false;
+  for (int i = 1; i < argc; ++i) {
+    std::string a = argv[i];
+    if ((a == "-c" || a == "--config") && i + 1 < argc) conf = argv[++i];
+    else if (a == "--check") check_only = true;
+    else if (a == "-h" || a == "--help") { usage(); return 0; }
+    else { std::cerr << "sekisho-dataplane: unknown argument '" << a << "'\n"; usage(); return 2; }
+  }
+  sekisho::dataplane::DataplaneConfig cfg;
+  try {
+    cfg = sekisho::dataplane::load_dataplane_config(conf);
+  } catch (const sekisho::dataplane::ConfigError& e) {
+    std::cerr << "sekisho-dataplane: " << e.what() << "\n";
+    return 2;
+  }
+  if (check_only) {
+    std::cout << conf << ": ok (" << cfg.ports.size() << " ports, " << cfg.pairs.size() << " bridges, "
+              << cfg.workers << " workers)\n";
+    return 0;
+  }
+  std::signal(SIGINT, on_signal);
+  std::signal(SIGTERM, on_signal);
+  try {
+    Bridge bridge(cfg, argv[0]);
+    g_bridge = &bridge;
+    rte_telemetry_register_cmd("/sekisho/stats", tel_stats,
+                               "Sekisho counters: ports, workers, io lcore. No parameters.");
+    rte_telemetry_register_cmd("/sekisho/flows", tel_flows,
+                               "Flow census per worker; parameter: a worker index to list up to 100 of its flows.");
+    std::cout << "sekisho-dataplane: ready, " << cfg.workers << " worker(s), dispatch "
+              << bridge.dispatch_name() << ", " << cfg.pairs.size() << " bridge(s)" << std::endl;
+    bridge.run();
+    std::cout << "sekisho-dataplane: final counters " << bridge.stats_json() << std::endl;
+    g_bridge = nullptr;
+  } catch (const sekisho::dataplane::ConfigError& e) {
+    std::cerr << "sekisho-dataplane: " << e.what() << "\n";
+    return 2;
+  } catch (const std::exception& e) {
+    std::cerr << "sekisho-dataplane: " << e.what() << "\n";
+    return 1;
+  }
+  return 0;
+}
