@@ -36,7 +36,7 @@ class Keeper:
             f.write(data)
         os.replace(base + ".eml.tmp", base + ".eml")
         meta = {
-            "mail_from": envelope.mail_from,
+            "mail_from": "" if envelope.mail_from in (None, "<>") else envelope.mail_from,
             "rcpt_to": envelope.rcpt_tos,
             "size": len(data),
             "sha256": hashlib.sha256(data).hexdigest(),

@@ -1,0 +1,74 @@
+#!/usr/bin/env bash
+# The main job on its embedded default: install what is missing, build,
+# build the virtual wire, run sekisho-dataplane on it, deliver real mail
+# from `outside` (swaks) to a real SMTP server in `inside` (aiosmtpd), and
+# print what crossed the wire. Everything is removed on exit or Ctrl-C.
+#   appliance/demo.sh [--keep-running]   (needs root for namespaces)
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+
+[ "$(id -u)" -eq 0 ] || { echo "demo: needs root (network namespaces); try: sudo $0" >&2; exit 2; }
+appliance/setup.sh
+
+ID=demo
+WIRE=appliance/wire/wire.sh
+TEL=appliance/wire/telemetry.py
+PREFIX=sekisho
+work=$(mktemp -d /tmp/sekisho-demo.XXXXXX)
+dp_pid=""; sink_pid=""
+cleanup() {
+  trap - EXIT INT TERM
+  if [ -n "$sink_pid" ]; then kill "$sink_pid" 2>/dev/null || true; wait "$sink_pid" 2>/dev/null || true; fi
+  if [ -n "$dp_pid" ] && kill -0 "$dp_pid" 2>/dev/null; then
+    kill -INT "$dp_pid"; wait "$dp_pid" 2>/dev/null || true
+  fi
+  "$WIRE" down "$ID"
+  rm -rf "$work"
+}
+trap cleanup EXIT
+trap 'echo; echo "demo: interrupted"; exit 130' INT TERM
+
+"$WIRE" down "$ID"
+eval "$("$WIRE" up "$ID")"
+echo "== virtual wire: $NS_OUT ($IP_OUT) <-> [$NS_APP: sekisho-dataplane on $IF_A, $IF_B] <-> $NS_IN ($IP_IN)"
+
+ip netns exec "$NS_APP" build/dataplane/dpdk/sekisho-dataplane -c appliance/sekisho.conf >"$work/dataplane.log" 2>&1 &
+dp_pid=$!
+for _ in $(seq 100); do grep -q "ready" "$work/dataplane.log" && break; kill -0 $dp_pid 2>/dev/null || break; sleep 0.1; done
+grep -q "ready" "$work/dataplane.log" || { cat "$work/dataplane.log"; echo "demo: dataplane did not start" >&2; exit 1; }
+grep "ready" "$work/dataplane.log"
+
+ip netns exec "$NS_IN" /usr/bin/python3 appliance/wire/smtp-sink.py --listen "$IP_IN" --dir "$work/mail" \
+  --refuse nobody@inside.test >"$work/sink.log" 2>&1 &
+sink_pid=$!
+for _ in $(seq 50); do grep -q listening "$work/sink.log" && break; sleep 0.1; done
+
+send() {  # label, swaks args...
+  local label=$1; shift
+  local out rc=0
+  out=$(ip netns exec "$NS_OUT" swaks --server "$IP_IN" --from alice@outside.test --helo outside.test "$@" 2>&1) || rc=$?
+  printf '  %-34s client saw: %s\n' "$label" "$(echo "$out" | grep -E '^<-  (250|4|5)' | tail -1 | cut -c5-70)"
+}
+echo "== sending real mail with swaks from $NS_OUT"
+head -c 300000 /dev/urandom > "$work/report.bin"
+send "plain message"          --to bob@inside.test --h-Subject "Quarterly figures"
+send "with an attachment"     --to bob@inside.test --attach "@$work/report.bin" --h-Subject "Report attached"
+send "pipelined, 2 recipients" --to bob@inside.test,carol@inside.test --pipeline --h-Subject "Team lunch"
+send "one refused recipient"  --to carol@inside.test,nobody@inside.test --h-Subject "Partly refused"
+send "null sender (bounce)"   --to bob@inside.test -f '<>' --h-Subject "Undeliverable"
+
+sleep 0.5
+echo "== delivered to the server in $NS_IN"
+for j in "$work"/mail/*.json; do
+  /usr/bin/python3 -c 'import json,sys; m=json.load(open(sys.argv[1])); print("  from <%s> to %s, %d bytes, sha256 %s..." % (m["mail_from"], ",".join(m["rcpt_to"]), m["size"], m["sha256"][:16]))' "$j"
+done
+echo "== sekisho-dataplane counters (telemetry /sekisho/stats, /sekisho/flows)"
+/usr/bin/python3 "$TEL" "$PREFIX" --report | sed 's/^/  /'
+
+if [ "${1:-}" = "--keep-running" ]; then
+  echo "== running; telemetry: echo /sekisho/stats | dpdk-telemetry.py -f $PREFIX ; Ctrl-C ends the demo"
+  wait "$dp_pid"
+fi
+kill -INT "$dp_pid"; wait "$dp_pid" || true; dp_pid=""
+echo "== dataplane stopped: $(grep -c 'final counters' "$work/dataplane.log") final counter line written"
