@@ -28,6 +28,9 @@ case "$cmd" in
   up)
     [[ "$id" =~ ^[a-z0-9]{1,8}$ ]] || { echo "wire.sh: ID must be 1-8 chars of [a-z0-9]" >&2; exit 2; }
     names
+    if ip netns list | grep -qE "^($NS_OUT|$NS_IN|$NS_APP)( |$)"; then
+      echo "wire.sh: wire '$id' exists already (wire.sh down $id)" >&2; exit 1
+    fi
     trap 'rc=$?; [ $rc -ne 0 ] && "$0" down "$id"; exit $rc' EXIT
     for ns in "$NS_OUT" "$NS_IN" "$NS_APP"; do
       ip netns add "$ns"

@@ -1,0 +1,172 @@
+"""Wire test harness: a uniquely named virtual wire (appliance/wire/wire.sh),
+the real sekisho-dataplane bridging it, real programs at both ends, and a
+teardown that runs whatever happened.
+
+    with Appliance(workers=2) as app:
+        app.start_sink()
+        app.outside(["swaks", ...])
+        app.stats()
+"""
+import json
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import time
+
+SRC = os.environ.get("SEKISHO_SOURCE_ROOT") or os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+BUILD = os.environ.get("SEKISHO_BUILD_ROOT") or os.path.join(SRC, "build")
+WIRE = os.path.join(SRC, "appliance", "wire", "wire.sh")
+SINK = os.path.join(SRC, "appliance", "wire", "smtp-sink.py")
+DATAPLANE = os.path.join(BUILD, "dataplane", "dpdk", "sekisho-dataplane")
+PY = "/usr/bin/python3"
+
+sys.path.insert(0, os.path.join(SRC, "appliance", "wire"))
+import telemetry  # noqa: E402
+
+CONF = """dataplane = {{
+  eal = [ "--no-huge", "-m", "256", "--no-pci", "--file-prefix", "{prefix}",
+          "--log-level", "lib.eal:warning" ];
+  ports = ( {{ name = "outside"; device = "net_af_packet0,iface={if_a}"; }},
+            {{ name = "inside";  device = "net_af_packet1,iface={if_b}"; }} );
+  bridges = ( [ "outside", "inside" ] );
+  workers = {workers};
+  malformed = "{malformed}";
+{extra}}};
+"""
+
+
+class Appliance:
+    def __init__(self, tmpdir, workers=1, malformed="forward", extra=""):
+        self.tmp = str(tmpdir)
+        self.id = secrets.token_hex(3)  # 6 chars: parallel runs never collide
+        self.prefix = "skw-" + self.id
+        self.workers = workers
+        self.malformed = malformed
+        self.extra = extra
+        self.procs = []
+        self.dp = None
+        self.dp_log = os.path.join(self.tmp, "dataplane.log")
+        self.final = None
+        self.returncode = None
+        self.env = {}
+
+    # -- lifecycle -------------------------------------------------------
+    def __enter__(self):
+        subprocess.run([WIRE, "gc"], check=False)
+        try:
+            out = subprocess.run([WIRE, "up", self.id], check=True, capture_output=True, text=True,
+                                 env=dict(os.environ, SEKISHO_WIRE_OWNER=str(os.getpid()))).stdout
+            self.env = dict(kv.split("=", 1) for kv in out.split())
+            self.conf = os.path.join(self.tmp, "sekisho.conf")
+            with open(self.conf, "w") as f:
+                f.write(CONF.format(prefix=self.prefix, if_a=self.env["IF_A"], if_b=self.env["IF_B"],
+                                    workers=self.workers, malformed=self.malformed, extra=self.extra))
+            self.dp = subprocess.Popen(["ip", "netns", "exec", self.env["NS_APP"], DATAPLANE, "-c", self.conf],
+                                       stdout=open(self.dp_log, "w"), stderr=subprocess.STDOUT)
+            deadline = time.time() + 20
+            while time.time() < deadline:
+                if "ready" in self.log():
+                    break
+                if self.dp.poll() is not None:
+                    raise RuntimeError("dataplane exited: " + self.log())
+                time.sleep(0.05)
+            else:
+                raise RuntimeError("dataplane not ready: " + self.log())
+            return self
+        except BaseException:
+            self.close()
+            raise
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def close(self):
+        if self.dp and self.dp.poll() is None:
+            self.stop()
+        for p in self.procs:
+            if p.poll() is None:
+                p.terminate()
+                try:
+                    p.wait(5)
+                except subprocess.TimeoutExpired:
+                    p.kill()
+        subprocess.run([WIRE, "down", self.id], check=False)
+
+    def stop(self, sig=signal.SIGTERM, timeout=20):
+        """Stops the dataplane with |sig|; returns the final counters it printed."""
+        self.dp.send_signal(sig)
+        self.returncode = self.dp.wait(timeout)
+        for line in self.log().splitlines():
+            if "final counters " in line:
+                self.final = json.loads(line.split("final counters ", 1)[1])
+        return self.final
+
+    def log(self):
+        with open(self.dp_log, errors="replace") as f:
+            return f.read()
+
+    # -- the two ends ----------------------------------------------------
+    def run_in(self, ns, argv, **kw):
+        kw.setdefault("capture_output", True)
+        kw.setdefault("text", True)
+        kw.setdefault("timeout", 120)
+        return subprocess.run(["ip", "netns", "exec", ns] + list(argv), **kw)
+
+    def outside(self, argv, **kw):
+        return self.run_in(self.env["NS_OUT"], argv, **kw)
+
+    def inside(self, argv, **kw):
+        return self.run_in(self.env["NS_IN"], argv, **kw)
+
+    def spawn_in(self, ns, argv, log):
+        p = subprocess.Popen(["ip", "netns", "exec", ns] + list(argv), stdout=open(log, "w"),
+                             stderr=subprocess.STDOUT)
+        self.procs.append(p)
+        return p
+
+    def start_sink(self, refuse=()):
+        """A real SMTP server (aiosmtpd) in `inside`; returns its mail dir."""
+        d = os.path.join(self.tmp, "mail")
+        log = os.path.join(self.tmp, "sink.log")
+        argv = [PY, SINK, "--listen", self.env["IP_IN"], "--dir", d]
+        if refuse:
+            argv += ["--refuse"] + list(refuse)
+        self.spawn_in(self.env["NS_IN"], argv, log)
+        deadline = time.time() + 15
+        while time.time() < deadline:
+            if os.path.exists(log) and "listening" in open(log).read():
+                return d
+            time.sleep(0.05)
+        raise RuntimeError("smtp sink did not start: " + open(log).read())
+
+    # -- the appliance ---------------------------------------------------
+    def stats(self):
+        return telemetry.query(self.prefix, "/sekisho/stats")
+
+    def flows(self, worker=None):
+        return telemetry.query(self.prefix, "/sekisho/flows", worker)
+
+
+def delivered(maildir):
+    """Messages the sink kept: list of (meta dict, bytes), in arrival order."""
+    out = []
+    if not os.path.isdir(maildir):
+        return out
+    for name in sorted(os.listdir(maildir)):
+        if name.endswith(".json"):
+            meta = json.load(open(os.path.join(maildir, name)))
+            data = open(os.path.join(maildir, name[:-5] + ".eml"), "rb").read()
+            out.append((meta, data))
+    return out
+
+
+def wait_for(pred, timeout=10, step=0.05):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        v = pred()
+        if v:
+            return v
+        time.sleep(step)
+    return pred()
