@@ -26,8 +26,8 @@ stage() {  # title, dir, test args...
   echo "=== $title"
   rm -f "$dir/meson-logs/testlog.json"
   ran+=("$dir")
-  if ! meson compile -C "$dir" -j "$jobs" > "$dir.compile.log" 2>&1; then
-    tail -40 "$dir.compile.log"; echo "=== $title: build failed"; status=1; return
+  if ! meson compile -C "$dir" -j "$jobs" > "$dir/compile.log" 2>&1; then
+    tail -40 "$dir/compile.log"; echo "=== $title: build failed"; status=1; return
   fi
   meson test -C "$dir" --print-errorlogs --num-processes 1 "$@" || status=1
 }
