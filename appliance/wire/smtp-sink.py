@@ -4,6 +4,10 @@ accepts: DIR/N.eml holds the bytes as received (after dot-unstuffing, as the
 server saw them) and DIR/N.json the envelope, size and SHA-256.
 
     smtp-sink.py --listen 192.0.2.2 --port 25 --dir /tmp/mail [--refuse ADDR ...]
+                 [--tls CERT KEY] [--auth USER:PASSWORD]
+
+--tls offers STARTTLS with that certificate; --auth offers AUTH PLAIN/LOGIN
+(also without TLS, so captures show it) and accepts only that pair.
 """
 import argparse
 import asyncio
@@ -13,7 +17,8 @@ import os
 import signal
 
 from aiosmtpd.controller import Controller
-from aiosmtpd.smtp import SMTP
+from aiosmtpd.smtp import SMTP, AuthResult
+import ssl
 
 
 class Keeper:
@@ -41,6 +46,8 @@ class Keeper:
             "size": len(data),
             "sha256": hashlib.sha256(data).hexdigest(),
             "peer": str(session.peer[0]),
+            "tls": session.ssl is not None,
+            "auth": session.authenticated or False,
         }
         with open(base + ".json.tmp", "w") as f:
             json.dump(meta, f)
@@ -55,12 +62,27 @@ def main():
     ap.add_argument("--dir", required=True)
     ap.add_argument("--refuse", nargs="*", default=[])
     ap.add_argument("--max-size", type=int, default=64 << 20)
+    ap.add_argument("--tls", nargs=2, metavar=("CERT", "KEY"))
+    ap.add_argument("--auth", metavar="USER:PASSWORD")
     a = ap.parse_args()
     os.makedirs(a.dir, exist_ok=True)
     handler = Keeper(a.dir, a.refuse)
+    extra = {}
+    if a.tls:
+        ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        ctx.load_cert_chain(a.tls[0], a.tls[1])
+        extra["tls_context"] = ctx
+    if a.auth:
+        user, password = a.auth.split(":", 1)
+
+        def authenticator(server, session, envelope, mechanism, auth_data):
+            ok = getattr(auth_data, "login", None) == user.encode() and \
+                getattr(auth_data, "password", None) == password.encode()
+            return AuthResult(success=ok)
+        extra.update(authenticator=authenticator, auth_require_tls=False)
     ctl = Controller(handler, hostname=a.listen, port=a.port,
                      data_size_limit=a.max_size, server_hostname="inside.sekisho.test",
-                     decode_data=False)
+                     decode_data=False, **extra)
     ctl.start()
     print("smtp-sink: listening on %s:%d" % (a.listen, a.port), flush=True)
     loop = asyncio.new_event_loop()
