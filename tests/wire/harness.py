@@ -28,8 +28,8 @@ import telemetry  # noqa: E402
 CONF = """dataplane = {{
   eal = [ "--no-huge", "-m", "256", "--no-pci", "--file-prefix", "{prefix}",
           "--log-level", "lib.eal:warning" ];
-  ports = ( {{ name = "outside"; device = "net_af_packet0,iface={if_a}"; }},
-            {{ name = "inside";  device = "net_af_packet1,iface={if_b}"; }} );
+  ports = ( {{ name = "outside"; device = "{dev_a}"; }},
+            {{ name = "inside";  device = "{dev_b}"; }} );
   bridges = ( [ "outside", "inside" ] );
   workers = {workers};
   malformed = "{malformed}";
@@ -38,7 +38,11 @@ CONF = """dataplane = {{
 
 
 class Appliance:
-    def __init__(self, tmpdir, workers=1, malformed="forward", extra=""):
+    def __init__(self, tmpdir, workers=1, malformed="forward", extra="", devices="af_packet"):
+        """devices: "af_packet" (veth pairs, software dispatch) or "tap"
+        (multi-queue TAP ports made by DPDK and moved into the end
+        namespaces: RSS-capable, so dispatch "auto" picks RSS)."""
+        self.devices = devices
         self.tmp = str(tmpdir)
         self.id = secrets.token_hex(3)  # 6 chars: parallel runs never collide
         self.prefix = "skw-" + self.id
@@ -61,7 +65,13 @@ class Appliance:
             self.env = dict(kv.split("=", 1) for kv in out.split())
             self.conf = os.path.join(self.tmp, "sekisho.conf")
             with open(self.conf, "w") as f:
-                f.write(CONF.format(prefix=self.prefix, if_a=self.env["IF_A"], if_b=self.env["IF_B"],
+                if self.devices == "tap":
+                    dev_a = "net_tap0,iface=sk%sx" % self.id
+                    dev_b = "net_tap1,iface=sk%sy" % self.id
+                else:
+                    dev_a = "net_af_packet0,iface=" + self.env["IF_A"]
+                    dev_b = "net_af_packet1,iface=" + self.env["IF_B"]
+                f.write(CONF.format(prefix=self.prefix, dev_a=dev_a, dev_b=dev_b,
                                     workers=self.workers, malformed=self.malformed, extra=self.extra))
             self.dp = subprocess.Popen(["ip", "netns", "exec", self.env["NS_APP"], DATAPLANE, "-c", self.conf],
                                        stdout=open(self.dp_log, "w"), stderr=subprocess.STDOUT)
@@ -74,10 +84,28 @@ class Appliance:
                 time.sleep(0.05)
             else:
                 raise RuntimeError("dataplane not ready: " + self.log())
+            if self.devices == "tap":
+                self._move_taps()
             return self
         except BaseException:
             self.close()
             raise
+
+    def _move_taps(self):
+        """The TAP ports' kernel ends replace the veth ends at both sides."""
+        for ns, veth, tap, ip4, ip6 in ((self.env["NS_OUT"], "sk%so" % self.id, "sk%sx" % self.id,
+                                         self.env["IP_OUT"], self.env["IP6_OUT"]),
+                                        (self.env["NS_IN"], "sk%si" % self.id, "sk%sy" % self.id,
+                                         self.env["IP_IN"], self.env["IP6_IN"])):
+            app = self.env["NS_APP"]
+            for argv in (["ip", "-n", ns, "link", "del", veth],
+                         ["ip", "-n", app, "link", "set", tap, "netns", ns],
+                         ["ip", "-n", ns, "addr", "add", ip4 + "/24", "dev", tap],
+                         ["ip", "-n", ns, "addr", "add", ip6 + "/64", "dev", tap, "nodad"],
+                         ["ip", "-n", ns, "link", "set", tap, "up"]):
+                subprocess.run(argv, check=True)
+            subprocess.run(["ip", "netns", "exec", ns, "ethtool", "-K", tap, "tx", "off", "tso", "off",
+                            "gso", "off", "gro", "off"], capture_output=True)
 
     def __exit__(self, *exc):
         self.close()
