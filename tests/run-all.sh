@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Every test, as CI runs it: installs what is missing, then
 #   1. build/        g++ (werror under CI): suites unit, replay, wire
-#   2. build-asan/   g++ with ASan+UBSan: suite unit
+#   2. build-asan/   g++ with ASan+UBSan: suites unit and wire (the dataplane
+#                    itself runs sanitized on the virtual wire)
 #   3. build-fuzz/   clang with libFuzzer: suite fuzz (short runs)
 # and ends with one summary line "N passed, N failed, N skipped".
 #   tests/run-all.sh [--quick]   (--quick: build/ only)
@@ -36,8 +37,8 @@ configure build -Dwerror=$werror -Dbuildtype=debugoptimized
 stage "g++ build: unit, replay and wire tests" build --no-suite fuzz
 
 if [ "${1:-}" != "--quick" ]; then
-  configure build-asan -Dwerror=$werror -Db_sanitize=address,undefined -Db_lundef=false -Dwire_tests=false -Dbuildtype=debug
-  stage "ASan+UBSan build: unit tests" build-asan --suite unit
+  configure build-asan -Dwerror=$werror -Db_sanitize=address,undefined -Db_lundef=false -Dbuildtype=debug
+  stage "ASan+UBSan build: unit and wire tests" build-asan --suite unit --suite wire
 
   CC=clang CXX=clang++ configure build-fuzz -Dfuzzing=true -Dwire_tests=false -Db_lundef=false -Dbuildtype=debugoptimized
   stage "clang libFuzzer build: short fuzz runs" build-fuzz --suite fuzz
