@@ -1,0 +1,152 @@
+// The SMTP protocol engine: both directions of one session, fed in order
+// (the TCP engine delivers contiguous bytes), push-style and incremental.
+//
+//   client bytes --> command parser ----+----> pending-command queue (PIPELINING)
+//                        |  DATA + 354   |                 ^
+//                        v               |                 | replies matched in order
+//                   data mode (dot-unstuffing) -> MessageSink::on_body
+//                        |  "."            |
+//                        v                 v
+//                   on_body_end  ...  final reply -> on_transaction_done
+//   server bytes --> reply parser (multi-line) --------------+
+//
+// BDAT n: the next n client bytes are message data whatever the server
+// answers (RFC 3030); BDAT ... LAST ends the message. After STARTTLS and
+// its 220 the session is encrypted: nothing more is parsed. AUTH: the
+// mechanism is recorded; SASL lines are skipped and never stored.
+//
+// Thread-safety: one instance per session, used by one thread.
+#pragma once
+
+#include <array>
+#include <cstddef>
+#include <cstdint>
+#include <span>
+#include <string>
+#include <vector>
+
+namespace sekisho::smtp {
+
+enum class Anomaly : uint8_t {
+#define X(name, text) name,
+#include "anomalies.def"
+#undef X
+  count_
+};
+inline constexpr size_t kAnomalyCount = size_t(Anomaly::count_);
+const char* anomaly_name(Anomaly a);
+
+struct Limits {
+  size_t max_line = 4096;          // RFC 5321: 512 for commands, 1000 for text; be lenient
+  size_t max_pending = 128;        // pipelined commands awaiting replies
+  size_t max_recipients = 1000;
+  size_t max_commands = 100000;    // per session
+};
+
+enum class BodyVia : uint8_t { none, data, bdat };
+
+struct Transaction {
+  uint32_t seq = 0;                // order in the session, from 1
+  std::string mail_from;           // "" for the null sender <>
+  std::string mail_params;         // SIZE=, BODY=, SMTPUTF8 ... as sent
+  bool mail_accepted = false;
+  std::vector<std::string> rcpt_to;       // accepted by the server, in order
+  std::vector<std::string> rcpt_refused;  // refused by the server, in order
+  std::vector<std::string> rcpt_pending;  // sent, reply not seen yet
+  BodyVia body_via = BodyVia::none;
+  uint64_t body_bytes = 0;         // after dot-unstuffing
+  bool complete = false;           // end of data seen
+  bool gap = false;                // bytes missing inside the message
+  int final_reply = 0;             // reply code to end of data (0: none seen)
+};
+
+struct SessionFacts {
+  std::string helo;                // EHLO/HELO argument
+  bool ehlo = false;
+  std::string greeting;            // server's 220 line
+  std::vector<std::string> capabilities;  // EHLO keywords, upper case
+  bool tls = false;                // STARTTLS accepted: encrypted from there on
+  std::string auth_mechanism;      // "" if no AUTH
+  bool auth_success = false;
+  uint64_t commands = 0;
+  uint32_t transactions = 0;
+  std::array<uint32_t, kAnomalyCount> anomalies{};
+};
+
+// Receives what the engine finds. Called synchronously from feed calls.
+class MessageSink {
+ public:
+  virtual ~MessageSink() = default;
+  // The first byte of message data is about to come (after 354, or BDAT).
+  virtual void on_message_begin(const SessionFacts&, const Transaction&) {}
+  // Message bytes as the server will store them (dot-unstuffed), in order.
+  virtual void on_body(std::span<const uint8_t> bytes) = 0;
+  // End of data seen (CRLF.CRLF or BDAT LAST): the dataplane's hold point.
+  virtual void on_message_end(const SessionFacts&, const Transaction&) {}
+  // The transaction is over: the server replied to end of data, or the
+  // session ended first (final_reply 0).
+  virtual void on_transaction_done(const SessionFacts&, const Transaction&) = 0;
+};
+
+class SmtpSession {
+ public:
+  SmtpSession(MessageSink* sink, Limits limits = {});
+
+  // Contiguous in-order bytes of one direction. Return the number of bytes
+  // consumed: always all of them (partial lines are kept, bounded).
+  void on_client(std::span<const uint8_t> bytes);
+  void on_server(std::span<const uint8_t> bytes);
+  // |len| bytes of one direction are missing (capture gap, cap reached).
+  void on_gap(bool client, uint64_t len);
+  // The connection ended: any open transaction with data is reported.
+  void on_close();
+
+  const SessionFacts& facts() const { return facts_; }
+  const Transaction& transaction() const { return txn_; }
+  bool encrypted() const { return facts_.tls; }
+  bool in_data() const { return client_mode_ == ClientMode::data || client_mode_ == ClientMode::bdat; }
+
+ private:
+  enum class ClientMode : uint8_t { command, data_wait, data, bdat, auth, tls_wait, stopped };
+  enum class Cmd : uint8_t { greeting, helo, ehlo, mail, rcpt, data, data_end, bdat, bdat_last, rset, starttls, auth, quit, other };
+  struct Pending {
+    Cmd cmd;
+    uint32_t rcpt_index;  // for rcpt: index into the transaction's rcpt_pending
+    uint32_t txn_seq;     // the transaction the command belongs to
+  };
+  Transaction* find_transaction(uint32_t seq);
+
+  void anomaly(Anomaly a) { ++facts_.anomalies[size_t(a)]; }
+  void client_line(std::string_view line);
+  void server_reply(int code, bool last, std::string_view text);
+  void handle_reply(int code, std::string_view first_line);
+  void push_pending(Cmd c, uint32_t idx = 0);
+  void begin_message(BodyVia via);
+  void finish_message();
+  void end_transaction();
+  void reset_transaction();
+  void feed_data(const uint8_t* p, size_t n, size_t& used);
+  void release_data_wait(bool accepted);
+
+  MessageSink* sink_;
+  Limits lim_;
+  SessionFacts facts_;
+  Transaction txn_;                // the transaction being built by the client
+  std::vector<Transaction> awaiting_;  // ended messages waiting for their final reply (FIFO)
+  ClientMode client_mode_ = ClientMode::command;
+  std::vector<Pending> pending_;   // ring-like queue, front = oldest
+  size_t pending_head_ = 0;
+  std::string cline_, sline_;      // partial lines (bounded by max_line)
+  bool cline_overflow_ = false, sline_overflow_ = false;
+  std::string reply_text_;         // first line of the reply being assembled
+  std::vector<std::string> ehlo_lines_;
+  std::string data_wait_buf_;      // client bytes after DATA before its reply (bounded)
+  // dot-unstuffing state machine
+  enum class DotState : uint8_t { line_start, in_line, cr, dot, dot_cr };
+  DotState dot_ = DotState::line_start;
+  uint64_t bdat_left_ = 0;
+  bool bdat_last_ = false;
+  uint32_t next_seq_ = 1;
+};
+
+}  // namespace sekisho::smtp
