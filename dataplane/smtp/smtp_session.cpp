@@ -275,10 +275,22 @@ void SmtpSession::client_line(std::string_view line) {
     // A SASL response: never stored. "*" cancels; the reply ends the exchange.
     return;
   }
+  if (client_mode_ == ClientMode::proxy_preamble) {
+    if (line.empty()) client_mode_ = ClientMode::command;  // end of the CONNECT request headers
+    return;
+  }
   std::string_view verb = line.substr(0, line.find(' '));
   std::string_view arg = verb.size() < line.size() ? line.substr(verb.size() + 1) : std::string_view();
   auto is = [&](std::string_view v) { return verb.size() == v.size() && iequals_prefix(verb, v); };
 
+  if (facts_.commands == 1 && is("CONNECT") && line.find(" HTTP/") != std::string_view::npos) {
+    // SMTP through an HTTP proxy tunnel: the request and the proxy's
+    // response come first; the SMTP session starts after them.
+    client_mode_ = ClientMode::proxy_preamble;
+    server_proxy_preamble_ = true;
+    --facts_.commands;
+    return;
+  }
   if (is("EHLO") || is("HELO")) {
     facts_.helo.assign(trim(arg));
     facts_.ehlo = is("EHLO");
@@ -291,7 +303,7 @@ void SmtpSession::client_line(std::string_view line) {
   } else if (is("RCPT") && iequals_prefix(arg, "TO:")) {
     std::string addr, params;
     parse_path(arg.substr(3), addr, params);
-    if (txn_.rcpt_pending.size() + txn_.rcpt_to.size() + txn_.rcpt_refused.size() >= lim_.max_recipients) {
+    if (txn_.rcpt_pending.size() >= lim_.max_recipients) {  // every RCPT sent in this transaction
       anomaly(Anomaly::too_many_recipients);
       push_pending(Cmd::other);
       return;
@@ -361,6 +373,12 @@ void SmtpSession::on_server(std::span<const uint8_t> bytes) {
     p += chunk;
     n -= chunk;
     if (!nl) break;
+    if (!sline_overflow_ && server_proxy_preamble_) {
+      std::string_view line(sline_);
+      if (line == "\r\n" || line == "\n") server_proxy_preamble_ = false;  // end of the proxy's headers
+      sline_.clear();
+      continue;
+    }
     if (!sline_overflow_) {
       std::string_view line(sline_);
       line.remove_suffix(1);

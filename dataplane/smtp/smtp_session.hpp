@@ -38,7 +38,7 @@ const char* anomaly_name(Anomaly a);
 
 struct Limits {
   size_t max_line = 4096;          // RFC 5321: 512 for commands, 1000 for text; be lenient
-  size_t max_pending = 128;        // pipelined commands awaiting replies
+  size_t max_pending = 1100;       // pipelined commands awaiting replies (> max_recipients)
   size_t max_recipients = 1000;
   size_t max_commands = 100000;    // per session
 };
@@ -107,7 +107,7 @@ class SmtpSession {
   bool in_data() const { return client_mode_ == ClientMode::data || client_mode_ == ClientMode::bdat; }
 
  private:
-  enum class ClientMode : uint8_t { command, data_wait, data, bdat, auth, tls_wait, stopped };
+  enum class ClientMode : uint8_t { command, data_wait, data, bdat, auth, tls_wait, stopped, proxy_preamble };
   enum class Cmd : uint8_t { greeting, helo, ehlo, mail, rcpt, data, data_end, bdat, bdat_last, rset, starttls, auth, quit, other };
   struct Pending {
     Cmd cmd;
@@ -147,6 +147,7 @@ class SmtpSession {
   uint64_t bdat_left_ = 0;
   bool bdat_last_ = false;
   uint32_t next_seq_ = 1;
+  bool server_proxy_preamble_ = false;  // skipping an HTTP CONNECT response
 };
 
 }  // namespace sekisho::smtp
