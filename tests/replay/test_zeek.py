@@ -1,0 +1,54 @@
+"""sekisho-replay against Zeek's SMTP traces (../shared/testdata/peers/zeek):
+every message whose body the server accepted must come out with its exact
+envelope, size and SHA-256; every trace replays without a crash."""
+import json
+import os
+
+import pytest
+
+from replay_lib import TESTDATA, key, replay
+
+ZEEK = os.path.join(TESTDATA, "peers", "zeek")
+MANIFEST = os.path.join(ZEEK, "MANIFEST.json")
+pytestmark = pytest.mark.skipif(not os.path.exists(MANIFEST), reason="../shared/testdata is absent (a user's clone)")
+ENTRIES = json.load(open(MANIFEST)) if os.path.exists(MANIFEST) else []
+
+
+def expected(entry):
+    for s in entry["expect"].get("sessions", []):
+        for t in s.get("transactions", []):
+            if t.get("body_via") in ("DATA", "BDAT") and t.get("final_reply") == 250 and t.get("message_sha256") \
+                    and not t.get("gap_in_message"):
+                yield s, t
+
+
+@pytest.mark.parametrize("entry", ENTRIES, ids=[e["pcap"] for e in ENTRIES])
+def test_zeek_trace(entry):
+    out = replay(os.path.join(ZEEK, entry["pcap"]))
+    assert out["returncode"] == 0, out["stderr"]
+    assert out["summary"] is not None
+    got = {key(m): m for m in out["messages"]}
+    for session, t in expected(entry):
+        want = (t["mail_from"], tuple(t["rcpt_to"]), t["message_bytes"], t["message_sha256"])
+        assert want in got, "%s: message %s not reproduced; got %s" % (
+            entry["pcap"], want[:3], [k[:3] for k in got])
+        m = got[want]
+        assert m["body_via"] == t["body_via"]
+        assert m["src"] == session["client"] and m["dst"] == session["server"]
+        if "helo" in session:
+            assert m["helo"] == session["helo"]
+        assert m["tls"] == session.get("tls", False)
+        if session.get("auth"):
+            assert m["auth"] == session["auth"]
+
+
+def test_agreement_over_all_traces(capsys):
+    ok = n = 0
+    for e in ENTRIES:
+        got = {key(m) for m in replay(os.path.join(ZEEK, e["pcap"]))["messages"]}
+        for _s, t in expected(e):
+            n += 1
+            ok += (t["mail_from"], tuple(t["rcpt_to"]), t["message_bytes"], t["message_sha256"]) in got
+    with capsys.disabled():
+        print("\nZeek SMTP traces: %d/%d messages with exact envelope, size and sha256" % (ok, n))
+    assert n > 0 and ok == n
