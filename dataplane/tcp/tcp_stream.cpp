@@ -84,7 +84,7 @@ bool TcpFlow::present(const Dir& x, uint32_t s) const {
   return false;
 }
 
-void TcpFlow::add_range(Dir& x, uint32_t s, uint32_t e) {
+bool TcpFlow::add_range(Dir& x, uint32_t s, uint32_t e) {
   Range merged{s, e};
   Range out[kMaxHoles + 1];
   unsigned n = 0;
@@ -102,10 +102,10 @@ void TcpFlow::add_range(Dir& x, uint32_t s, uint32_t e) {
     }
   }
   if (!placed) out[n++] = merged;
-  // Callers check the hole count first (would_fragment); keep the invariant.
-  n = std::min<unsigned>(n, kMaxHoles);
+  if (n > kMaxHoles) return false;
   std::copy(out, out + n, x.ranges);
   x.nranges = uint8_t(n);
+  return true;
 }
 
 void TcpFlow::deliver(int d, EventCounters&) {
@@ -323,9 +323,7 @@ SegmentVerdict TcpFlow::on_segment(bool from_a, const net::Packet& p, std::span<
       if (any_new) {
         // Count the holes the new data would leave; too many is a cap.
         Dir probe = x;
-        probe.buf = nullptr;
-        add_range(probe, smax(start, x.next), end);
-        if (x.nranges >= kMaxHoles && probe.nranges > x.nranges) {
+        if (!add_range(probe, smax(start, x.next), end)) {
           ++ev[size_t(Event::cap_dropped)];
           if (lim_->cap == CapPolicy::fail_closed) return SegmentVerdict::drop;
           ++ev[size_t(Event::cap_bypassed)];
@@ -353,7 +351,7 @@ SegmentVerdict TcpFlow::on_segment(bool from_a, const net::Packet& p, std::span<
       }
       if (any_new) {
         if (diff(seq, x.next) > 0) ++ev[size_t(Event::out_of_order)];
-        add_range(x, smax(start, x.next), end);
+        add_range(x, smax(start, x.next), end);  // cannot fail: probed above
         deliver(d, ev);
       }
     }

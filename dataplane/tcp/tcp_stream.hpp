@@ -115,7 +115,9 @@ class TcpFlow {
   void deliver(int d, EventCounters& ev);
   void release(int d, uint32_t upto);
   bool ensure_buffer(int d, EventCounters& ev);
-  void add_range(Dir& x, uint32_t s, uint32_t e);
+  // Adds [s, e) to the buffered ranges; false (and |x| unchanged) if that
+  // would leave more than kMaxHoles separate ranges.
+  static bool add_range(Dir& x, uint32_t s, uint32_t e);
   bool present(const Dir& x, uint32_t s) const;
   void finish(EventCounters& ev);
   uint8_t& at(Dir& x, uint32_t seq) { return x.buf[seq & (lim_->buffer_bytes - 1)]; }
