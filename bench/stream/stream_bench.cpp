@@ -11,12 +11,11 @@
 #include <cstdio>
 #include <cstring>
 #include <memory>
-#include <optional>
 #include <string>
 #include <vector>
 
 #include "net/packet.hpp"
-#include "smtp/smtp_session.hpp"
+#include "smtp/smtp_flow.hpp"
 #include "tcp/flow_table.hpp"
 #include "tcp/tcp_stream.hpp"
 
@@ -25,20 +24,14 @@ using Clock = std::chrono::steady_clock;
 
 namespace {
 
-struct Flow : tcp::StreamSink, smtp::MessageSink {
-  tcp::TcpFlow tcp;
-  std::optional<smtp::SmtpSession> smtp;
-  uint64_t* body_bytes = nullptr;
-  uint64_t* messages = nullptr;
-  Flow() = default;
-  Flow(const Flow&) {}
-  Flow& operator=(const Flow&) { return *this; }
-  void on_data(bool c, std::span<const uint8_t> b) override { c ? smtp->on_client(b) : smtp->on_server(b); }
-  void on_gap(bool c, uint64_t n) override { smtp->on_gap(c, n); }
-  void on_close() override { smtp->on_close(); }
-  void on_body(std::span<const uint8_t> b) override { *body_bytes += b.size(); }
-  void on_transaction_done(const smtp::SessionFacts&, const smtp::Transaction&) override { ++*messages; }
+struct Counter : smtp::FlowEvents {
+  uint64_t body = 0, messages = 0;
+  void on_message(const smtp::MessageRecord& m) override {
+    body += m.txn->body_bytes;
+    ++messages;
+  }
 };
+using Flow = smtp::SmtpFlow;
 
 struct Run {
   uint64_t body = 0, messages = 0, segments = 0;
@@ -46,6 +39,8 @@ struct Run {
 
 Run run_pipeline(std::vector<std::vector<uint8_t>>& frames, const tcp::Limits& lim, tcp::BufferPool& pool) {
   Run r;
+  Counter counter;
+  smtp::Limits sl;
   tcp::EventCounters ev{};
   auto table = std::make_unique<tcp::FlowTable<Flow>>(1u << 14);
   for (auto& f : frames) {
@@ -58,16 +53,16 @@ Run run_pipeline(std::vector<std::vector<uint8_t>>& frames, const tcp::Limits& l
     if (!s) continue;
     Flow& fl = s->value;
     if (created || ((p.tcp_flags & net::kTcpSyn) && !(p.tcp_flags & net::kTcpAck) &&
-                    fl.tcp.state() == tcp::TcpFlow::State::closed)) {
-      fl.tcp.reset(&lim, &pool, &fl);
-      fl.smtp.emplace(&fl);
-      fl.body_bytes = &r.body;
-      fl.messages = &r.messages;
+                    fl.tcp().state() == tcp::TcpFlow::State::closed)) {
+      if (!created) fl.close(ev);
+      fl.start(&lim, &pool, sl, &counter, 0);
     }
-    fl.tcp.on_segment(ref.src_is_a, p, {f.data() + p.payload_offset, p.payload_len}, ev);
+    fl.on_segment(ref.src_is_a, p, {f.data() + p.payload_offset, p.payload_len}, ev, 0);
     ++r.segments;
   }
-  table->for_each([&](auto& s) { s.value.tcp.close(ev); });
+  table->for_each([&](auto& s) { s.value.close(ev); });
+  r.body = counter.body;
+  r.messages = counter.messages;
   return r;
 }
 
@@ -115,7 +110,8 @@ int main(int argc, char** argv) {
   constexpr int kIdle = 10000;
   struct mallinfo2 before = mallinfo2();
   auto table = std::make_unique<tcp::FlowTable<Flow>>(1u << 14);
-  uint64_t dummy = 0;
+  Counter idle_counter;
+  smtp::Limits sl;
   tcp::EventCounters ev{};
   for (int i = 0; i < kIdle; ++i) {
     net::Packet p;
@@ -129,16 +125,14 @@ int main(int argc, char** argv) {
     bool created;
     auto* s = table->find(ref.key, net::symmetric_hash(ref.key), true, created);
     Flow& fl = s->value;
-    fl.tcp.reset(&lim, &pool, &fl);
-    fl.smtp.emplace(&fl);
-    fl.body_bytes = fl.messages = &dummy;
+    fl.start(&lim, &pool, sl, &idle_counter, 0);
     auto seg = [&](bool client, uint32_t seq, uint32_t ack, uint8_t flags, std::string data) {
       net::Packet q = p;
       q.seq = seq;
       q.ack = ack;
       q.tcp_flags = flags;
       q.window = 65535;
-      fl.tcp.on_segment(client == ref.src_is_a, q, {reinterpret_cast<uint8_t*>(data.data()), data.size()}, ev);
+      fl.on_segment(client == ref.src_is_a, q, {reinterpret_cast<uint8_t*>(data.data()), data.size()}, ev, 0);
     };
     std::string greet = "220 mx.example.net ESMTP\r\n", ehlo = "EHLO client.example.org\r\n",
                 caps = "250-mx.example.net\r\n250-PIPELINING\r\n250-SIZE 52428800\r\n250 STARTTLS\r\n";

@@ -1,0 +1,143 @@
+#include "smtp/smtp_flow.hpp"
+
+#include <ctime>
+
+namespace sekisho::smtp {
+
+SmtpFlow::~SmtpFlow() {
+  if (sha_) EVP_MD_CTX_free(sha_);
+}
+
+void SmtpFlow::start(const tcp::Limits* lim, tcp::BufferPool* pool, const Limits& smtp_limits, FlowEvents* events,
+                     double now) {
+  tcp_.reset(lim, pool, this);
+  smtp_.emplace(this, smtp_limits);
+  events_ = events;
+  client_.clear();
+  server_.clear();
+  start_ = now_ = now;
+  gaps_ = 0;
+  reported_ = false;
+  sha_open_ = false;
+}
+
+tcp::SegmentVerdict SmtpFlow::on_segment(bool from_a, const net::Packet& p, std::span<uint8_t> payload,
+                                         tcp::EventCounters& ev, double now) {
+  now_ = now;
+  return tcp_.on_segment(from_a, p, payload, ev);
+}
+
+void SmtpFlow::close(tcp::EventCounters& ev) {
+  tcp_.close(ev);
+  on_close();
+}
+
+void SmtpFlow::on_data(bool from_client, std::span<const uint8_t> b) {
+  from_client ? smtp_->on_client(b) : smtp_->on_server(b);
+}
+
+void SmtpFlow::on_gap(bool from_client, uint64_t len) {
+  ++gaps_;
+  smtp_->on_gap(from_client, len);
+}
+
+void SmtpFlow::on_message_begin(const SessionFacts&, const Transaction&) {
+  if (!sha_) sha_ = EVP_MD_CTX_new();
+  sha_open_ = sha_ && EVP_DigestInit_ex(sha_, EVP_sha256(), nullptr) == 1;
+}
+
+void SmtpFlow::on_body(std::span<const uint8_t> b) {
+  if (sha_open_) EVP_DigestUpdate(sha_, b.data(), b.size());
+}
+
+void SmtpFlow::on_transaction_done(const SessionFacts& f, const Transaction& t) {
+  MessageRecord m;
+  m.ts = now_;
+  m.client = client_;
+  m.server = server_;
+  m.session = &f;
+  m.txn = &t;
+  if (sha_open_) {
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned n = 0;
+    EVP_DigestFinal_ex(sha_, md, &n);
+    static const char* k = "0123456789abcdef";
+    for (unsigned i = 0; i < n; ++i) {
+      m.sha256.push_back(k[md[i] >> 4]);
+      m.sha256.push_back(k[md[i] & 15]);
+    }
+    sha_open_ = false;
+  }
+  if (events_) events_->on_message(m);
+}
+
+void SmtpFlow::on_close() {
+  if (reported_ || !smtp_) return;
+  reported_ = true;
+  smtp_->on_close();
+  const auto& f = smtp_->facts();
+  if (f.greeting.empty() && f.commands == 0) return;  // never spoke SMTP
+  SessionRecord s{start_, now_, client_, server_, &f, gaps_};
+  if (events_) events_->on_session(s);
+}
+
+std::string iso_time(double ts) {
+  time_t s = time_t(ts);
+  struct tm tm;
+  gmtime_r(&s, &tm);
+  char buf[64];
+  int us = int((ts - double(s)) * 1e6);
+  snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%06dZ", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
+           tm.tm_hour, tm.tm_min, tm.tm_sec, us);
+  return buf;
+}
+
+nlohmann::json message_json(const MessageRecord& m) {
+  using nlohmann::json;
+  const SessionFacts& f = *m.session;
+  const Transaction& t = *m.txn;
+  json j;
+  j["type"] = "message";
+  j["ts"] = iso_time(m.ts);
+  j["src"] = m.client;
+  j["dst"] = m.server;
+  j["helo"] = f.helo;
+  j["mail_from"] = t.mail_from;
+  j["rcpt_to"] = t.rcpt_to;
+  j["rcpt_refused"] = t.rcpt_refused;
+  j["tls"] = f.tls;
+  j["auth"] = f.auth_mechanism.empty() ? json(nullptr) : json(f.auth_mechanism);
+  j["size"] = t.body_bytes;
+  j["sha256"] = m.sha256.empty() ? json(nullptr) : json(m.sha256);
+  j["server_reply"] = t.final_reply ? json(t.final_reply) : json(nullptr);
+  j["body_via"] = t.body_via == BodyVia::bdat ? "BDAT" : "DATA";
+  j["complete"] = t.complete;
+  j["gap"] = t.gap;
+  return j;
+}
+
+nlohmann::json session_json(const SessionRecord& s) {
+  using nlohmann::json;
+  const SessionFacts& f = *s.session;
+  json j;
+  j["type"] = "session";
+  j["ts"] = iso_time(s.start);
+  j["end"] = iso_time(s.end);
+  j["src"] = s.client;
+  j["dst"] = s.server;
+  j["helo"] = f.helo;
+  j["greeting"] = f.greeting;
+  j["capabilities"] = f.capabilities;
+  j["tls"] = f.tls;
+  j["auth"] = f.auth_mechanism.empty() ? json(nullptr) : json(f.auth_mechanism);
+  j["commands"] = f.commands;
+  j["messages"] = f.transactions;
+  j["gaps"] = s.gaps;
+  json an = json::object();
+  for (size_t i = 0; i < kAnomalyCount; ++i)
+    if (f.anomalies[i]) an[anomaly_name(Anomaly(i))] = f.anomalies[i];
+  j["anomalies"] = an;
+  return j;
+}
+
+}  // namespace sekisho::smtp

@@ -1,0 +1,94 @@
+// SmtpFlow: one followed TCP connection: the TCP engine feeding the SMTP
+// engine, the SHA-256 of each message as delivered, and the events that
+// come out (one per message, one per session) as plain records. Shared by
+// the dataplane workers, sekisho-replay and the benchmarks so all three run
+// the same code.
+//
+// Thread-safety: an SmtpFlow belongs to the thread that owns its table.
+#pragma once
+
+#include <openssl/evp.h>
+
+#include <optional>
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+#include "smtp/smtp_session.hpp"
+#include "tcp/tcp_stream.hpp"
+
+namespace sekisho::smtp {
+
+struct MessageRecord {
+  double ts = 0;             // time of the packet that ended the transaction
+  std::string client, server;  // "ip:port"
+  const SessionFacts* session = nullptr;
+  const Transaction* txn = nullptr;
+  std::string sha256;        // hex, of the message as delivered ("" if no body)
+};
+
+struct SessionRecord {
+  double start = 0, end = 0;
+  std::string client, server;
+  const SessionFacts* session = nullptr;
+  uint64_t gaps = 0;
+};
+
+class FlowEvents {
+ public:
+  virtual ~FlowEvents() = default;
+  virtual void on_message(const MessageRecord&) = 0;
+  virtual void on_session(const SessionRecord&) {}
+};
+
+class SmtpFlow : public tcp::StreamSink, public MessageSink {
+ public:
+  SmtpFlow() = default;
+  SmtpFlow(const SmtpFlow&) : SmtpFlow() {}  // table slots are built empty; state is never copied
+  SmtpFlow& operator=(const SmtpFlow&) { return *this; }
+  ~SmtpFlow() override;
+
+  // (Re)starts the flow for a new connection.
+  void start(const tcp::Limits* lim, tcp::BufferPool* pool, const Limits& smtp_limits, FlowEvents* events, double now);
+  // One TCP segment; see tcp::TcpFlow::on_segment. |now| stamps events.
+  tcp::SegmentVerdict on_segment(bool from_a, const net::Packet& p, std::span<uint8_t> payload,
+                                 tcp::EventCounters& ev, double now);
+  // Ends the flow (idle timeout, table teardown): reports what is open.
+  void close(tcp::EventCounters& ev);
+
+  void set_endpoints(std::string client, std::string server) {
+    client_ = std::move(client);
+    server_ = std::move(server);
+  }
+  bool has_endpoints() const { return !client_.empty(); }
+  tcp::TcpFlow& tcp() { return tcp_; }
+  const tcp::TcpFlow& tcp() const { return tcp_; }
+  const SmtpSession* smtp() const { return smtp_ ? &*smtp_ : nullptr; }
+  bool finished() const { return reported_; }
+  double last_seen() const { return now_; }
+
+ private:
+  void on_data(bool from_client, std::span<const uint8_t> b) override;
+  void on_gap(bool from_client, uint64_t len) override;
+  void on_close() override;
+  void on_message_begin(const SessionFacts&, const Transaction&) override;
+  void on_body(std::span<const uint8_t> b) override;
+  void on_transaction_done(const SessionFacts& f, const Transaction& t) override;
+
+  tcp::TcpFlow tcp_;
+  std::optional<SmtpSession> smtp_;
+  FlowEvents* events_ = nullptr;
+  EVP_MD_CTX* sha_ = nullptr;
+  bool sha_open_ = false;
+  std::string client_, server_;
+  double start_ = 0, now_ = 0;
+  uint64_t gaps_ = 0;
+  bool reported_ = false;
+};
+
+// The JSON objects of sekisho-replay and the event journal.
+nlohmann::json message_json(const MessageRecord& m);
+nlohmann::json session_json(const SessionRecord& s);
+std::string iso_time(double unix_seconds);
+
+}  // namespace sekisho::smtp
