@@ -15,7 +15,9 @@ const std::set<std::string> kOtherSections = {"control", "scanners", "rules", "s
 
 const std::set<std::string> kDataplaneKeys = {
     "eal", "ports", "bridges", "workers", "burst", "idle_sleep_us", "ring_size", "mbufs",
-    "rx_descriptors", "tx_descriptors", "flow_table_size", "malformed", "dispatch"};
+    "rx_descriptors", "tx_descriptors", "flow_table_size", "malformed", "dispatch", "smtp_ports",
+    "reassembly_buffer_bytes", "reassembly_buffers", "conflict_policy", "cap_policy", "flow_idle_timeout_s",
+    "journal", "journal_flush_ms", "journal_flush_count"};
 
 [[noreturn]] void fail(const std::string& file, const Setting& s, const std::string& reason) {
   throw ConfigError(file, int(s.getSourceLine()), reason);
@@ -168,6 +170,34 @@ DataplaneConfig load_dataplane_config(const std::string& path) {
     else if (d == "rss") c.dispatch = DispatchMode::rss;
     else fail(path, dp["dispatch"], "'dataplane.dispatch' must be \"auto\", \"software\" or \"rss\", not \"" + d + "\"");
   }
+  if (dp.exists("smtp_ports")) {
+    const Setting& sp = dp["smtp_ports"];
+    if (!sp.isArray() && !sp.isList()) fail(path, sp, "'dataplane.smtp_ports' must be a list of port numbers");
+    c.smtp_ports.clear();
+    for (int i = 0; i < sp.getLength(); ++i) c.smtp_ports.push_back(get_uint(path, sp[i], 1, 65535));
+  }
+  if (dp.exists("reassembly_buffer_bytes")) {
+    c.reassembly_buffer_bytes = get_uint(path, dp["reassembly_buffer_bytes"], 4096, 1u << 26);
+    if (!is_pow2(c.reassembly_buffer_bytes))
+      fail(path, dp["reassembly_buffer_bytes"], "'dataplane.reassembly_buffer_bytes' must be a power of two");
+  }
+  if (dp.exists("reassembly_buffers")) c.reassembly_buffers = get_uint(path, dp["reassembly_buffers"], 1, 1u << 24);
+  if (dp.exists("conflict_policy")) {
+    std::string v = get_string(path, dp["conflict_policy"]);
+    if (v != "rewrite" && v != "drop")
+      fail(path, dp["conflict_policy"], "'dataplane.conflict_policy' must be \"rewrite\" or \"drop\", not \"" + v + "\"");
+    c.conflict_drop = v == "drop";
+  }
+  if (dp.exists("cap_policy")) {
+    std::string v = get_string(path, dp["cap_policy"]);
+    if (v != "drop" && v != "bypass")
+      fail(path, dp["cap_policy"], "'dataplane.cap_policy' must be \"drop\" (fail-closed) or \"bypass\" (fail-open), not \"" + v + "\"");
+    c.cap_fail_open = v == "bypass";
+  }
+  if (dp.exists("flow_idle_timeout_s")) c.flow_idle_timeout_s = get_uint(path, dp["flow_idle_timeout_s"], 1, 86400);
+  if (dp.exists("journal")) c.journal_dir = get_string(path, dp["journal"]);
+  if (dp.exists("journal_flush_ms")) c.journal_flush_ms = get_uint(path, dp["journal_flush_ms"], 0, 60000);
+  if (dp.exists("journal_flush_count")) c.journal_flush_count = get_uint(path, dp["journal_flush_count"], 1, 1u << 20);
   if (c.mbufs < (c.rx_descriptors + c.tx_descriptors) * c.ports.size() + c.ring_size * 2 * c.workers)
     fail(path, dp, "'dataplane.mbufs' = " + std::to_string(c.mbufs) +
                        " cannot fill the rings and descriptors; raise it or lower ring_size/descriptors");

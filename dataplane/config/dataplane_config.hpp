@@ -60,6 +60,16 @@ struct DataplaneConfig {
   MalformedPolicy malformed = MalformedPolicy::forward;
   DispatchMode dispatch = DispatchMode::automatic;
   int dispatch_line = 0;
+  // Stream inspection (TCP reassembly + SMTP) on these server ports.
+  std::vector<unsigned> smtp_ports = {25, 587};
+  unsigned reassembly_buffer_bytes = 256 * 1024;  // per direction of a flow with data in flight
+  unsigned reassembly_buffers = 4096;             // per worker: the reassembly memcap is bytes x buffers
+  bool conflict_drop = false;                     // "rewrite" (default) or "drop" differing retransmissions
+  bool cap_fail_open = false;                     // on a cap: "drop" the segment (default) or "bypass" the flow
+  unsigned flow_idle_timeout_s = 300;
+  std::string journal_dir = "/var/lib/sekisho/journal";  // "" turns the event journal off
+  unsigned journal_flush_ms = 200;
+  unsigned journal_flush_count = 64;
 };
 
 DataplaneConfig load_dataplane_config(const std::string& path);

@@ -18,12 +18,19 @@
 #include <nlohmann/json.hpp>
 
 #include <array>
+#include <chrono>
 #include <cstring>
 #include <stdexcept>
+#include <thread>
 
 #include "counters.hpp"
+#include "enforce/tcp_inject.hpp"
 #include "net/flow_census.hpp"
 #include "net/packet.hpp"
+#include "smtp/smtp_flow.hpp"
+#include "spool/spool.hpp"
+#include "tcp/flow_table.hpp"
+#include "tcp/tcp_stream.hpp"
 
 namespace sekisho::dataplane {
 
@@ -60,6 +67,29 @@ struct Port {
 
 }  // namespace
 
+// Message and session events of one worker, formatted off the packet loop's
+// fast part (once per message) and handed to the journal thread by ring.
+struct WorkerEvents : smtp::FlowEvents {
+  rte_ring* ring = nullptr;
+  uint64_t messages = 0, sessions = 0, dropped = 0;  // written by the worker only
+  void push(const nlohmann::json& j) {
+    auto* line = new std::string(j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
+    if (rte_ring_sp_enqueue(ring, line) != 0) {
+      delete line;
+      add(dropped, 1);
+    }
+  }
+  static void add(uint64_t& c, uint64_t d) { __atomic_store_n(&c, __atomic_load_n(&c, __ATOMIC_RELAXED) + d, __ATOMIC_RELAXED); }
+  void on_message(const smtp::MessageRecord& m) override {
+    add(messages, 1);
+    if (ring) push(smtp::message_json(m));
+  }
+  void on_session(const smtp::SessionRecord& s) override {
+    add(sessions, 1);
+    if (ring) push(smtp::session_json(s));
+  }
+};
+
 struct alignas(RTE_CACHE_LINE_SIZE) WorkerState {
   unsigned index = 0;
   unsigned lcore = 0;
@@ -69,6 +99,15 @@ struct alignas(RTE_CACHE_LINE_SIZE) WorkerState {
   std::unique_ptr<net::FlowCensus> census;
   CounterBlock counters;                    // published
   std::array<PortCounters, kMaxPorts> port; // rss mode only
+  // Stream inspection: TCP reassembly with normalisation feeding SMTP.
+  tcp::Limits tcp_limits;
+  smtp::Limits smtp_limits;
+  std::unique_ptr<tcp::BufferPool> pool;
+  std::unique_ptr<tcp::FlowTable<smtp::SmtpFlow>> flows;
+  tcp::EventCounters tcp_local{};           // accumulated in the loop
+  tcp::EventCounters tcp_shared{};          // published
+  uint64_t uninspected_multiseg = 0;
+  WorkerEvents events;
 };
 
 struct alignas(RTE_CACHE_LINE_SIZE) IoState {
@@ -80,6 +119,10 @@ struct alignas(RTE_CACHE_LINE_SIZE) IoState {
 
 struct BridgeState {
   DataplaneConfig cfg;
+  std::array<bool, 65536> smtp_port{};
+  double wall_at_start = 0;  // unix seconds when tsc_at_start was read
+  uint64_t tsc_at_start = 0;
+  double tsc_hz = 1;
   bool rss = false;
   rte_mempool* pool = nullptr;
   std::vector<Port> ports;
@@ -90,6 +133,84 @@ struct BridgeState {
 };
 
 namespace {
+
+double wall_now(const BridgeState& s) {
+  return s.wall_at_start + double(rte_rdtsc() - s.tsc_at_start) / s.tsc_hz;
+}
+
+// Recomputes the TCP checksum after the payload was normalised in place.
+void fix_tcp_checksum(uint8_t* frame, const net::Packet& p) {
+  uint8_t* t = frame + p.l4_offset;
+  const uint32_t tcp_len = p.ip_end - p.l4_offset;
+  t[16] = t[17] = 0;
+  uint32_t sum = 0;
+  if (p.l3 == net::L3::ipv4) sum = enforce::checksum_add(sum, {frame + p.l3_offset + 12, 8});
+  else sum = enforce::checksum_add(sum, {frame + p.l3_offset + 8, 32});
+  sum += net::kProtoTcp + tcp_len;
+  uint16_t c = enforce::checksum_fold(enforce::checksum_add(sum, {t, tcp_len}));
+  t[16] = uint8_t(c >> 8);
+  t[17] = uint8_t(c);
+}
+
+// Runs one TCP segment of an SMTP port through the stream engines.
+// Returns false if the segment must be dropped (normalisation policy).
+bool inspect_segment(BridgeState& s, WorkerState& w, rte_mbuf* m, const net::Packet& p) {
+  if (m->nb_segs != 1) {  // the engines read one contiguous frame
+    ++w.uninspected_multiseg;
+    return true;
+  }
+  net::FlowRef ref = net::flow_ref(p);
+  bool created = false;
+  auto* slot = w.flows->find(ref.key, net::symmetric_hash(ref.key), true, created);
+  if (!slot) {
+    ++w.tcp_local[size_t(tcp::Event::table_full)];
+    return true;  // fail-open for flows the table cannot hold; counted
+  }
+  smtp::SmtpFlow& f = slot->value;
+  const double now = wall_now(s);
+  if (!created && (p.tcp_flags & net::kTcpSyn) && !(p.tcp_flags & net::kTcpAck) &&
+      f.tcp().state() == tcp::TcpFlow::State::closed) {
+    f.close(w.tcp_local);  // the key is reused by a new connection
+    created = true;
+  }
+  if (created) {
+    ++w.tcp_local[size_t(tcp::Event::flows_created)];
+    f.start(&w.tcp_limits, w.pool.get(), w.smtp_limits, &w.events, now);
+  }
+  uint8_t* frame = rte_pktmbuf_mtod(m, uint8_t*);
+  tcp::SegmentVerdict v = f.on_segment(ref.src_is_a, p, {frame + p.payload_offset, p.payload_len}, w.tcp_local, now);
+  if (!f.has_endpoints() && f.tcp().state() != tcp::TcpFlow::State::none) {
+    bool client_is_src = f.tcp().client_is_a() == ref.src_is_a;
+    std::string src = net::format_endpoint(p.src, p.sport, p.l3), dst = net::format_endpoint(p.dst, p.dport, p.l3);
+    f.set_endpoints(client_is_src ? src : dst, client_is_src ? dst : src);
+  }
+  if (v == tcp::SegmentVerdict::forward_rewritten) fix_tcp_checksum(frame, p);
+  return v != tcp::SegmentVerdict::drop;
+}
+
+// Ends finished flows and flows idle past the timeout, a few slots a call.
+void sweep_flows(BridgeState& s, WorkerState& w) {
+  const double now = wall_now(s);
+  w.flows->sweep(8, [&](tcp::FlowTable<smtp::SmtpFlow>::Slot& slot) {
+    smtp::SmtpFlow& f = slot.value;
+    bool closed = f.tcp().state() == tcp::TcpFlow::State::closed;
+    if (closed || now - f.last_seen() > double(s.cfg.flow_idle_timeout_s)) {
+      if (!closed) ++w.tcp_local[size_t(tcp::Event::flows_expired)];
+      f.close(w.tcp_local);
+      w.flows->erase(&slot);
+    }
+  });
+}
+
+void publish_stream(WorkerState& w) {
+  for (size_t i = 0; i < tcp::kEventCount; ++i) {
+    if (w.tcp_local[i]) {
+      __atomic_store_n(&w.tcp_shared[i], __atomic_load_n(&w.tcp_shared[i], __ATOMIC_RELAXED) + w.tcp_local[i],
+                       __ATOMIC_RELAXED);
+      w.tcp_local[i] = 0;
+    }
+  }
+}
 
 void process_burst(BridgeState& s, WorkerState& w, rte_mbuf** bufs, unsigned n, unsigned& kept,
                    CounterBlock& d) {
@@ -122,6 +243,12 @@ void process_burst(BridgeState& s, WorkerState& w, rte_mbuf** bufs, unsigned n, 
       d[WorkerCounter::icmp_pkts] += 1;
     } else {
       d[WorkerCounter::other_pkts] += 1;
+    }
+    if (st == net::DecodeStatus::ok && p.ip_proto == net::kProtoTcp && (s.smtp_port[p.sport] || s.smtp_port[p.dport])) {
+      if (!inspect_segment(s, w, m, p)) {
+        rte_pktmbuf_free(m);
+        continue;
+      }
     }
     if (st == net::DecodeStatus::ok && (p.ip_proto == net::kProtoTcp || p.ip_proto == net::kProtoUdp)) {
       net::FlowRef ref = net::flow_ref(p);
@@ -165,8 +292,9 @@ int worker_loop_software(BridgeState& s, WorkerState& w) {
   CounterBlock d;
   unsigned idle_rounds = 0;
   while (!g_stop.load(std::memory_order_relaxed)) {
+    sweep_flows(s, w);
     unsigned n = rte_ring_sc_dequeue_burst(w.rx_ring, reinterpret_cast<void**>(bufs), s.cfg.burst, nullptr);
-    if (n == 0) { idle(s, idle_rounds, nullptr); continue; }
+    if (n == 0) { publish_stream(w); idle(s, idle_rounds, nullptr); continue; }
     idle_rounds = 0;
     unsigned kept = 0;
     process_burst(s, w, bufs, n, kept, d);
@@ -177,6 +305,7 @@ int worker_loop_software(BridgeState& s, WorkerState& w) {
       d[WorkerCounter::tx_pkts] -= kept - q;
     }
     publish(w.counters, d);
+    publish_stream(w);
   }
   return 0;
 }
@@ -189,6 +318,7 @@ int worker_loop_rss(BridgeState& s, WorkerState& w) {
   const uint16_t q = uint16_t(w.index);
   while (!g_stop.load(std::memory_order_relaxed)) {
     bool any = false;
+    sweep_flows(s, w);
     for (const Port& p : s.ports) {
       uint16_t n = rte_eth_rx_burst(p.id, q, bufs, uint16_t(s.cfg.burst));
       if (n == 0) continue;
@@ -203,6 +333,7 @@ int worker_loop_rss(BridgeState& s, WorkerState& w) {
       transmit(out.id, q, bufs, kept, w.port[out.id]);
     }
     publish(w.counters, d);
+    publish_stream(w);
     if (!any) idle(s, idle_rounds, nullptr); else idle_rounds = 0;
   }
   return 0;
@@ -411,7 +542,21 @@ Bridge::Bridge(const DataplaneConfig& cfg, const std::string& argv0) : s_(std::m
     rte_eth_promiscuous_enable(p.id);  // a bump in the wire forwards every frame
   }
 
-  // 4. Workers: rings and flow census.
+  for (unsigned port : cfg.smtp_ports) s.smtp_port[port] = true;
+  s.tsc_hz = double(rte_get_tsc_hz());
+  s.tsc_at_start = rte_rdtsc();
+  s.wall_at_start = std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
+  if (!cfg.journal_dir.empty()) {
+    try {
+      spool::JournalOptions jo;
+      jo.dir = cfg.journal_dir;
+      spool::Journal probe(jo);  // fails now, with the path, if the directory is unusable
+    } catch (const std::exception& e) {
+      throw ConfigError(cfg.file, cfg.eal_line, std::string("journal: ") + e.what());
+    }
+  }
+
+  // 4. Workers: rings, flow census and stream engines.
   unsigned lcore = rte_get_next_lcore(-1, 1, 0);
   for (unsigned w = 0; w < cfg.workers; ++w, lcore = rte_get_next_lcore(lcore, 1, 0)) {
     auto ws = std::make_unique<WorkerState>();
@@ -429,6 +574,17 @@ Bridge::Bridge(const DataplaneConfig& cfg, const std::string& argv0) : s_(std::m
     if (!ws->census_slots)
       throw ConfigError(cfg.file, cfg.eal_line, "cannot allocate the flow census (flow_table_size too large for EAL memory?)");
     ws->census = std::make_unique<net::FlowCensus>(ws->census_slots, cfg.flow_table_size);
+    ws->tcp_limits.buffer_bytes = cfg.reassembly_buffer_bytes;
+    ws->tcp_limits.retain_delivered = true;  // inline: retransmissions are compared until acknowledged
+    ws->tcp_limits.conflict = cfg.conflict_drop ? tcp::ConflictPolicy::drop : tcp::ConflictPolicy::rewrite;
+    ws->tcp_limits.cap = cfg.cap_fail_open ? tcp::CapPolicy::fail_open : tcp::CapPolicy::fail_closed;
+    ws->pool = std::make_unique<tcp::BufferPool>(cfg.reassembly_buffer_bytes, cfg.reassembly_buffers);
+    ws->flows = std::make_unique<tcp::FlowTable<smtp::SmtpFlow>>(cfg.flow_table_size);
+    if (!cfg.journal_dir.empty()) {
+      std::string en = "sk_ev" + std::to_string(w);
+      ws->events.ring = rte_ring_create(en.c_str(), 4096, sock, RING_F_SP_ENQ | RING_F_SC_DEQ);
+      if (!ws->events.ring) throw std::runtime_error("cannot create the event ring: " + std::string(rte_strerror(rte_errno)));
+    }
     s.workers.push_back(std::move(ws));
   }
 }
@@ -442,6 +598,11 @@ Bridge::~Bridge() {
   for (auto& w : s.workers) {
     rte_ring_free(w->rx_ring);
     rte_ring_free(w->tx_ring);
+    if (w->events.ring) {
+      void* line;
+      while (rte_ring_sc_dequeue(w->events.ring, &line) == 0) delete static_cast<std::string*>(line);
+      rte_ring_free(w->events.ring);
+    }
     rte_free(w->census_slots);
   }
   rte_mempool_free(s.pool);
@@ -450,9 +611,45 @@ Bridge::~Bridge() {
 
 const char* Bridge::dispatch_name() const { return s_->rss ? "rss" : "software"; }
 
+namespace {
+
+// The journal writer: drains the workers' event rings into the event
+// journal, flushing on its count/time bounds. A thread of its own, never an
+// lcore: it makes syscalls.
+void journal_loop(BridgeState& s, std::atomic<bool>& done) {
+  spool::JournalOptions jo;
+  jo.dir = s.cfg.journal_dir;
+  jo.flush_count = s.cfg.journal_flush_count;
+  jo.flush_interval = std::chrono::milliseconds(s.cfg.journal_flush_ms);
+  spool::Journal journal(jo);
+  void* lines[64];
+  for (;;) {
+    bool finishing = done.load();
+    unsigned got = 0;
+    for (auto& w : s.workers) {
+      unsigned n = rte_ring_sc_dequeue_burst(w->events.ring, lines, 64, nullptr);
+      for (unsigned i = 0; i < n; ++i) {
+        auto* line = static_cast<std::string*>(lines[i]);
+        journal.append(*line);
+        delete line;
+      }
+      got += n;
+    }
+    journal.tick();
+    if (finishing && got == 0) break;
+    if (got == 0) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  journal.flush();
+}
+
+}  // namespace
+
 void Bridge::run() {
   BridgeState& s = *s_;
   s.started_tsc = rte_rdtsc();
+  std::atomic<bool> journal_done{false};
+  std::thread journal;
+  if (!s.cfg.journal_dir.empty()) journal = std::thread(journal_loop, std::ref(s), std::ref(journal_done));
   std::vector<std::pair<BridgeState*, WorkerState*>> args;
   args.reserve(s.workers.size());
   for (auto& w : s.workers) args.emplace_back(&s, w.get());
@@ -464,6 +661,13 @@ void Bridge::run() {
     io_loop(s);
   }
   rte_eal_mp_wait_lcore();
+  // Workers are stopped: end their open flows so every session is reported.
+  for (auto& w : s.workers) {
+    w->flows->for_each([&](tcp::FlowTable<smtp::SmtpFlow>::Slot& slot) { slot.value.close(w->tcp_local); });
+    publish_stream(*w);
+  }
+  journal_done.store(true);
+  if (journal.joinable()) journal.join();
 }
 
 namespace {
@@ -520,6 +724,16 @@ nlohmann::json snapshot(const BridgeState& s) {
     }
     wj["decode"] = dec;
     wj["flows"] = w->census->size();
+    json stream = json::object();
+    for (size_t i = 0; i < tcp::kEventCount; ++i)
+      stream[tcp::event_name(tcp::Event(i))] = read_counter(w->tcp_shared[i]);
+    stream["tracked_flows"] = w->flows->size();
+    stream["reassembly_buffers_in_use"] = w->pool->in_use();
+    stream["uninspected_multiseg"] = read_counter(w->uninspected_multiseg);
+    stream["messages"] = read_counter(w->events.messages);
+    stream["sessions"] = read_counter(w->events.sessions);
+    stream["events_dropped"] = read_counter(w->events.dropped);
+    wj["stream"] = stream;
     workers[std::to_string(w->index)] = wj;
   }
   j["workers"] = workers;

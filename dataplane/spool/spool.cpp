@@ -9,6 +9,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <filesystem>
 #include <stdexcept>
 
 namespace sekisho::spool {
@@ -19,7 +20,9 @@ std::string errtext(const char* what, const std::string& path) {
 }
 
 void ensure_dir(const std::string& d) {
-  if (mkdir(d.c_str(), 0750) != 0 && errno != EEXIST) throw std::runtime_error(errtext("cannot create", d));
+  std::error_code ec;
+  std::filesystem::create_directories(d, ec);
+  if (ec) throw std::runtime_error("cannot create " + d + ": " + ec.message());
   struct stat st;
   if (stat(d.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) throw std::runtime_error("not a directory: " + d);
 }

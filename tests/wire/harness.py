@@ -33,6 +33,8 @@ CONF = """dataplane = {{
   bridges = ( [ "outside", "inside" ] );
   workers = {workers};
   malformed = "{malformed}";
+  journal = "{journal}";
+  journal_flush_ms = 20;
 {extra}}};
 """
 
@@ -71,7 +73,8 @@ class Appliance:
                 else:
                     dev_a = "net_af_packet0,iface=" + self.env["IF_A"]
                     dev_b = "net_af_packet1,iface=" + self.env["IF_B"]
-                f.write(CONF.format(prefix=self.prefix, dev_a=dev_a, dev_b=dev_b,
+                self.journal = os.path.join(self.tmp, "journal")
+                f.write(CONF.format(prefix=self.prefix, dev_a=dev_a, dev_b=dev_b, journal=self.journal,
                                     workers=self.workers, malformed=self.malformed, extra=self.extra))
             self.dp = subprocess.Popen(["ip", "netns", "exec", self.env["NS_APP"], DATAPLANE, "-c", self.conf],
                                        stdout=open(self.dp_log, "w"), stderr=subprocess.STDOUT)
@@ -170,6 +173,19 @@ class Appliance:
         raise RuntimeError("smtp sink did not start: " + open(log).read())
 
     # -- the appliance ---------------------------------------------------
+    def events(self, kind="message"):
+        """Events the dataplane journaled so far, in order."""
+        out = []
+        if not os.path.isdir(self.journal):
+            return out
+        for name in sorted(os.listdir(self.journal)):
+            with open(os.path.join(self.journal, name)) as f:
+                for line in f:
+                    e = json.loads(line)
+                    if kind is None or e.get("type") == kind:
+                        out.append(e)
+        return out
+
     def stats(self):
         return telemetry.query(self.prefix, "/sekisho/stats")
 

@@ -90,6 +90,15 @@ def test_swaks_delivery_across_the_appliance(tmp_path, workers):
         # at least the SMTP bytes crossed: every message once, client to server
         assert out["rx_bytes"] > sum(size for _, size in sent)
         assert totals["tcp_pkts"] > 0 and totals["malformed"] == 0
+        # What the dataplane inspected is what the server received, message by message.
+        events = app.events()
+        assert [(e["mail_from"], e["rcpt_to"], e["size"], e["sha256"], e["server_reply"]) for e in events] == \
+            [(m["mail_from"], m["rcpt_to"], m["size"], m["sha256"], 250) for m, _ in got]
+        assert all(e["src"].startswith(app.env["IP_OUT"] + ":") and e["dst"] == app.env["IP_IN"] + ":25"
+                   for e in events)
+        assert len(app.events("session")) == n
+        stream = [w["stream"] for w in final["workers"].values()]
+        assert sum(x["messages"] for x in stream) == n and sum(x["events_dropped"] for x in stream) == 0
 
 
 def test_ten_megabyte_message(tmp_path):
