@@ -17,7 +17,7 @@ const std::set<std::string> kDataplaneKeys = {
     "eal", "ports", "bridges", "workers", "burst", "idle_sleep_us", "ring_size", "mbufs",
     "rx_descriptors", "tx_descriptors", "flow_table_size", "malformed", "dispatch", "smtp_ports",
     "reassembly_buffer_bytes", "reassembly_buffers", "conflict_policy", "cap_policy", "flow_idle_timeout_s",
-    "journal", "journal_flush_ms", "journal_flush_count"};
+    "journal", "journal_flush_ms", "journal_flush_count", "envelope_policy"};
 
 [[noreturn]] void fail(const std::string& file, const Setting& s, const std::string& reason) {
   throw ConfigError(file, int(s.getSourceLine()), reason);
@@ -198,6 +198,28 @@ DataplaneConfig load_dataplane_config(const std::string& path) {
   if (dp.exists("journal")) c.journal_dir = get_string(path, dp["journal"]);
   if (dp.exists("journal_flush_ms")) c.journal_flush_ms = get_uint(path, dp["journal_flush_ms"], 0, 60000);
   if (dp.exists("journal_flush_count")) c.journal_flush_count = get_uint(path, dp["journal_flush_count"], 1, 1u << 20);
+  if (dp.exists("envelope_policy")) {
+    const Setting& pol = dp["envelope_policy"];
+    if (!pol.isList()) fail(path, pol, "'dataplane.envelope_policy' must be a list ( { ... }, ... )");
+    for (int i = 0; i < pol.getLength(); ++i) {
+      const Setting& r = pol[i];
+      if (!r.isGroup()) fail(path, r, "each envelope rule is a group { name = ...; mail_from = ...; action = ...; }");
+      EnvelopeRule er;
+      er.line = int(r.getSourceLine());
+      for (int k = 0; k < r.getLength(); ++k) {
+        std::string key = r[k].getName();
+        if (key == "name") er.name = get_string(path, r[k]);
+        else if (key == "mail_from") er.mail_from = get_string(path, r[k]);
+        else if (key == "rcpt_to") er.rcpt_to = get_string(path, r[k]);
+        else if (key == "action") er.action = get_string(path, r[k]);
+        else fail(path, r[k], "unknown key '" + key + "' in an envelope rule");
+      }
+      if (er.action != "pass" && er.action != "reject" && er.action != "tempfail")
+        fail(path, r, "envelope rule action must be \"pass\", \"reject\" or \"tempfail\", not \"" + er.action + "\"");
+      if (er.name.empty()) er.name = "envelope_policy[" + std::to_string(i) + "]";
+      c.envelope_policy.push_back(std::move(er));
+    }
+  }
   if (c.mbufs < (c.rx_descriptors + c.tx_descriptors) * c.ports.size() + c.ring_size * 2 * c.workers)
     fail(path, dp, "'dataplane.mbufs' = " + std::to_string(c.mbufs) +
                        " cannot fill the rings and descriptors; raise it or lower ring_size/descriptors");

@@ -42,6 +42,16 @@ struct PortPair {
   int line = 0;
 };
 
+// An envelope rule: the first that matches a message decides its action at
+// the hold point. Globs as fnmatch(3), case-insensitive; empty matches all.
+struct EnvelopeRule {
+  std::string name;
+  std::string mail_from;  // "" matches any sender; "<>" matches the null sender
+  std::string rcpt_to;    // matches if any envelope recipient matches
+  std::string action;     // "pass", "reject", "tempfail"
+  int line = 0;
+};
+
 struct DataplaneConfig {
   std::string file;
   std::vector<std::string> eal;
@@ -70,6 +80,7 @@ struct DataplaneConfig {
   std::string journal_dir = "/var/lib/sekisho/journal";  // "" turns the event journal off
   unsigned journal_flush_ms = 200;
   unsigned journal_flush_count = 64;
+  std::vector<EnvelopeRule> envelope_policy;
 };
 
 DataplaneConfig load_dataplane_config(const std::string& path);

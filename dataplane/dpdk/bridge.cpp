@@ -1,5 +1,6 @@
 #include "bridge.hpp"
 
+#include <fnmatch.h>
 #include <net/if.h>
 #include <sched.h>
 
@@ -71,6 +72,31 @@ struct Port {
 // fast part (once per message) and handed to the journal thread by ring.
 struct WorkerEvents : smtp::FlowEvents {
   rte_ring* ring = nullptr;
+  const std::vector<EnvelopeRule>* policy = nullptr;
+  unsigned lcore = 0;
+  uint32_t next_id = 0;
+  uint64_t rejected = 0, tempfailed = 0;
+  static bool glob(const std::string& pattern, const std::string& value) {
+    return pattern.empty() || fnmatch(pattern.c_str(), value.c_str(), FNM_CASEFOLD) == 0;
+  }
+  smtp::Action on_message_end(smtp::MessageRecord& m) override {
+    if (!policy) return smtp::Action::pass;
+    const std::string sender = m.txn->mail_from.empty() ? "<>" : m.txn->mail_from;
+    for (const auto& r : *policy) {
+      if (!glob(r.mail_from, sender)) continue;
+      bool rcpt = r.rcpt_to.empty();
+      for (const auto& a : m.txn->rcpt_to) rcpt = rcpt || glob(r.rcpt_to, a);
+      for (const auto& a : m.txn->rcpt_pending) rcpt = rcpt || (!a.empty() && glob(r.rcpt_to, a));
+      if (!rcpt) continue;
+      m.verdict_rule = r.name;
+      if (r.action == "pass") return smtp::Action::pass;
+      m.id = spool::make_message_id(uint64_t(m.ts * 1e6), lcore, next_id++);
+      if (r.action == "reject") { add(rejected, 1); return smtp::Action::reject; }
+      add(tempfailed, 1);
+      return smtp::Action::tempfail;
+    }
+    return smtp::Action::pass;
+  }
   uint64_t messages = 0, sessions = 0, dropped = 0;  // written by the worker only
   void push(const nlohmann::json& j) {
     auto* line = new std::string(j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
@@ -152,9 +178,62 @@ void fix_tcp_checksum(uint8_t* frame, const net::Packet& p) {
   t[17] = uint8_t(c);
 }
 
+// Frames the worker writes itself during a burst, sent after the burst's
+// forwarded frames (m->port says where they came from, as for any frame).
+struct Injected {
+  static constexpr unsigned kMax = 64;
+  rte_mbuf* m[kMax];
+  unsigned n = 0;
+};
+
+// Builds a frame from |seen| and queues it. |towards_sender|: back out of
+// the port |seen| came in on; otherwise on to its peer.
+void inject(BridgeState& s, WorkerState& w, Injected& out, rte_mbuf* seen, const net::Packet& p, bool towards_sender,
+            const enforce::TcpSegmentSpec& spec) {
+  if (out.n >= Injected::kMax) { ++w.tcp_local[size_t(tcp::Event::pool_exhausted)]; return; }
+  rte_mbuf* m = rte_pktmbuf_alloc(s.pool);
+  if (!m) { ++w.tcp_local[size_t(tcp::Event::pool_exhausted)]; return; }
+  uint8_t buf[enforce::kMaxInjectFrame];
+  std::span<const uint8_t> frame(rte_pktmbuf_mtod(seen, const uint8_t*), rte_pktmbuf_data_len(seen));
+  size_t len = enforce::build_tcp_frame(frame, p,
+                                        towards_sender ? enforce::Towards::sender : enforce::Towards::receiver, spec, buf);
+  char* dst = len ? rte_pktmbuf_append(m, uint16_t(len)) : nullptr;
+  if (!dst) { rte_pktmbuf_free(m); return; }
+  std::memcpy(dst, buf, len);
+  // The loops send a frame to the peer of the port it came in on.
+  int in = s.index_of_port_id[seen->port];
+  m->port = towards_sender ? s.ports[s.ports[unsigned(in)].peer].id : seen->port;
+  out.m[out.n++] = m;
+}
+
+// A flow whose server was cut off by a verdict: the dataplane answers the
+// client as the server would on closing (221 + FIN, then ACKs); nothing
+// reaches the reset server any more.
+void speak_for_server(BridgeState& s, WorkerState& w, Injected& out, rte_mbuf* m, const net::Packet& p,
+                      smtp::SmtpFlow& f, bool from_client) {
+  if (!from_client) return;
+  const bool fin = p.tcp_flags & net::kTcpFin;
+  if (!p.payload_len && !fin) return;
+  enforce::TcpSegmentSpec spec;
+  spec.seq = f.enforced.server_seq;
+  spec.ack = p.seq + p.payload_len + (fin ? 1 : 0);
+  static const char kBye[] = "221 2.0.0 sekisho: closing connection\r\n";
+  if (!f.enforced.closing) {
+    spec.flags = net::kTcpAck | net::kTcpPsh | net::kTcpFin;
+    if (p.payload_len) spec.payload = {reinterpret_cast<const uint8_t*>(kBye), sizeof kBye - 1};
+    f.enforced.server_seq += uint32_t(spec.payload.size()) + 1;
+    f.enforced.closing = true;
+  } else {
+    spec.flags = net::kTcpAck;
+  }
+  if (fin) f.enforced.done = true;
+  inject(s, w, out, m, p, true, spec);
+}
+
 // Runs one TCP segment of an SMTP port through the stream engines.
-// Returns false if the segment must be dropped (normalisation policy).
-bool inspect_segment(BridgeState& s, WorkerState& w, rte_mbuf* m, const net::Packet& p) {
+// Returns false if the segment must be dropped (normalisation policy, or a
+// verdict that holds it back from the server).
+bool inspect_segment(BridgeState& s, WorkerState& w, rte_mbuf* m, const net::Packet& p, Injected& out) {
   if (m->nb_segs != 1) {  // the engines read one contiguous frame
     ++w.uninspected_multiseg;
     return true;
@@ -178,6 +257,10 @@ bool inspect_segment(BridgeState& s, WorkerState& w, rte_mbuf* m, const net::Pac
     f.start(&w.tcp_limits, w.pool.get(), w.smtp_limits, &w.events, now);
   }
   uint8_t* frame = rte_pktmbuf_mtod(m, uint8_t*);
+  if (f.enforced.active) {
+    speak_for_server(s, w, out, m, p, f, f.tcp().client_is_a() == ref.src_is_a);
+    return false;
+  }
   tcp::SegmentVerdict v = f.on_segment(ref.src_is_a, p, {frame + p.payload_offset, p.payload_len}, w.tcp_local, now);
   if (!f.has_endpoints() && f.tcp().state() != tcp::TcpFlow::State::none) {
     bool client_is_src = f.tcp().client_is_a() == ref.src_is_a;
@@ -185,6 +268,31 @@ bool inspect_segment(BridgeState& s, WorkerState& w, rte_mbuf* m, const net::Pac
     f.set_endpoints(client_is_src ? src : dst, client_is_src ? dst : src);
   }
   if (v == tcp::SegmentVerdict::forward_rewritten) fix_tcp_checksum(frame, p);
+  smtp::Action action = f.take_action();
+  if (action != smtp::Action::pass && f.tcp().client_is_a() == ref.src_is_a) {
+    // This segment completes a message the policy refuses: it never reaches
+    // the server. The client hears the verdict from "the server"; the
+    // server's half is reset at the sequence number it expects.
+    char reply[200];
+    int len = snprintf(reply, sizeof reply,
+                       action == smtp::Action::reject ? "550 5.7.1 Message rejected by policy (ref %s)\r\n"
+                                                      : "451 4.7.1 Message deferred by policy, try later (ref %s)\r\n",
+                       f.last_reference().c_str());
+    enforce::TcpSegmentSpec to_client;
+    to_client.seq = f.tcp().next_seq(false);
+    to_client.ack = p.seq + p.payload_len;
+    to_client.flags = net::kTcpAck | net::kTcpPsh;
+    to_client.payload = {reinterpret_cast<const uint8_t*>(reply), size_t(len)};
+    inject(s, w, out, m, p, true, to_client);
+    enforce::TcpSegmentSpec to_server;
+    to_server.seq = p.seq;
+    to_server.flags = net::kTcpRst;
+    inject(s, w, out, m, p, false, to_server);
+    f.enforced.active = true;
+    f.enforced.server_seq = to_client.seq + uint32_t(len);
+    f.close(w.tcp_local);  // the verdict is final: report the message and session now
+    return false;
+  }
   return v != tcp::SegmentVerdict::drop;
 }
 
@@ -194,7 +302,9 @@ void sweep_flows(BridgeState& s, WorkerState& w) {
   w.flows->sweep(8, [&](tcp::FlowTable<smtp::SmtpFlow>::Slot& slot) {
     smtp::SmtpFlow& f = slot.value;
     bool closed = f.tcp().state() == tcp::TcpFlow::State::closed;
-    if (closed || now - f.last_seen() > double(s.cfg.flow_idle_timeout_s)) {
+    bool idle = now - f.last_seen() > double(s.cfg.flow_idle_timeout_s);
+    if (closed && f.enforced.active && !f.enforced.done && !idle) return;  // still answering the client
+    if (closed || idle) {
       if (!closed) ++w.tcp_local[size_t(tcp::Event::flows_expired)];
       f.close(w.tcp_local);
       w.flows->erase(&slot);
@@ -213,7 +323,7 @@ void publish_stream(WorkerState& w) {
 }
 
 void process_burst(BridgeState& s, WorkerState& w, rte_mbuf** bufs, unsigned n, unsigned& kept,
-                   CounterBlock& d) {
+                   CounterBlock& d, Injected& out) {
   kept = 0;
   for (unsigned i = 0; i < n; ++i) {
     if (i + kPrefetchAhead < n) rte_prefetch0(rte_pktmbuf_mtod(bufs[i + kPrefetchAhead], void*));
@@ -245,7 +355,7 @@ void process_burst(BridgeState& s, WorkerState& w, rte_mbuf** bufs, unsigned n, 
       d[WorkerCounter::other_pkts] += 1;
     }
     if (st == net::DecodeStatus::ok && p.ip_proto == net::kProtoTcp && (s.smtp_port[p.sport] || s.smtp_port[p.dport])) {
-      if (!inspect_segment(s, w, m, p)) {
+      if (!inspect_segment(s, w, m, p, out)) {
         rte_pktmbuf_free(m);
         continue;
       }
@@ -297,8 +407,13 @@ int worker_loop_software(BridgeState& s, WorkerState& w) {
     if (n == 0) { publish_stream(w); idle(s, idle_rounds, nullptr); continue; }
     idle_rounds = 0;
     unsigned kept = 0;
-    process_burst(s, w, bufs, n, kept, d);
+    Injected injected;
+    process_burst(s, w, bufs, n, kept, d, injected);
     unsigned q = rte_ring_sp_enqueue_burst(w.tx_ring, reinterpret_cast<void**>(bufs), kept, nullptr);
+    if (injected.n) {
+      unsigned qi = rte_ring_sp_enqueue_burst(w.tx_ring, reinterpret_cast<void**>(injected.m), injected.n, nullptr);
+      if (qi < injected.n) rte_pktmbuf_free_bulk(injected.m + qi, injected.n - qi);
+    }
     if (q < kept) {
       rte_pktmbuf_free_bulk(bufs + q, kept - q);
       d[WorkerCounter::tx_ring_full] += kept - q;
@@ -328,9 +443,14 @@ int worker_loop_rss(BridgeState& s, WorkerState& w) {
       add_relaxed(w.port[p.id].rx_pkts, n);
       add_relaxed(w.port[p.id].rx_bytes, bytes);
       unsigned kept = 0;
-      process_burst(s, w, bufs, n, kept, d);
+      Injected injected;
+      process_burst(s, w, bufs, n, kept, d, injected);
       const Port& out = s.ports[p.peer];
       transmit(out.id, q, bufs, kept, w.port[out.id]);
+      for (unsigned i = 0; i < injected.n; ++i) {  // injected frames go where their m->port says
+        const Port& o = s.ports[s.ports[unsigned(s.index_of_port_id[injected.m[i]->port])].peer];
+        transmit(o.id, q, &injected.m[i], 1, w.port[o.id]);
+      }
     }
     publish(w.counters, d);
     publish_stream(w);
@@ -580,6 +700,8 @@ Bridge::Bridge(const DataplaneConfig& cfg, const std::string& argv0) : s_(std::m
     ws->tcp_limits.cap = cfg.cap_fail_open ? tcp::CapPolicy::fail_open : tcp::CapPolicy::fail_closed;
     ws->pool = std::make_unique<tcp::BufferPool>(cfg.reassembly_buffer_bytes, cfg.reassembly_buffers);
     ws->flows = std::make_unique<tcp::FlowTable<smtp::SmtpFlow>>(cfg.flow_table_size);
+    ws->events.policy = cfg.envelope_policy.empty() ? nullptr : &s.cfg.envelope_policy;
+    ws->events.lcore = lcore;
     if (!cfg.journal_dir.empty()) {
       std::string en = "sk_ev" + std::to_string(w);
       ws->events.ring = rte_ring_create(en.c_str(), 4096, sock, RING_F_SP_ENQ | RING_F_SC_DEQ);
@@ -733,6 +855,8 @@ nlohmann::json snapshot(const BridgeState& s) {
     stream["messages"] = read_counter(w->events.messages);
     stream["sessions"] = read_counter(w->events.sessions);
     stream["events_dropped"] = read_counter(w->events.dropped);
+    stream["rejected"] = read_counter(w->events.rejected);
+    stream["tempfailed"] = read_counter(w->events.tempfailed);
     wj["stream"] = stream;
     workers[std::to_string(w->index)] = wj;
   }

@@ -4,6 +4,14 @@
 
 namespace sekisho::smtp {
 
+const char* action_name(Action a) {
+  switch (a) {
+    case Action::reject: return "reject";
+    case Action::tempfail: return "tempfail";
+    default: return "pass";
+  }
+}
+
 SmtpFlow::~SmtpFlow() {
   if (sha_) EVP_MD_CTX_free(sha_);
 }
@@ -19,6 +27,23 @@ void SmtpFlow::start(const tcp::Limits* lim, tcp::BufferPool* pool, const Limits
   gaps_ = 0;
   reported_ = false;
   sha_open_ = false;
+  pending_action_ = decided_ = Action::pass;
+  decided_rule_.clear();
+  reference_.clear();
+  enforced = Enforced{};
+}
+
+void SmtpFlow::on_message_end(const SessionFacts& f, const Transaction& t) {
+  MessageRecord m;
+  m.ts = now_;
+  m.client = client_;
+  m.server = server_;
+  m.session = &f;
+  m.txn = &t;
+  decided_ = events_ ? events_->on_message_end(m) : Action::pass;
+  decided_rule_ = m.verdict_rule;
+  reference_ = m.id;
+  pending_action_ = decided_;
 }
 
 tcp::SegmentVerdict SmtpFlow::on_segment(bool from_a, const net::Packet& p, std::span<uint8_t> payload,
@@ -68,6 +93,11 @@ void SmtpFlow::on_transaction_done(const SessionFacts& f, const Transaction& t) 
     }
     sha_open_ = false;
   }
+  m.action = decided_;
+  m.verdict_rule = decided_rule_;
+  m.id = reference_;
+  decided_ = Action::pass;
+  decided_rule_.clear();
   if (events_) events_->on_message(m);
 }
 
@@ -113,6 +143,9 @@ nlohmann::json message_json(const MessageRecord& m) {
   j["body_via"] = t.body_via == BodyVia::bdat ? "BDAT" : "DATA";
   j["complete"] = t.complete;
   j["gap"] = t.gap;
+  j["verdict"] = {{"action", action_name(m.action)}};
+  if (!m.verdict_rule.empty()) j["verdict"]["rule"] = m.verdict_rule;
+  if (!m.id.empty()) j["id"] = m.id;
   return j;
 }
 

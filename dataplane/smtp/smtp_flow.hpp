@@ -19,12 +19,19 @@
 
 namespace sekisho::smtp {
 
+// What the dataplane does with a message when its end is seen.
+enum class Action : uint8_t { pass, reject, tempfail };
+const char* action_name(Action a);
+
 struct MessageRecord {
   double ts = 0;             // time of the packet that ended the transaction
   std::string client, server;  // "ip:port"
   const SessionFacts* session = nullptr;
   const Transaction* txn = nullptr;
   std::string sha256;        // hex, of the message as delivered ("" if no body)
+  Action action = Action::pass;
+  std::string verdict_rule;  // what decided the action ("" when nothing matched)
+  std::string id;            // reference id given to the client on reject/tempfail
 };
 
 struct SessionRecord {
@@ -39,6 +46,12 @@ class FlowEvents {
   virtual ~FlowEvents() = default;
   virtual void on_message(const MessageRecord&) = 0;
   virtual void on_session(const SessionRecord&) {}
+  // The end of a message was seen (the hold point): decide. |m| has the
+  // envelope; sha256 is not final yet. Fill verdict_rule/id as wanted.
+  virtual Action on_message_end(MessageRecord& m) {
+    (void)m;
+    return Action::pass;
+  }
 };
 
 class SmtpFlow : public tcp::StreamSink, public MessageSink {
@@ -66,6 +79,22 @@ class SmtpFlow : public tcp::StreamSink, public MessageSink {
   const SmtpSession* smtp() const { return smtp_ ? &*smtp_ : nullptr; }
   bool finished() const { return reported_; }
   double last_seen() const { return now_; }
+  // The action decided during the last on_segment, if a message ended in it.
+  Action take_action() {
+    Action a = pending_action_;
+    pending_action_ = Action::pass;
+    return a;
+  }
+  const std::string& last_reference() const { return reference_; }
+
+  // Enforcement state once a verdict has cut the server off: the dataplane
+  // speaks for the server towards the client from then on.
+  struct Enforced {
+    bool active = false;
+    uint32_t server_seq = 0;  // next sequence number we send as the server
+    bool closing = false;     // our FIN is sent
+    bool done = false;        // the client's FIN is acknowledged: the slot may go
+  } enforced;
 
  private:
   void on_data(bool from_client, std::span<const uint8_t> b) override;
@@ -74,6 +103,7 @@ class SmtpFlow : public tcp::StreamSink, public MessageSink {
   void on_message_begin(const SessionFacts&, const Transaction&) override;
   void on_body(std::span<const uint8_t> b) override;
   void on_transaction_done(const SessionFacts& f, const Transaction& t) override;
+  void on_message_end(const SessionFacts& f, const Transaction& t) override;
 
   tcp::TcpFlow tcp_;
   std::optional<SmtpSession> smtp_;
@@ -84,6 +114,9 @@ class SmtpFlow : public tcp::StreamSink, public MessageSink {
   double start_ = 0, now_ = 0;
   uint64_t gaps_ = 0;
   bool reported_ = false;
+  Action pending_action_ = Action::pass;
+  Action decided_ = Action::pass;   // for the transaction awaiting its reply
+  std::string decided_rule_, reference_;
 };
 
 // The JSON objects of sekisho-replay and the event journal.

@@ -94,6 +94,8 @@ class TcpFlow {
   State state() const { return state_; }
   bool inspected() const { return state_ == State::syn_sent || state_ == State::established; }
   bool client_is_a() const { return client_is_a_; }
+  // The next sequence number expected from the client (true) or server.
+  uint32_t next_seq(bool client) const { return dir_[client ? 0 : 1].next; }
   // Bytes retained now in both directions (for memory accounting).
   uint32_t retained_bytes() const;
 
