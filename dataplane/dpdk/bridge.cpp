@@ -145,6 +145,7 @@ struct alignas(RTE_CACHE_LINE_SIZE) IoState {
 
 struct BridgeState {
   DataplaneConfig cfg;
+  std::atomic<bool> bypass{false};  // telemetry /sekisho/bypass: forward everything uninspected
   std::array<bool, 65536> smtp_port{};
   double wall_at_start = 0;  // unix seconds when tsc_at_start was read
   uint64_t tsc_at_start = 0;
@@ -325,6 +326,7 @@ void publish_stream(WorkerState& w) {
 void process_burst(BridgeState& s, WorkerState& w, rte_mbuf** bufs, unsigned n, unsigned& kept,
                    CounterBlock& d, Injected& out) {
   kept = 0;
+  const bool bypass = s.bypass.load(std::memory_order_relaxed);
   for (unsigned i = 0; i < n; ++i) {
     if (i + kPrefetchAhead < n) rte_prefetch0(rte_pktmbuf_mtod(bufs[i + kPrefetchAhead], void*));
     rte_mbuf* m = bufs[i];
@@ -355,7 +357,9 @@ void process_burst(BridgeState& s, WorkerState& w, rte_mbuf** bufs, unsigned n, 
       d[WorkerCounter::other_pkts] += 1;
     }
     if (st == net::DecodeStatus::ok && p.ip_proto == net::kProtoTcp && (s.smtp_port[p.sport] || s.smtp_port[p.dport])) {
-      if (!inspect_segment(s, w, m, p, out)) {
+      if (bypass) {
+        d[WorkerCounter::bypassed] += 1;
+      } else if (!inspect_segment(s, w, m, p, out)) {
         rte_pktmbuf_free(m);
         continue;
       }
@@ -550,6 +554,9 @@ std::array<uint8_t, 40> symmetric_rss_key() {
 }  // namespace
 
 void Bridge::request_stop() { g_stop.store(true); }
+
+void Bridge::set_bypass(bool on) { s_->bypass.store(on); }
+bool Bridge::bypass() const { return s_->bypass.load(); }
 
 Bridge::Bridge(const DataplaneConfig& cfg, const std::string& argv0) : s_(std::make_unique<BridgeState>()) {
   BridgeState& s = *s_;
@@ -798,6 +805,7 @@ nlohmann::json snapshot(const BridgeState& s) {
   using nlohmann::json;
   json j;
   j["dispatch"] = s.rss ? "rss" : "software";
+  j["bypass"] = s.bypass.load();
   j["uptime_s"] = s.started_tsc ? double(rte_rdtsc() - s.started_tsc) / double(rte_get_tsc_hz()) : 0.0;
   json ports = json::object();
   for (const Port& p : s.ports) {

@@ -52,6 +52,11 @@ class Bridge {
 
   const char* dispatch_name() const;
 
+  // The appliance-wide bypass switch: when on, every frame is forwarded
+  // without inspection (counted as "bypassed"). Safe from any thread.
+  void set_bypass(bool on);
+  bool bypass() const;
+
  private:
   std::unique_ptr<BridgeState> s_;
 };

@@ -6,6 +6,7 @@
 // usage (the message names file, line and reason).
 #include <csignal>
 #include <cstdio>
+#include <cerrno>
 #include <cstring>
 #include <iostream>
 #include <string>
@@ -22,7 +23,7 @@ using sekisho::dataplane::Bridge;
 // Telemetry callbacks are plain C functions; they reach the one Bridge of
 // the process through this pointer, set before registration and cleared
 // before the Bridge is destroyed.
-const Bridge* g_bridge = nullptr;
+Bridge* g_bridge = nullptr;
 
 int tel_stats(const char*, const char*, rte_tel_data* d) {
   if (!g_bridge) return -1;
@@ -35,6 +36,18 @@ int tel_flows(const char*, const char* params, rte_tel_data* d) {
   int worker = -1;
   if (params && *params) worker = std::atoi(params);
   g_bridge->flows(d, worker, 100);
+  return 0;
+}
+
+// /sekisho/bypass[,on|off]: sets the switch when given, reports it always.
+int tel_bypass(const char*, const char* params, rte_tel_data* d) {
+  if (!g_bridge) return -1;
+  std::string p = params ? params : "";
+  if (p == "on" || p == "1") g_bridge->set_bypass(true);
+  else if (p == "off" || p == "0") g_bridge->set_bypass(false);
+  else if (!p.empty()) return -EINVAL;
+  rte_tel_data_start_dict(d);
+  rte_tel_data_add_dict_string(d, "bypass", g_bridge->bypass() ? "on" : "off");
   return 0;
 }
 
@@ -77,6 +90,8 @@ int main(int argc, char** argv) {
     g_bridge = &bridge;
     rte_telemetry_register_cmd("/sekisho/stats", tel_stats,
                                "Sekisho counters: ports, workers, io lcore. No parameters.");
+    rte_telemetry_register_cmd("/sekisho/bypass", tel_bypass,
+                               "Bypass switch: parameter on|off sets it; forwards everything uninspected when on.");
     rte_telemetry_register_cmd("/sekisho/flows", tel_flows,
                                "Flow census per worker; parameter: a worker index to list up to 100 of its flows.");
     std::cout << "sekisho-dataplane: ready, " << cfg.workers << " worker(s), dispatch "

@@ -82,3 +82,20 @@ def test_enforced_flows_are_counted_and_end(app):
     # no half-open leftovers: every flow ends (FIN/RST seen) and leaves the tables
     assert wait_for(lambda: sum(w["stream"]["tracked_flows"] for w in app.stats()["workers"].values()) == 0,
                     timeout=10), app.stats()["workers"]
+
+
+def test_bypass_switch_forwards_uninspected_then_enforces_again(app):
+    import telemetry
+    assert telemetry.query(app.prefix, "/sekisho/bypass", "on") == {"bypass": "on"}
+    try:
+        before = len(delivered(app.maildir))
+        r, _ = swaks(app, "spammer@spam.test", "bob@inside.test", "during bypass")
+        assert "250 2.0.0 Ok: queued" in r.stdout, "bypassed: the server decides"
+        assert wait_for(lambda: len(delivered(app.maildir)) > before)
+        stats = app.stats()
+        assert stats["bypass"] == 1
+        assert sum(w["bypassed"] for w in stats["workers"].values()) > 0
+    finally:
+        assert telemetry.query(app.prefix, "/sekisho/bypass", "off") == {"bypass": "off"}
+    r, _ = swaks(app, "spammer@spam.test", "bob@inside.test", "after bypass")
+    assert "550 5.7.1 Message rejected by policy" in r.stdout + r.stderr
