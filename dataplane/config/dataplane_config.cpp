@@ -17,7 +17,8 @@ const std::set<std::string> kDataplaneKeys = {
     "eal", "ports", "bridges", "workers", "burst", "idle_sleep_us", "ring_size", "mbufs",
     "rx_descriptors", "tx_descriptors", "flow_table_size", "malformed", "dispatch", "smtp_ports",
     "reassembly_buffer_bytes", "reassembly_buffers", "conflict_policy", "cap_policy", "flow_idle_timeout_s",
-    "journal", "journal_flush_ms", "journal_flush_count", "envelope_policy"};
+    "journal", "journal_flush_ms", "journal_flush_count", "envelope_policy", "spool", "retain_bytes",
+    "hold_timeout_ms"};
 
 [[noreturn]] void fail(const std::string& file, const Setting& s, const std::string& reason) {
   throw ConfigError(file, int(s.getSourceLine()), reason);
@@ -198,6 +199,9 @@ DataplaneConfig load_dataplane_config(const std::string& path) {
   if (dp.exists("journal")) c.journal_dir = get_string(path, dp["journal"]);
   if (dp.exists("journal_flush_ms")) c.journal_flush_ms = get_uint(path, dp["journal_flush_ms"], 0, 60000);
   if (dp.exists("journal_flush_count")) c.journal_flush_count = get_uint(path, dp["journal_flush_count"], 1, 1u << 20);
+  if (dp.exists("spool")) c.spool_dir = get_string(path, dp["spool"]);
+  if (dp.exists("retain_bytes")) c.retain_bytes = get_uint(path, dp["retain_bytes"], 0, 1u << 30);
+  if (dp.exists("hold_timeout_ms")) c.hold_timeout_ms = get_uint(path, dp["hold_timeout_ms"], 1, 600000);
   if (dp.exists("envelope_policy")) {
     const Setting& pol = dp["envelope_policy"];
     if (!pol.isList()) fail(path, pol, "'dataplane.envelope_policy' must be a list ( { ... }, ... )");
@@ -214,8 +218,9 @@ DataplaneConfig load_dataplane_config(const std::string& path) {
         else if (key == "action") er.action = get_string(path, r[k]);
         else fail(path, r[k], "unknown key '" + key + "' in an envelope rule");
       }
-      if (er.action != "pass" && er.action != "reject" && er.action != "tempfail")
-        fail(path, r, "envelope rule action must be \"pass\", \"reject\" or \"tempfail\", not \"" + er.action + "\"");
+      if (er.action != "pass" && er.action != "reject" && er.action != "tempfail" && er.action != "quarantine")
+        fail(path, r, "envelope rule action must be \"pass\", \"reject\", \"tempfail\" or \"quarantine\", not \"" +
+                          er.action + "\"");
       if (er.name.empty()) er.name = "envelope_policy[" + std::to_string(i) + "]";
       c.envelope_policy.push_back(std::move(er));
     }

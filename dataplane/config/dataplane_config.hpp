@@ -81,6 +81,9 @@ struct DataplaneConfig {
   unsigned journal_flush_ms = 200;
   unsigned journal_flush_count = 64;
   std::vector<EnvelopeRule> envelope_policy;
+  std::string spool_dir = "/var/lib/sekisho/spool";  // held (quarantined) messages
+  unsigned retain_bytes = 32u << 20;  // largest message kept for quarantine; larger ones are tempfailed
+  unsigned hold_timeout_ms = 2000;    // a held packet waits this long for the spool, then tempfail
 };
 
 DataplaneConfig load_dataplane_config(const std::string& path);

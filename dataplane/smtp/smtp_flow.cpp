@@ -8,6 +8,7 @@ const char* action_name(Action a) {
   switch (a) {
     case Action::reject: return "reject";
     case Action::tempfail: return "tempfail";
+    case Action::quarantine: return "quarantine";
     default: return "pass";
   }
 }
@@ -17,7 +18,11 @@ SmtpFlow::~SmtpFlow() {
 }
 
 void SmtpFlow::start(const tcp::Limits* lim, tcp::BufferPool* pool, const Limits& smtp_limits, FlowEvents* events,
-                     double now) {
+                     double now, size_t retain_bytes) {
+  retain_limit_ = retain_bytes;
+  retained_.clear();
+  retain_overflow_ = false;
+  spool_path_.clear();
   tcp_.reset(lim, pool, this);
   smtp_.emplace(this, smtp_limits);
   events_ = events;
@@ -69,10 +74,21 @@ void SmtpFlow::on_gap(bool from_client, uint64_t len) {
 void SmtpFlow::on_message_begin(const SessionFacts&, const Transaction&) {
   if (!sha_) sha_ = EVP_MD_CTX_new();
   sha_open_ = sha_ && EVP_DigestInit_ex(sha_, EVP_sha256(), nullptr) == 1;
+  retained_.clear();
+  retain_overflow_ = false;
 }
 
 void SmtpFlow::on_body(std::span<const uint8_t> b) {
   if (sha_open_) EVP_DigestUpdate(sha_, b.data(), b.size());
+  if (retain_limit_ && !retain_overflow_) {
+    if (retained_.size() + b.size() > retain_limit_) {
+      retain_overflow_ = true;
+      retained_.clear();
+      retained_.shrink_to_fit();
+    } else {
+      retained_.append(reinterpret_cast<const char*>(b.data()), b.size());
+    }
+  }
 }
 
 void SmtpFlow::on_transaction_done(const SessionFacts& f, const Transaction& t) {
@@ -96,6 +112,8 @@ void SmtpFlow::on_transaction_done(const SessionFacts& f, const Transaction& t) 
   m.action = decided_;
   m.verdict_rule = decided_rule_;
   m.id = reference_;
+  m.spool = spool_path_;
+  spool_path_.clear();
   decided_ = Action::pass;
   decided_rule_.clear();
   if (events_) events_->on_message(m);
@@ -146,6 +164,7 @@ nlohmann::json message_json(const MessageRecord& m) {
   j["verdict"] = {{"action", action_name(m.action)}};
   if (!m.verdict_rule.empty()) j["verdict"]["rule"] = m.verdict_rule;
   if (!m.id.empty()) j["id"] = m.id;
+  j["spool"] = m.spool.empty() ? json(nullptr) : json(m.spool);
   return j;
 }
 

@@ -20,7 +20,7 @@
 namespace sekisho::smtp {
 
 // What the dataplane does with a message when its end is seen.
-enum class Action : uint8_t { pass, reject, tempfail };
+enum class Action : uint8_t { pass, reject, tempfail, quarantine };
 const char* action_name(Action a);
 
 struct MessageRecord {
@@ -31,7 +31,8 @@ struct MessageRecord {
   std::string sha256;        // hex, of the message as delivered ("" if no body)
   Action action = Action::pass;
   std::string verdict_rule;  // what decided the action ("" when nothing matched)
-  std::string id;            // reference id given to the client on reject/tempfail
+  std::string id;            // reference id given to the client on reject/tempfail/quarantine
+  std::string spool;         // where a quarantined message was written
 };
 
 struct SessionRecord {
@@ -61,8 +62,10 @@ class SmtpFlow : public tcp::StreamSink, public MessageSink {
   SmtpFlow& operator=(const SmtpFlow&) { return *this; }
   ~SmtpFlow() override;
 
-  // (Re)starts the flow for a new connection.
-  void start(const tcp::Limits* lim, tcp::BufferPool* pool, const Limits& smtp_limits, FlowEvents* events, double now);
+  // (Re)starts the flow for a new connection. |retain_bytes| > 0 keeps a
+  // copy of each message (up to that size) for quarantine.
+  void start(const tcp::Limits* lim, tcp::BufferPool* pool, const Limits& smtp_limits, FlowEvents* events, double now,
+             size_t retain_bytes = 0);
   // One TCP segment; see tcp::TcpFlow::on_segment. |now| stamps events.
   tcp::SegmentVerdict on_segment(bool from_a, const net::Packet& p, std::span<uint8_t> payload,
                                  tcp::EventCounters& ev, double now);
@@ -74,6 +77,8 @@ class SmtpFlow : public tcp::StreamSink, public MessageSink {
     server_ = std::move(server);
   }
   bool has_endpoints() const { return !client_.empty(); }
+  const std::string& client_endpoint() const { return client_; }
+  const std::string& server_endpoint() const { return server_; }
   tcp::TcpFlow& tcp() { return tcp_; }
   const tcp::TcpFlow& tcp() const { return tcp_; }
   const SmtpSession* smtp() const { return smtp_ ? &*smtp_ : nullptr; }
@@ -86,6 +91,19 @@ class SmtpFlow : public tcp::StreamSink, public MessageSink {
     return a;
   }
   const std::string& last_reference() const { return reference_; }
+  const std::string& last_rule() const { return decided_rule_; }
+  // The retained copy of the message that just ended (moved out), and
+  // whether it is complete (false: it outgrew the retention limit).
+  std::string take_retained(bool& complete) {
+    complete = !retain_overflow_;
+    retain_overflow_ = false;
+    return std::move(retained_);
+  }
+  // Overrides the decided action (e.g. quarantine that could not be kept).
+  void set_outcome(Action a, std::string spool_path) {
+    decided_ = a;
+    spool_path_ = std::move(spool_path);
+  }
 
   // Enforcement state once a verdict has cut the server off: the dataplane
   // speaks for the server towards the client from then on.
@@ -94,6 +112,7 @@ class SmtpFlow : public tcp::StreamSink, public MessageSink {
     uint32_t server_seq = 0;  // next sequence number we send as the server
     bool closing = false;     // our FIN is sent
     bool done = false;        // the client's FIN is acknowledged: the slot may go
+    bool held = false;        // waiting for the spool: say nothing yet
   } enforced;
 
  private:
@@ -116,7 +135,10 @@ class SmtpFlow : public tcp::StreamSink, public MessageSink {
   bool reported_ = false;
   Action pending_action_ = Action::pass;
   Action decided_ = Action::pass;   // for the transaction awaiting its reply
-  std::string decided_rule_, reference_;
+  std::string decided_rule_, reference_, spool_path_;
+  size_t retain_limit_ = 0;
+  std::string retained_;
+  bool retain_overflow_ = false;
 };
 
 // The JSON objects of sekisho-replay and the event journal.

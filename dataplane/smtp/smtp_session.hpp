@@ -103,6 +103,8 @@ class SmtpSession {
 
   const SessionFacts& facts() const { return facts_; }
   const Transaction& transaction() const { return txn_; }
+  // The message that ended last and still waits for its reply, if any.
+  const Transaction* last_ended() const { return awaiting_.empty() ? nullptr : &awaiting_.back(); }
   bool encrypted() const { return facts_.tls; }
   bool in_data() const { return client_mode_ == ClientMode::data || client_mode_ == ClientMode::bdat; }
 

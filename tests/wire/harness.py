@@ -34,6 +34,7 @@ CONF = """dataplane = {{
   workers = {workers};
   malformed = "{malformed}";
   journal = "{journal}";
+  spool = "{spool}";
   journal_flush_ms = 20;
 {extra}}};
 """
@@ -74,7 +75,8 @@ class Appliance:
                     dev_a = "net_af_packet0,iface=" + self.env["IF_A"]
                     dev_b = "net_af_packet1,iface=" + self.env["IF_B"]
                 self.journal = os.path.join(self.tmp, "journal")
-                f.write(CONF.format(prefix=self.prefix, dev_a=dev_a, dev_b=dev_b, journal=self.journal,
+                self.spool = os.path.join(self.tmp, "spool")
+                f.write(CONF.format(prefix=self.prefix, dev_a=dev_a, dev_b=dev_b, journal=self.journal, spool=self.spool,
                                     workers=self.workers, malformed=self.malformed, extra=self.extra))
             self.dp = subprocess.Popen(["ip", "netns", "exec", self.env["NS_APP"], DATAPLANE, "-c", self.conf],
                                        stdout=open(self.dp_log, "w"), stderr=subprocess.STDOUT)

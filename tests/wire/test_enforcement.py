@@ -2,6 +2,8 @@
 ends a refused message is held back, the client hears 550/451 with a
 reference id injected with the right sequence numbers, the server's half
 is reset, and the client's QUIT is answered so nothing hangs."""
+import hashlib
+import json
 import os
 import time
 
@@ -11,7 +13,8 @@ from harness import PY, Appliance, delivered, wait_for
 
 POLICY = """  envelope_policy = (
     { name = "block-spam-test"; mail_from = "*@spam.test"; action = "reject"; },
-    { name = "trap-later"; rcpt_to = "later@*"; action = "tempfail"; }
+    { name = "trap-later"; rcpt_to = "later@*"; action = "tempfail"; },
+    { name = "hold-finance"; rcpt_to = "finance@*"; action = "quarantine"; }
   );
 """
 
@@ -99,3 +102,43 @@ def test_bypass_switch_forwards_uninspected_then_enforces_again(app):
         assert telemetry.query(app.prefix, "/sekisho/bypass", "off") == {"bypass": "off"}
     r, _ = swaks(app, "spammer@spam.test", "bob@inside.test", "after bypass")
     assert "550 5.7.1 Message rejected by policy" in r.stdout + r.stderr
+
+
+def test_quarantine_is_durable_before_the_client_hears_250(app, tmp_path):
+    msg = tmp_path / "invoice.eml"
+    body = b"From: billing@outside.test\r\nTo: finance@inside.test\r\nSubject: invoice\r\n\r\n" + \
+        b"please pay\r\n.dot line\r\n" * 200
+    msg.write_bytes(body)
+    expected = body + b"\r\n"  # swaks ends DATA with CRLF . CRLF after the file
+    before = len(delivered(app.maildir))
+    r = app.outside(["swaks", "--server", app.env["IP_IN"], "--from", "billing@outside.test",
+                     "--to", "finance@inside.test", "--data", str(msg)], timeout=60)
+    out = r.stdout + r.stderr
+    assert "<-  250 2.0.0 Ok: held as SK" in out, out[-2000:]
+    held_id = out.split("held as ", 1)[1].split()[0]
+    path = os.path.join(app.spool, "new", held_id + ".msg")
+    assert os.path.exists(path), os.listdir(os.path.join(app.spool, "new"))
+    header, data = open(path, "rb").read().split(b"\n", 1)
+    assert data == expected, "the spool holds the message byte for byte"
+    h = json.loads(header)
+    assert h["id"] == held_id and h["rcpt_to"] == ["finance@inside.test"] and h["verdict"]["action"] == "quarantine"
+    assert h["sha256_held"] == hashlib.sha256(expected).hexdigest()
+    time.sleep(0.5)
+    assert len(delivered(app.maildir)) == before, "the server never got it"
+    ev = wait_for(lambda: [e for e in app.events() if e.get("id") == held_id], timeout=10)
+    assert ev[0]["verdict"]["action"] == "quarantine" and ev[0]["spool"] == path
+
+
+def test_spool_failure_gives_451_never_250(app):
+    tmpdir = os.path.join(app.spool, "tmp")
+    os.rename(tmpdir, tmpdir + ".away")
+    open(tmpdir, "w").close()  # a file where the spool's tmp/ should be: every write fails
+    try:
+        r = app.outside(["swaks", "--server", app.env["IP_IN"], "--from", "billing@outside.test",
+                         "--to", "finance@inside.test", "--h-Subject", "spool broken"], timeout=60)
+        out = r.stdout + r.stderr
+        assert "451 4.3.0 Message cannot be held now" in out, out[-2000:]
+        assert "held as" not in out
+    finally:
+        os.remove(tmpdir)
+        os.rename(tmpdir + ".away", tmpdir)
