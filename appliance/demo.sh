@@ -33,7 +33,10 @@ trap 'echo; echo "demo: interrupted"; exit 130' INT TERM
 eval "$("$WIRE" up "$ID")"
 echo "== virtual wire: $NS_OUT ($IP_OUT) <-> [$NS_APP: sekisho-dataplane on $IF_A, $IF_B] <-> $NS_IN ($IP_IN)"
 
-ip netns exec "$NS_APP" build/dataplane/dpdk/sekisho-dataplane -c appliance/sekisho.conf >"$work/dataplane.log" 2>&1 &
+# The shipped configuration, with the journal and spool in this run's work dir.
+sed -e "s#\"/var/lib/sekisho/journal\"#\"$work/journal\"#" -e "s#\"/var/lib/sekisho/spool\"#\"$work/spool\"#" \
+  appliance/sekisho.conf > "$work/sekisho.conf"
+ip netns exec "$NS_APP" build/dataplane/dpdk/sekisho-dataplane -c "$work/sekisho.conf" >"$work/dataplane.log" 2>&1 &
 dp_pid=$!
 for _ in $(seq 100); do grep -q "ready" "$work/dataplane.log" && break; kill -0 $dp_pid 2>/dev/null || break; sleep 0.1; done
 grep -q "ready" "$work/dataplane.log" || { cat "$work/dataplane.log"; echo "demo: dataplane did not start" >&2; exit 1; }
@@ -48,7 +51,8 @@ send() {  # label, swaks args...
   local label=$1; shift
   local out rc=0
   out=$(ip netns exec "$NS_OUT" swaks --server "$IP_IN" --from alice@outside.test --helo outside.test "$@" 2>&1) || rc=$?
-  printf '  %-34s client saw: %s\n' "$label" "$(echo "$out" | grep -E '^<-  (250|4|5)' | tail -1 | cut -c5-70)"
+  printf '  %-34s client saw: %s\n' "$label" \
+    "$(echo "$out" | grep -E '^(<-|<\*\*) +[245][0-9][0-9] ' | grep -vE ' (221|354) ' | tail -1 | cut -c5-80)"
 }
 echo "== sending real mail with swaks from $NS_OUT"
 head -c 300000 /dev/urandom > "$work/report.bin"
@@ -57,12 +61,26 @@ send "with an attachment"     --to bob@inside.test --attach "@$work/report.bin" 
 send "pipelined, 2 recipients" --to bob@inside.test,carol@inside.test --pipeline --h-Subject "Team lunch"
 send "one refused recipient"  --to carol@inside.test,nobody@inside.test --h-Subject "Partly refused"
 send "null sender (bounce)"   --to bob@inside.test -f '<>' --h-Subject "Undeliverable"
+send "spam.test sender (reject)" --to bob@inside.test -f spammer@spam.test --h-Subject "Cheap pills"
+send "to finance@ (quarantine)"  --to finance@inside.test --h-Subject "Invoice 4711 overdue"
 
 sleep 0.5
 echo "== delivered to the server in $NS_IN"
 for j in "$work"/mail/*.json; do
   /usr/bin/python3 -c 'import json,sys; m=json.load(open(sys.argv[1])); print("  from <%s> to %s, %d bytes, sha256 %s..." % (m["mail_from"], ",".join(m["rcpt_to"]), m["size"], m["sha256"][:16]))' "$j"
 done
+echo "== what the dataplane inspected and decided (event journal)"
+sleep 0.3
+cat "$work"/journal/*.jsonl 2>/dev/null | /usr/bin/python3 -c '
+import json, sys
+for line in sys.stdin:
+    e = json.loads(line)
+    if e.get("type") != "message":
+        continue
+    v = e["verdict"]["action"] + (" (" + e["verdict"]["rule"] + ")" if e["verdict"].get("rule") else "")
+    print("  <%s> -> %s: %d bytes, %s%s" % (e["mail_from"], ",".join(e["rcpt_to"]) or "-", e["size"], v,
+          ", spooled " + e["spool"].split("/")[-1] if e.get("spool") else ""))
+'
 echo "== sekisho-dataplane counters (telemetry /sekisho/stats, /sekisho/flows)"
 /usr/bin/python3 "$TEL" "$PREFIX" --report | sed 's/^/  /'
 
