@@ -27,8 +27,9 @@ def test_recorded_fixture_reproduces_its_truth(truth_path):
     session = out["sessions"][0]
     assert session["tls"] == truth["tls"]
     assert session["src"].startswith(truth["client_ip"] + ":") and session["dst"] == truth["server"]
-    for m in out["messages"]:
+    for m, t in zip(out["messages"], truth["inspectable_transactions"]):
         assert m["src"] == session["src"] and m["helo"] == "client.outside.test"
+        assert m["body_via"] == t.get("body_via", "DATA")
     if truth["scenario"] == "swaks_auth_plain":
         assert session["auth"] == "PLAIN" and out["messages"][0]["auth"] == "PLAIN"
         assert b"s3cret" not in out["stdout"] and b"czNjcmV0" not in out["stdout"]
