@@ -43,6 +43,51 @@ std::string get_string(const std::string& file, const Setting& s) {
 
 bool is_pow2(unsigned v) { return v && !(v & (v - 1)); }
 
+std::vector<EnvelopeRule> parse_envelope_policy(const std::string& path, const Setting& pol) {
+  std::vector<EnvelopeRule> out;
+  if (!pol.isList()) fail(path, pol, "'envelope_policy' must be a list ( { ... }, ... )");
+  for (int i = 0; i < pol.getLength(); ++i) {
+    const Setting& r = pol[i];
+    if (!r.isGroup()) fail(path, r, "each envelope rule is a group { name = ...; mail_from = ...; action = ...; }");
+    EnvelopeRule er;
+    er.line = int(r.getSourceLine());
+    for (int k = 0; k < r.getLength(); ++k) {
+      std::string key = r[k].getName();
+      if (key == "name") er.name = get_string(path, r[k]);
+      else if (key == "mail_from") er.mail_from = get_string(path, r[k]);
+      else if (key == "rcpt_to") er.rcpt_to = get_string(path, r[k]);
+      else if (key == "action") er.action = get_string(path, r[k]);
+      else fail(path, r[k], "unknown key '" + key + "' in an envelope rule");
+    }
+    if (er.action != "pass" && er.action != "reject" && er.action != "tempfail" && er.action != "quarantine")
+      fail(path, r, "envelope rule action must be \"pass\", \"reject\", \"tempfail\" or \"quarantine\", not \"" +
+                        er.action + "\"");
+    if (er.name.empty()) er.name = "envelope_policy[" + std::to_string(i) + "]";
+    out.push_back(std::move(er));
+  }
+  return out;
+}
+
+}  // namespace
+
+std::vector<EnvelopeRule> load_envelope_policy(const std::string& path) {
+  libconfig::Config cfg;
+  try {
+    cfg.readFile(path.c_str());
+  } catch (const libconfig::FileIOException&) {
+    throw ConfigError(path, 0, "cannot read the policy file");
+  } catch (const libconfig::ParseException& e) {
+    throw ConfigError(e.getFile() ? e.getFile() : path, e.getLine(), std::string("syntax error: ") + e.getError());
+  }
+  const Setting& root = cfg.getRoot();
+  for (int i = 0; i < root.getLength(); ++i)
+    if (std::string(root[i].getName()) != "envelope_policy")
+      fail(path, root[i], std::string("unknown key '") + root[i].getName() + "' (a policy file holds envelope_policy)");
+  if (!root.exists("envelope_policy")) throw ConfigError(path, 1, "missing 'envelope_policy'");
+  return parse_envelope_policy(path, root["envelope_policy"]);
+}
+
+namespace {
 }  // namespace
 
 const char* to_string(MalformedPolicy p) { return p == MalformedPolicy::drop ? "drop" : "forward"; }
@@ -202,29 +247,7 @@ DataplaneConfig load_dataplane_config(const std::string& path) {
   if (dp.exists("spool")) c.spool_dir = get_string(path, dp["spool"]);
   if (dp.exists("retain_bytes")) c.retain_bytes = get_uint(path, dp["retain_bytes"], 0, 1u << 30);
   if (dp.exists("hold_timeout_ms")) c.hold_timeout_ms = get_uint(path, dp["hold_timeout_ms"], 1, 600000);
-  if (dp.exists("envelope_policy")) {
-    const Setting& pol = dp["envelope_policy"];
-    if (!pol.isList()) fail(path, pol, "'dataplane.envelope_policy' must be a list ( { ... }, ... )");
-    for (int i = 0; i < pol.getLength(); ++i) {
-      const Setting& r = pol[i];
-      if (!r.isGroup()) fail(path, r, "each envelope rule is a group { name = ...; mail_from = ...; action = ...; }");
-      EnvelopeRule er;
-      er.line = int(r.getSourceLine());
-      for (int k = 0; k < r.getLength(); ++k) {
-        std::string key = r[k].getName();
-        if (key == "name") er.name = get_string(path, r[k]);
-        else if (key == "mail_from") er.mail_from = get_string(path, r[k]);
-        else if (key == "rcpt_to") er.rcpt_to = get_string(path, r[k]);
-        else if (key == "action") er.action = get_string(path, r[k]);
-        else fail(path, r[k], "unknown key '" + key + "' in an envelope rule");
-      }
-      if (er.action != "pass" && er.action != "reject" && er.action != "tempfail" && er.action != "quarantine")
-        fail(path, r, "envelope rule action must be \"pass\", \"reject\", \"tempfail\" or \"quarantine\", not \"" +
-                          er.action + "\"");
-      if (er.name.empty()) er.name = "envelope_policy[" + std::to_string(i) + "]";
-      c.envelope_policy.push_back(std::move(er));
-    }
-  }
+  if (dp.exists("envelope_policy")) c.envelope_policy = parse_envelope_policy(path, dp["envelope_policy"]);
   if (c.mbufs < (c.rx_descriptors + c.tx_descriptors) * c.ports.size() + c.ring_size * 2 * c.workers)
     fail(path, dp, "'dataplane.mbufs' = " + std::to_string(c.mbufs) +
                        " cannot fill the rings and descriptors; raise it or lower ring_size/descriptors");

@@ -88,6 +88,10 @@ struct DataplaneConfig {
 
 DataplaneConfig load_dataplane_config(const std::string& path);
 
+// A policy file for /sekisho/reload: only `envelope_policy = ( ... );`.
+// Throws ConfigError (FILE:LINE: reason).
+std::vector<EnvelopeRule> load_envelope_policy(const std::string& path);
+
 const char* to_string(MalformedPolicy p);
 const char* to_string(DispatchMode d);
 

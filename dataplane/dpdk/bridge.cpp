@@ -13,6 +13,7 @@
 #include <rte_malloc.h>
 #include <rte_mbuf.h>
 #include <rte_prefetch.h>
+#include <rte_rcu_qsbr.h>
 #include <rte_ring.h>
 #include <rte_telemetry.h>
 
@@ -22,6 +23,7 @@
 #include <array>
 #include <chrono>
 #include <cstring>
+#include <mutex>
 #include <stdexcept>
 #include <thread>
 
@@ -69,6 +71,23 @@ struct Port {
 
 }  // namespace
 
+// An immutable envelope policy, published to the workers with RCU. A
+// message keeps the set it started with (inflight counts it per worker);
+// a replaced set is freed once the grace period has passed and no message
+// holds it.
+struct PolicySet {
+  std::vector<EnvelopeRule> rules;
+  std::string source;
+  uint64_t version = 0;
+  struct alignas(64) Count { uint64_t v = 0; };
+  std::vector<Count> inflight;  // one per worker, written by that worker only
+  uint64_t held() const {
+    uint64_t n = 0;
+    for (const auto& c : inflight) n += __atomic_load_n(&c.v, __ATOMIC_ACQUIRE);
+    return n;
+  }
+};
+
 // A quarantined message on its way to the spool. The worker parks the held
 // segment here; the spool thread fills the result and hands it back.
 struct SpoolJob {
@@ -86,17 +105,31 @@ struct SpoolJob {
 // fast part (once per message) and handed to the journal thread by ring.
 struct WorkerEvents : smtp::FlowEvents {
   rte_ring* ring = nullptr;
-  const std::vector<EnvelopeRule>* policy = nullptr;
+  std::atomic<PolicySet*>* policy = nullptr;  // the published set
+  unsigned worker = 0;
   unsigned lcore = 0;
   uint32_t next_id = 0;
   uint64_t rejected = 0, tempfailed = 0, quarantined = 0, hold_failed = 0, hold_timeouts = 0;
   static bool glob(const std::string& pattern, const std::string& value) {
     return pattern.empty() || fnmatch(pattern.c_str(), value.c_str(), FNM_CASEFOLD) == 0;
   }
+  const void* message_started() override {
+    if (!policy) return nullptr;
+    PolicySet* p = policy->load(std::memory_order_acquire);
+    auto& c = p->inflight[worker].v;
+    __atomic_store_n(&c, c + 1, __ATOMIC_RELEASE);
+    return p;
+  }
+  void message_released(const void* token) override {
+    auto* p = const_cast<PolicySet*>(static_cast<const PolicySet*>(token));
+    auto& c = p->inflight[worker].v;
+    __atomic_store_n(&c, c - 1, __ATOMIC_RELEASE);
+  }
   smtp::Action on_message_end(smtp::MessageRecord& m) override {
-    if (!policy) return smtp::Action::pass;
+    const auto* set = static_cast<const PolicySet*>(m.policy);
+    if (!set) return smtp::Action::pass;
     const std::string sender = m.txn->mail_from.empty() ? "<>" : m.txn->mail_from;
-    for (const auto& r : *policy) {
+    for (const auto& r : set->rules) {
       if (!glob(r.mail_from, sender)) continue;
       bool rcpt = r.rcpt_to.empty();
       for (const auto& a : m.txn->rcpt_to) rcpt = rcpt || glob(r.rcpt_to, a);
@@ -165,6 +198,11 @@ struct BridgeState {
   DataplaneConfig cfg;
   std::atomic<bool> bypass{false};  // telemetry /sekisho/bypass: forward everything uninspected
   bool retain = false;              // some rule quarantines: keep a copy of every message
+  std::atomic<PolicySet*> policy{nullptr};
+  rte_rcu_qsbr* qs = nullptr;       // workers report quiescence once per loop
+  std::mutex policy_mu;             // reload and reclaim (control side only)
+  std::vector<std::pair<PolicySet*, uint64_t>> retired;  // with the RCU token of their retirement
+  uint64_t policy_versions = 0, policy_freed = 0;
   std::array<bool, 65536> smtp_port{};
   double wall_at_start = 0;  // unix seconds when tsc_at_start was read
   uint64_t tsc_at_start = 0;
@@ -534,7 +572,9 @@ int worker_loop_software(BridgeState& s, WorkerState& w) {
   rte_mbuf* bufs[kMaxBurst];
   CounterBlock d;
   unsigned idle_rounds = 0;
+  rte_rcu_qsbr_thread_online(s.qs, w.index);
   while (!g_stop.load(std::memory_order_relaxed)) {
+    rte_rcu_qsbr_quiescent(s.qs, w.index);
     sweep_flows(s, w);
     if (!w.parked.empty() || (w.done_ring && rte_ring_count(w.done_ring))) {
       Injected answers;
@@ -561,6 +601,7 @@ int worker_loop_software(BridgeState& s, WorkerState& w) {
     publish(w.counters, d);
     publish_stream(w);
   }
+  rte_rcu_qsbr_thread_offline(s.qs, w.index);
   return 0;
 }
 
@@ -570,7 +611,9 @@ int worker_loop_rss(BridgeState& s, WorkerState& w) {
   CounterBlock d;
   unsigned idle_rounds = 0;
   const uint16_t q = uint16_t(w.index);
+  rte_rcu_qsbr_thread_online(s.qs, w.index);
   while (!g_stop.load(std::memory_order_relaxed)) {
+    rte_rcu_qsbr_quiescent(s.qs, w.index);
     bool any = false;
     sweep_flows(s, w);
     if (!w.parked.empty() || (w.done_ring && rte_ring_count(w.done_ring))) {
@@ -603,6 +646,7 @@ int worker_loop_rss(BridgeState& s, WorkerState& w) {
     publish_stream(w);
     if (!any) idle(s, idle_rounds, nullptr); else idle_rounds = 0;
   }
+  rte_rcu_qsbr_thread_offline(s.qs, w.index);
   return 0;
 }
 
@@ -813,7 +857,20 @@ Bridge::Bridge(const DataplaneConfig& cfg, const std::string& argv0) : s_(std::m
   }
 
   for (unsigned port : cfg.smtp_ports) s.smtp_port[port] = true;
-  for (const auto& r : cfg.envelope_policy) s.retain = s.retain || r.action == "quarantine";
+  // Messages are retained for quarantine whenever a spool exists: a policy
+  // reloaded later may quarantine what the first one passed.
+  s.retain = !cfg.spool_dir.empty() && cfg.retain_bytes > 0;
+  {
+    auto* first = new PolicySet;
+    first->rules = cfg.envelope_policy;
+    first->source = cfg.file;
+    first->version = ++s.policy_versions;
+    first->inflight.resize(cfg.workers);
+    s.policy.store(first);
+  }
+  size_t qs_size = rte_rcu_qsbr_get_memsize(cfg.workers);
+  s.qs = static_cast<rte_rcu_qsbr*>(rte_zmalloc("sk_rcu", qs_size, RTE_CACHE_LINE_SIZE));
+  if (!s.qs || rte_rcu_qsbr_init(s.qs, cfg.workers) != 0) throw std::runtime_error("cannot set up RCU");
   if (!cfg.spool_dir.empty()) {
     try {
       spool::SpoolWriter probe(cfg.spool_dir);
@@ -858,7 +915,9 @@ Bridge::Bridge(const DataplaneConfig& cfg, const std::string& argv0) : s_(std::m
     ws->tcp_limits.cap = cfg.cap_fail_open ? tcp::CapPolicy::fail_open : tcp::CapPolicy::fail_closed;
     ws->pool = std::make_unique<tcp::BufferPool>(cfg.reassembly_buffer_bytes, cfg.reassembly_buffers);
     ws->flows = std::make_unique<tcp::FlowTable<smtp::SmtpFlow>>(cfg.flow_table_size);
-    ws->events.policy = cfg.envelope_policy.empty() ? nullptr : &s.cfg.envelope_policy;
+    ws->events.policy = &s.policy;
+    ws->events.worker = w;
+    rte_rcu_qsbr_thread_register(s.qs, w);
     if (!cfg.spool_dir.empty()) {
       std::string a = "sk_sp" + std::to_string(w), b = "sk_sd" + std::to_string(w);
       ws->spool_ring = rte_ring_create(a.c_str(), 1024, sock, RING_F_SP_ENQ | RING_F_SC_DEQ);
@@ -901,6 +960,9 @@ Bridge::~Bridge() {
     rte_free(w->census_slots);
   }
   rte_mempool_free(s.pool);
+  for (auto& [set, token] : s.retired) delete set;
+  delete s.policy.load();
+  rte_free(s.qs);
   rte_eal_cleanup();
 }
 
@@ -979,12 +1041,58 @@ void spool_loop(BridgeState& s, std::atomic<bool>& done) {
 
 }  // namespace
 
+namespace {
+
+// Frees replaced policy sets no worker can reach and no message holds.
+void reclaim_policies(BridgeState& s) {
+  std::lock_guard<std::mutex> lock(s.policy_mu);
+  for (auto it = s.retired.begin(); it != s.retired.end();) {
+    if (rte_rcu_qsbr_check(s.qs, it->second, false) == 1 && it->first->held() == 0) {
+      delete it->first;
+      ++s.policy_freed;
+      it = s.retired.erase(it);
+    } else {
+      ++it;
+    }
+  }
+}
+
+}  // namespace
+
+std::string Bridge::reload_policy(const std::string& path, uint64_t& version, size_t& rules) {
+  BridgeState& s = *s_;
+  std::vector<EnvelopeRule> parsed;
+  try {
+    parsed = load_envelope_policy(path);  // off the fast path: the telemetry thread
+  } catch (const ConfigError& e) {
+    return e.what();
+  }
+  auto* next = new PolicySet;
+  next->rules = std::move(parsed);
+  next->source = path;
+  next->inflight.resize(s.workers.size());
+  std::lock_guard<std::mutex> lock(s.policy_mu);
+  next->version = ++s.policy_versions;
+  PolicySet* old = s.policy.exchange(next, std::memory_order_acq_rel);
+  s.retired.emplace_back(old, rte_rcu_qsbr_start(s.qs));
+  version = next->version;
+  rules = next->rules.size();
+  return "";
+}
+
 void Bridge::run() {
   BridgeState& s = *s_;
   s.started_tsc = rte_rdtsc();
   std::atomic<bool> journal_done{false};
   std::thread journal;
   if (!s.cfg.journal_dir.empty()) journal = std::thread(journal_loop, std::ref(s), std::ref(journal_done));
+  std::atomic<bool> housekeeping_done{false};
+  std::thread housekeeping([&s, &housekeeping_done] {
+    while (!housekeeping_done.load()) {
+      reclaim_policies(s);
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+  });
   std::atomic<bool> spool_done{false};
   std::thread spool;
   if (!s.cfg.spool_dir.empty()) spool = std::thread(spool_loop, std::ref(s), std::ref(spool_done));
@@ -1008,6 +1116,9 @@ void Bridge::run() {
   }
   journal_done.store(true);
   if (journal.joinable()) journal.join();
+  housekeeping_done.store(true);
+  housekeeping.join();
+  reclaim_policies(s);
 }
 
 namespace {
@@ -1017,6 +1128,12 @@ nlohmann::json snapshot(const BridgeState& s) {
   json j;
   j["dispatch"] = s.rss ? "rss" : "software";
   j["bypass"] = s.bypass.load();
+  {
+    std::lock_guard<std::mutex> lock(const_cast<std::mutex&>(s.policy_mu));
+    const PolicySet* p = s.policy.load();
+    j["policy"] = {{"version", p->version}, {"source", p->source}, {"rules", p->rules.size()},
+                   {"retired_pending", s.retired.size()}, {"freed", s.policy_freed}};
+  }
   j["uptime_s"] = s.started_tsc ? double(rte_rdtsc() - s.started_tsc) / double(rte_get_tsc_hz()) : 0.0;
   json ports = json::object();
   for (const Port& p : s.ports) {

@@ -18,6 +18,7 @@
 
 #include <atomic>
 #include <memory>
+#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -56,6 +57,12 @@ class Bridge {
   // without inspection (counted as "bypassed"). Safe from any thread.
   void set_bypass(bool on);
   bool bypass() const;
+
+  // Loads an envelope policy file and publishes it to the workers (RCU);
+  // messages already streaming keep the set they started with. Returns ""
+  // and the new version, or "FILE:LINE: reason" and changes nothing.
+  // Call from one control thread at a time (the telemetry thread).
+  std::string reload_policy(const std::string& path, uint64_t& version, size_t& rules);
 
  private:
   std::unique_ptr<BridgeState> s_;

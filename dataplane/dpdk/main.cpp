@@ -51,6 +51,22 @@ int tel_bypass(const char*, const char* params, rte_tel_data* d) {
   return 0;
 }
 
+// /sekisho/reload,FILE: loads an envelope policy file and swaps it in.
+int tel_reload(const char*, const char* params, rte_tel_data* d) {
+  if (!g_bridge || !params || !*params) return -EINVAL;
+  uint64_t version = 0;
+  size_t rules = 0;
+  std::string err = g_bridge->reload_policy(params, version, rules);
+  rte_tel_data_start_dict(d);
+  if (!err.empty()) {
+    rte_tel_data_add_dict_string(d, "error", err.substr(0, RTE_TEL_MAX_STRING_LEN - 1).c_str());
+    return 0;
+  }
+  rte_tel_data_add_dict_u64(d, "version", version);
+  rte_tel_data_add_dict_u64(d, "rules", rules);
+  return 0;
+}
+
 void on_signal(int) { Bridge::request_stop(); }
 
 void usage() {
@@ -92,6 +108,8 @@ int main(int argc, char** argv) {
                                "Sekisho counters: ports, workers, io lcore. No parameters.");
     rte_telemetry_register_cmd("/sekisho/bypass", tel_bypass,
                                "Bypass switch: parameter on|off sets it; forwards everything uninspected when on.");
+    rte_telemetry_register_cmd("/sekisho/reload", tel_reload,
+                               "Loads an envelope policy file (parameter: its path) and publishes it with RCU.");
     rte_telemetry_register_cmd("/sekisho/flows", tel_flows,
                                "Flow census per worker; parameter: a worker index to list up to 100 of its flows.");
     std::cout << "sekisho-dataplane: ready, " << cfg.workers << " worker(s), dispatch "

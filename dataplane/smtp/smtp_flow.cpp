@@ -33,6 +33,8 @@ void SmtpFlow::start(const tcp::Limits* lim, tcp::BufferPool* pool, const Limits
   reported_ = false;
   sha_open_ = false;
   pending_action_ = decided_ = Action::pass;
+  if (policy_ && events_) events_->message_released(policy_);
+  policy_ = nullptr;
   decided_rule_.clear();
   reference_.clear();
   enforced = Enforced{};
@@ -40,12 +42,15 @@ void SmtpFlow::start(const tcp::Limits* lim, tcp::BufferPool* pool, const Limits
 
 void SmtpFlow::on_message_end(const SessionFacts& f, const Transaction& t) {
   MessageRecord m;
+  m.policy = policy_;
   m.ts = now_;
   m.client = client_;
   m.server = server_;
   m.session = &f;
   m.txn = &t;
   decided_ = events_ ? events_->on_message_end(m) : Action::pass;
+  if (events_ && policy_) events_->message_released(policy_);
+  policy_ = nullptr;
   decided_rule_ = m.verdict_rule;
   reference_ = m.id;
   pending_action_ = decided_;
@@ -76,6 +81,10 @@ void SmtpFlow::on_message_begin(const SessionFacts&, const Transaction&) {
   sha_open_ = sha_ && EVP_DigestInit_ex(sha_, EVP_sha256(), nullptr) == 1;
   retained_.clear();
   retain_overflow_ = false;
+  if (events_) {
+    if (policy_) events_->message_released(policy_);  // a message that never ended
+    policy_ = events_->message_started();
+  }
 }
 
 void SmtpFlow::on_body(std::span<const uint8_t> b) {
@@ -123,6 +132,8 @@ void SmtpFlow::on_close() {
   if (reported_ || !smtp_) return;
   reported_ = true;
   smtp_->on_close();
+  if (policy_ && events_) events_->message_released(policy_);
+  policy_ = nullptr;
   const auto& f = smtp_->facts();
   if (f.greeting.empty() && f.commands == 0) return;  // never spoke SMTP
   SessionRecord s{start_, now_, client_, server_, &f, gaps_};

@@ -33,6 +33,7 @@ struct MessageRecord {
   std::string verdict_rule;  // what decided the action ("" when nothing matched)
   std::string id;            // reference id given to the client on reject/tempfail/quarantine
   std::string spool;         // where a quarantined message was written
+  const void* policy = nullptr;  // what message_started() returned for this message
 };
 
 struct SessionRecord {
@@ -53,6 +54,12 @@ class FlowEvents {
     (void)m;
     return Action::pass;
   }
+  // A message begins: returns the policy it will be judged by (kept by the
+  // flow and handed back in on_message_end), so a policy swapped in while
+  // the message streams does not change its verdict.
+  virtual const void* message_started() { return nullptr; }
+  // The message ended or was abandoned: the policy is no longer needed.
+  virtual void message_released(const void* policy) { (void)policy; }
 };
 
 class SmtpFlow : public tcp::StreamSink, public MessageSink {
@@ -136,6 +143,7 @@ class SmtpFlow : public tcp::StreamSink, public MessageSink {
   Action pending_action_ = Action::pass;
   Action decided_ = Action::pass;   // for the transaction awaiting its reply
   std::string decided_rule_, reference_, spool_path_;
+  const void* policy_ = nullptr;  // held from message begin to message end
   size_t retain_limit_ = 0;
   std::string retained_;
   bool retain_overflow_ = false;
