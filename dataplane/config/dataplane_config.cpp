@@ -16,7 +16,7 @@ const std::set<std::string> kOtherSections = {"control", "scanners", "rules", "s
 const std::set<std::string> kDataplaneKeys = {
     "eal", "ports", "bridges", "workers", "burst", "idle_sleep_us", "ring_size", "mbufs",
     "rx_descriptors", "tx_descriptors", "flow_table_size", "malformed", "dispatch", "smtp_ports",
-    "reassembly_buffer_bytes", "reassembly_buffers", "conflict_policy", "cap_policy", "flow_idle_timeout_s",
+    "reassembly_buffer_bytes", "reassembly_buffers", "starttls_mask_ports", "conflict_policy", "cap_policy", "flow_idle_timeout_s",
     "journal", "journal_flush_ms", "journal_flush_count", "envelope_policy", "spool", "retain_bytes",
     "hold_timeout_ms"};
 
@@ -221,6 +221,11 @@ DataplaneConfig load_dataplane_config(const std::string& path) {
     if (!sp.isArray() && !sp.isList()) fail(path, sp, "'dataplane.smtp_ports' must be a list of port numbers");
     c.smtp_ports.clear();
     for (int i = 0; i < sp.getLength(); ++i) c.smtp_ports.push_back(get_uint(path, sp[i], 1, 65535));
+  }
+  if (dp.exists("starttls_mask_ports")) {
+    const Setting& sp = dp["starttls_mask_ports"];
+    if (!sp.isArray() && !sp.isList()) fail(path, sp, "'dataplane.starttls_mask_ports' must be a list of port numbers");
+    for (int i = 0; i < sp.getLength(); ++i) c.starttls_mask_ports.push_back(get_uint(path, sp[i], 1, 65535));
   }
   if (dp.exists("reassembly_buffer_bytes")) {
     c.reassembly_buffer_bytes = get_uint(path, dp["reassembly_buffer_bytes"], 4096, 1u << 26);

@@ -72,6 +72,10 @@ struct DataplaneConfig {
   int dispatch_line = 0;
   // Stream inspection (TCP reassembly + SMTP) on these server ports.
   std::vector<unsigned> smtp_ports = {25, 587};
+  // Server ports whose STARTTLS capability is masked (same-length bytes) so
+  // sessions stay in clear and are inspected; elsewhere STARTTLS passes and
+  // the session is counted as encrypted, uninspected.
+  std::vector<unsigned> starttls_mask_ports;
   unsigned reassembly_buffer_bytes = 256 * 1024;  // per direction of a flow with data in flight
   unsigned reassembly_buffers = 4096;             // per worker: the reassembly memcap is bytes x buffers
   bool conflict_drop = false;                     // "rewrite" (default) or "drop" differing retransmissions

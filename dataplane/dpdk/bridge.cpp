@@ -109,7 +109,7 @@ struct WorkerEvents : smtp::FlowEvents {
   unsigned worker = 0;
   unsigned lcore = 0;
   uint32_t next_id = 0;
-  uint64_t rejected = 0, tempfailed = 0, quarantined = 0, hold_failed = 0, hold_timeouts = 0;
+  uint64_t rejected = 0, tempfailed = 0, quarantined = 0, hold_failed = 0, hold_timeouts = 0, tls_sessions = 0;
   static bool glob(const std::string& pattern, const std::string& value) {
     return pattern.empty() || fnmatch(pattern.c_str(), value.c_str(), FNM_CASEFOLD) == 0;
   }
@@ -160,6 +160,7 @@ struct WorkerEvents : smtp::FlowEvents {
   }
   void on_session(const smtp::SessionRecord& s) override {
     add(sessions, 1);
+    if (s.session->tls) add(tls_sessions, 1);  // encrypted after STARTTLS: not inspected
     if (ring) push(smtp::session_json(s));
   }
 };
@@ -181,6 +182,7 @@ struct alignas(RTE_CACHE_LINE_SIZE) WorkerState {
   tcp::EventCounters tcp_local{};           // accumulated in the loop
   tcp::EventCounters tcp_shared{};          // published
   uint64_t uninspected_multiseg = 0;
+  uint64_t starttls_masked = 0;
   WorkerEvents events;
   rte_ring* spool_ring = nullptr;  // worker -> spool thread (SpoolJob*)
   rte_ring* done_ring = nullptr;   // spool thread -> worker
@@ -204,6 +206,7 @@ struct BridgeState {
   std::vector<std::pair<PolicySet*, uint64_t>> retired;  // with the RCU token of their retirement
   uint64_t policy_versions = 0, policy_freed = 0;
   std::array<bool, 65536> smtp_port{};
+  std::array<bool, 65536> mask_starttls{};
   double wall_at_start = 0;  // unix seconds when tsc_at_start was read
   uint64_t tsc_at_start = 0;
   double tsc_hz = 1;
@@ -310,6 +313,30 @@ void answer_held(BridgeState& s, WorkerState& w, Injected& out, rte_mbuf* held, 
   }
 }
 
+// Masks the STARTTLS keyword of an EHLO reply in a server segment with
+// same-length bytes ("250-STARTTLS" -> "250-XXXXXXXX"), so the client never
+// asks for TLS. Done before the TCP engine sees the segment: the retained
+// copy holds the masked bytes, so a retransmission is masked alike. A
+// keyword split across two segments is not masked (the session then shows
+// up as encrypted in the counters).
+bool mask_starttls(std::span<uint8_t> payload) {
+  static const char kKey[] = "STARTTLS";
+  bool masked = false;
+  for (size_t i = 4; i + 8 <= payload.size(); ++i) {
+    if ((payload[i] | 0x20) != 's') continue;
+    bool match = true;
+    for (size_t k = 0; k < 8 && match; ++k) match = (payload[i + k] & 0xdf) == uint8_t(kKey[k]);
+    if (!match) continue;
+    const uint8_t* pre = payload.data() + i - 4;
+    if (pre[0] == '2' && pre[1] == '5' && pre[2] == '0' && (pre[3] == '-' || pre[3] == ' ') &&
+        (i + 8 == payload.size() || payload[i + 8] == '\r' || payload[i + 8] == '\n' || payload[i + 8] == ' ')) {
+      std::memset(payload.data() + i, 'X', 8);
+      masked = true;
+    }
+  }
+  return masked;
+}
+
 // Runs one TCP segment of an SMTP port through the stream engines.
 // drop: normalisation policy or a verdict keeps it from the server;
 // parked: it ends a message being written to the spool (the job owns it).
@@ -341,7 +368,12 @@ Disposition inspect_segment(BridgeState& s, WorkerState& w, rte_mbuf* m, const n
     if (!f.enforced.held) speak_for_server(s, w, out, m, p, f, f.tcp().client_is_a() == ref.src_is_a);
     return Disposition::drop;  // the server's half is gone (or about to be)
   }
+  bool masked = false;
+  if (s.mask_starttls[p.sport] && p.payload_len && f.tcp().client_is_a() != ref.src_is_a)
+    masked = mask_starttls({frame + p.payload_offset, p.payload_len});
+  if (masked) ++w.starttls_masked;
   tcp::SegmentVerdict v = f.on_segment(ref.src_is_a, p, {frame + p.payload_offset, p.payload_len}, w.tcp_local, now);
+  if (masked && v == tcp::SegmentVerdict::forward) v = tcp::SegmentVerdict::forward_rewritten;
   if (!f.has_endpoints() && f.tcp().state() != tcp::TcpFlow::State::none) {
     bool client_is_src = f.tcp().client_is_a() == ref.src_is_a;
     std::string src = net::format_endpoint(p.src, p.sport, p.l3), dst = net::format_endpoint(p.dst, p.dport, p.l3);
@@ -857,6 +889,7 @@ Bridge::Bridge(const DataplaneConfig& cfg, const std::string& argv0) : s_(std::m
   }
 
   for (unsigned port : cfg.smtp_ports) s.smtp_port[port] = true;
+  for (unsigned port : cfg.starttls_mask_ports) s.mask_starttls[port] = true;
   // Messages are retained for quarantine whenever a spool exists: a policy
   // reloaded later may quarantine what the first one passed.
   s.retain = !cfg.spool_dir.empty() && cfg.retain_bytes > 0;
@@ -1188,6 +1221,8 @@ nlohmann::json snapshot(const BridgeState& s) {
     stream["tracked_flows"] = w->flows->size();
     stream["reassembly_buffers_in_use"] = w->pool->in_use();
     stream["uninspected_multiseg"] = read_counter(w->uninspected_multiseg);
+    stream["starttls_masked"] = read_counter(w->starttls_masked);
+    stream["tls_sessions"] = read_counter(w->events.tls_sessions);
     stream["messages"] = read_counter(w->events.messages);
     stream["sessions"] = read_counter(w->events.sessions);
     stream["events_dropped"] = read_counter(w->events.dropped);
