@@ -183,6 +183,13 @@ struct alignas(RTE_CACHE_LINE_SIZE) WorkerState {
   tcp::EventCounters tcp_shared{};          // published
   uint64_t uninspected_multiseg = 0;
   uint64_t starttls_masked = 0;
+  // Hold latency of passed messages: from the worker taking the segment that
+  // ends a message to that segment being handed on (100 ns buckets, 1 ms).
+  static constexpr unsigned kHoldBuckets = 10000;
+  std::vector<uint64_t> hold_hist = std::vector<uint64_t>(kHoldBuckets + 1, 0);
+  uint64_t hold_t0[kMaxBurst];
+  unsigned hold_n = 0;
+  bool hold_ended = false;  // set by inspect_segment for the segment at hand
   WorkerEvents events;
   rte_ring* spool_ring = nullptr;  // worker -> spool thread (SpoolJob*)
   rte_ring* done_ring = nullptr;   // spool thread -> worker
@@ -349,8 +356,10 @@ Disposition inspect_segment(BridgeState& s, WorkerState& w, rte_mbuf* m, const n
   bool created = false;
   auto* slot = w.flows->find(ref.key, net::symmetric_hash(ref.key), true, created);
   if (!slot) {
+    // The flow memcap: the cap policy decides (fail-closed drops, and the
+    // client retransmits; fail-open passes the flow uninspected). Counted.
     ++w.tcp_local[size_t(tcp::Event::table_full)];
-    return Disposition::forward;  // fail-open for flows the table cannot hold; counted
+    return s.cfg.cap_fail_open ? Disposition::forward : Disposition::drop;
   }
   smtp::SmtpFlow& f = slot->value;
   const double now = wall_now(s);
@@ -382,6 +391,7 @@ Disposition inspect_segment(BridgeState& s, WorkerState& w, rte_mbuf* m, const n
   if (v == tcp::SegmentVerdict::forward_rewritten) fix_tcp_checksum(frame, p);
   smtp::Action action = f.take_action();
   const bool from_client = f.tcp().client_is_a() == ref.src_is_a;
+  if (f.take_message_ended() && action == smtp::Action::pass) w.hold_ended = true;
   if (action == smtp::Action::quarantine && from_client) {
     bool complete = false;
     std::string body = f.take_retained(complete);
@@ -508,6 +518,17 @@ void sweep_flows(BridgeState& s, WorkerState& w) {
   });
 }
 
+void record_holds(const BridgeState& s, WorkerState& w) {
+  if (!w.hold_n) return;
+  const uint64_t now = rte_rdtsc();
+  for (unsigned i = 0; i < w.hold_n; ++i) {
+    double ns = double(now - w.hold_t0[i]) * 1e9 / s.tsc_hz;
+    unsigned b = std::min<unsigned>(unsigned(ns / 100), WorkerState::kHoldBuckets);
+    __atomic_store_n(&w.hold_hist[b], w.hold_hist[b] + 1, __ATOMIC_RELAXED);
+  }
+  w.hold_n = 0;
+}
+
 void publish_stream(WorkerState& w) {
   for (size_t i = 0; i < tcp::kEventCount; ++i) {
     if (w.tcp_local[i]) {
@@ -518,13 +539,21 @@ void publish_stream(WorkerState& w) {
   }
 }
 
+// |flush(bufs, count)| hands frames on at once: used when a segment that
+// ends a passed message is ready, so the hold does not wait for the rest of
+// the burst. Frames are flushed in order, so a flow's order is kept.
+template <class Flush>
 void process_burst(BridgeState& s, WorkerState& w, rte_mbuf** bufs, unsigned n, unsigned& kept,
-                   CounterBlock& d, Injected& out) {
+                   CounterBlock& d, Injected& out, Flush&& flush) {
+  unsigned flushed = 0;
   kept = 0;
   const bool bypass = s.bypass.load(std::memory_order_relaxed);
+  w.hold_n = 0;
   for (unsigned i = 0; i < n; ++i) {
     if (i + kPrefetchAhead < n) rte_prefetch0(rte_pktmbuf_mtod(bufs[i + kPrefetchAhead], void*));
     rte_mbuf* m = bufs[i];
+    const uint64_t t0 = rte_rdtsc();
+    w.hold_ended = false;
     std::span<const uint8_t> frame(rte_pktmbuf_mtod(m, const uint8_t*), rte_pktmbuf_data_len(m));
     d[WorkerCounter::rx_pkts] += 1;
     d[WorkerCounter::rx_bytes] += rte_pktmbuf_pkt_len(m);
@@ -561,6 +590,16 @@ void process_burst(BridgeState& s, WorkerState& w, rte_mbuf** bufs, unsigned n, 
           rte_pktmbuf_free(m);
           continue;
         }
+        if (w.hold_ended) {
+          w.hold_t0[w.hold_n++] = t0;
+          bufs[kept++] = m;
+          d[WorkerCounter::tx_pkts] += 1;
+          d[WorkerCounter::tx_bytes] += rte_pktmbuf_pkt_len(m);
+          flush(bufs + flushed, kept - flushed);
+          flushed = kept;
+          record_holds(s, w);
+          goto next_packet;
+        }
       }
     }
     if (st == net::DecodeStatus::ok && (p.ip_proto == net::kProtoTcp || p.ip_proto == net::kProtoUdp)) {
@@ -574,6 +613,12 @@ void process_burst(BridgeState& s, WorkerState& w, rte_mbuf** bufs, unsigned n, 
     d[WorkerCounter::tx_pkts] += 1;
     d[WorkerCounter::tx_bytes] += rte_pktmbuf_pkt_len(m);
     bufs[kept++] = m;
+  next_packet:;
+  }
+  // What is left for the caller starts at |flushed|: move it to the front.
+  if (flushed) {
+    for (unsigned i = flushed; i < kept; ++i) bufs[i - flushed] = bufs[i];
+    kept -= flushed;
   }
 }
 
@@ -619,7 +664,15 @@ int worker_loop_software(BridgeState& s, WorkerState& w) {
     idle_rounds = 0;
     unsigned kept = 0;
     Injected injected;
-    process_burst(s, w, bufs, n, kept, d, injected);
+    auto to_ring = [&](rte_mbuf** b, unsigned c) {
+      unsigned e = rte_ring_sp_enqueue_burst(w.tx_ring, reinterpret_cast<void**>(b), c, nullptr);
+      if (e < c) {
+        rte_pktmbuf_free_bulk(b + e, c - e);
+        d[WorkerCounter::tx_ring_full] += c - e;
+        d[WorkerCounter::tx_pkts] -= c - e;
+      }
+    };
+    process_burst(s, w, bufs, n, kept, d, injected, to_ring);
     unsigned q = rte_ring_sp_enqueue_burst(w.tx_ring, reinterpret_cast<void**>(bufs), kept, nullptr);
     if (injected.n) {
       unsigned qi = rte_ring_sp_enqueue_burst(w.tx_ring, reinterpret_cast<void**>(injected.m), injected.n, nullptr);
@@ -630,6 +683,7 @@ int worker_loop_software(BridgeState& s, WorkerState& w) {
       d[WorkerCounter::tx_ring_full] += kept - q;
       d[WorkerCounter::tx_pkts] -= kept - q;
     }
+    record_holds(s, w);
     publish(w.counters, d);
     publish_stream(w);
   }
@@ -666,9 +720,11 @@ int worker_loop_rss(BridgeState& s, WorkerState& w) {
       add_relaxed(w.port[p.id].rx_bytes, bytes);
       unsigned kept = 0;
       Injected injected;
-      process_burst(s, w, bufs, n, kept, d, injected);
       const Port& out = s.ports[p.peer];
+      process_burst(s, w, bufs, n, kept, d, injected,
+                    [&](rte_mbuf** b, unsigned c) { transmit(out.id, q, b, c, w.port[out.id]); });
       transmit(out.id, q, bufs, kept, w.port[out.id]);
+      record_holds(s, w);
       for (unsigned i = 0; i < injected.n; ++i) {  // injected frames go where their m->port says
         const Port& o = s.ports[s.ports[unsigned(s.index_of_port_id[injected.m[i]->port])].peer];
         transmit(o.id, q, &injected.m[i], 1, w.port[o.id]);
@@ -1223,6 +1279,21 @@ nlohmann::json snapshot(const BridgeState& s) {
     stream["uninspected_multiseg"] = read_counter(w->uninspected_multiseg);
     stream["starttls_masked"] = read_counter(w->starttls_masked);
     stream["tls_sessions"] = read_counter(w->events.tls_sessions);
+    {
+      uint64_t total = 0;
+      for (const auto& c : w->hold_hist) total += read_counter(c);
+      auto pct = [&](double q) -> uint64_t {
+        uint64_t want = uint64_t(q * double(total) + 0.999999), seen = 0;
+        for (unsigned b = 0; b <= WorkerState::kHoldBuckets; ++b) {
+          seen += read_counter(w->hold_hist[b]);
+          if (seen >= want && want) return (b + 1) * 100;  // upper edge of the bucket, ns
+        }
+        return 0;
+      };
+      stream["hold_samples"] = total;
+      stream["hold_p50_ns"] = pct(0.50);
+      stream["hold_p99_ns"] = pct(0.99);
+    }
     stream["messages"] = read_counter(w->events.messages);
     stream["sessions"] = read_counter(w->events.sessions);
     stream["events_dropped"] = read_counter(w->events.dropped);

@@ -48,6 +48,7 @@ void SmtpFlow::on_message_end(const SessionFacts& f, const Transaction& t) {
   m.server = server_;
   m.session = &f;
   m.txn = &t;
+  message_ended_ = true;
   decided_ = events_ ? events_->on_message_end(m) : Action::pass;
   if (events_ && policy_) events_->message_released(policy_);
   policy_ = nullptr;

@@ -98,6 +98,12 @@ class SmtpFlow : public tcp::StreamSink, public MessageSink {
     return a;
   }
   const std::string& last_reference() const { return reference_; }
+  // True once after a segment in which a message ended (the hold point).
+  bool take_message_ended() {
+    bool e = message_ended_;
+    message_ended_ = false;
+    return e;
+  }
   const std::string& last_rule() const { return decided_rule_; }
   // The retained copy of the message that just ended (moved out), and
   // whether it is complete (false: it outgrew the retention limit).
@@ -141,6 +147,7 @@ class SmtpFlow : public tcp::StreamSink, public MessageSink {
   uint64_t gaps_ = 0;
   bool reported_ = false;
   Action pending_action_ = Action::pass;
+  bool message_ended_ = false;
   Action decided_ = Action::pass;   // for the transaction awaiting its reply
   std::string decided_rule_, reference_, spool_path_;
   const void* policy_ = nullptr;  // held from message begin to message end
