@@ -354,7 +354,14 @@ Disposition inspect_segment(BridgeState& s, WorkerState& w, rte_mbuf* m, const n
   }
   net::FlowRef ref = net::flow_ref(p);
   bool created = false;
-  auto* slot = w.flows->find(ref.key, net::symmetric_hash(ref.key), true, created);
+  // Only a SYN makes a flow: segments of connections that began before
+  // us (or never handshook) pass uninspected without taking a slot.
+  const bool syn = p.tcp_flags & net::kTcpSyn;
+  auto* slot = w.flows->find(ref.key, net::symmetric_hash(ref.key), syn, created);
+  if (!slot && !syn) {
+    ++w.tcp_local[size_t(tcp::Event::midstream)];
+    return Disposition::forward;
+  }
   if (!slot) {
     // The flow memcap: the cap policy decides (fail-closed drops, and the
     // client retransmits; fail-open passes the flow uninspected). Counted.
@@ -508,7 +515,10 @@ void sweep_flows(BridgeState& s, WorkerState& w) {
   w.flows->sweep(8, [&](tcp::FlowTable<smtp::SmtpFlow>::Slot& slot) {
     smtp::SmtpFlow& f = slot.value;
     bool closed = f.tcp().state() == tcp::TcpFlow::State::closed;
-    bool idle = now - f.last_seen() > double(s.cfg.flow_idle_timeout_s);
+    // Handshakes that never complete (SYN floods, scans) get a short life.
+    double timeout = f.tcp().state() == tcp::TcpFlow::State::syn_sent ? std::min(10.0, double(s.cfg.flow_idle_timeout_s))
+                                                                      : double(s.cfg.flow_idle_timeout_s);
+    bool idle = now - f.last_seen() > timeout;
     if (closed && f.enforced.active && !f.enforced.done && !idle) return;  // still answering the client
     if (closed || idle) {
       if (!closed) ++w.tcp_local[size_t(tcp::Event::flows_expired)];
