@@ -442,23 +442,10 @@ Disposition inspect_segment(BridgeState& s, WorkerState& w, rte_mbuf* m, const n
     // This segment completes a message the policy refuses: it never reaches
     // the server. The client hears the verdict from "the server"; the
     // server's half is reset at the sequence number it expects.
-    char reply[200];
-    int len = snprintf(reply, sizeof reply,
-                       action == smtp::Action::reject ? "550 5.7.1 Message rejected by policy (ref %s)\r\n"
-                                                      : "451 4.7.1 Message deferred by policy, try later (ref %s)\r\n",
-                       f.last_reference().c_str());
-    enforce::TcpSegmentSpec to_client;
-    to_client.seq = f.tcp().next_seq(false);
-    to_client.ack = p.seq + p.payload_len;
-    to_client.flags = net::kTcpAck | net::kTcpPsh;
-    to_client.payload = {reinterpret_cast<const uint8_t*>(reply), size_t(len)};
-    inject(s, w, out, m, p, true, to_client);
-    enforce::TcpSegmentSpec to_server;
-    to_server.seq = p.seq;
-    to_server.flags = net::kTcpRst;
-    inject(s, w, out, m, p, false, to_server);
-    f.enforced.active = true;
-    f.enforced.server_seq = to_client.seq + uint32_t(len);
+    std::string reply = (action == smtp::Action::reject ? "550 5.7.1 Message rejected by policy (ref "
+                                                        : "451 4.7.1 Message deferred by policy, try later (ref ") +
+                        f.last_reference() + ")\r\n";
+    answer_held(s, w, out, m, p, &f, f.tcp().next_seq(false), reply, false);
     f.close(w.tcp_local);  // the verdict is final: report the message and session now
     return Disposition::drop;
   }
