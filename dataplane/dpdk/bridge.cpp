@@ -455,7 +455,7 @@ Disposition inspect_segment(BridgeState& s, WorkerState& w, rte_mbuf* m, const n
 // Spool results and hold deadlines: answer the clients of parked messages.
 void settle_held(BridgeState& s, WorkerState& w, Injected& out) {
   if (!w.done_ring) return;
-  auto finish = [&](SpoolJob* job, bool ok, const std::string& why) {
+  auto finish = [&](SpoolJob* job, bool ok) {
     net::Packet p;
     rte_mbuf* held = job->held;
     std::span<const uint8_t> frame(rte_pktmbuf_mtod(held, const uint8_t*), rte_pktmbuf_data_len(held));
@@ -473,7 +473,6 @@ void settle_held(BridgeState& s, WorkerState& w, Injected& out) {
     }
     if (!ok) WorkerEvents::add(w.events.hold_failed, 1);
     else WorkerEvents::add(w.events.quarantined, 1);
-    (void)why;
     rte_pktmbuf_free(held);
     job->held = nullptr;
   };
@@ -481,7 +480,7 @@ void settle_held(BridgeState& s, WorkerState& w, Injected& out) {
   unsigned n = rte_ring_sc_dequeue_burst(w.done_ring, done, 16, nullptr);
   for (unsigned i = 0; i < n; ++i) {
     auto* job = static_cast<SpoolJob*>(done[i]);
-    if (!job->timed_out) finish(job, job->ok, job->error);
+    if (!job->timed_out) finish(job, job->ok);
     w.parked.erase(std::remove(w.parked.begin(), w.parked.end(), job), w.parked.end());
     delete job;
   }
@@ -491,7 +490,7 @@ void settle_held(BridgeState& s, WorkerState& w, Injected& out) {
     if (!job->timed_out && now > job->deadline_tsc) {
       job->timed_out = true;  // the spool thread still owns it; it comes back on done_ring
       WorkerEvents::add(w.events.hold_timeouts, 1);
-      finish(job, false, "deadline");
+      finish(job, false);
     }
   }
 }
@@ -1114,6 +1113,7 @@ void spool_loop(BridgeState& s, std::atomic<bool>& done) {
         job->ok = r.ok;
         job->path = r.path;
         job->error = r.error;
+        if (!r.ok) fprintf(stderr, "sekisho-dataplane: spool: %s: %s\n", job->id.c_str(), r.error.c_str());
         job->message.clear();
         job->message.shrink_to_fit();
         while (rte_ring_sp_enqueue(w->done_ring, job) != 0) std::this_thread::sleep_for(std::chrono::microseconds(100));

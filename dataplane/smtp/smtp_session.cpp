@@ -227,9 +227,6 @@ void SmtpSession::feed_data(const uint8_t* p, size_t n, size_t& used) {
           ++i;
         }
         break;
-      case DotState::cr:  // unused: lines end at LF
-        dot_ = DotState::in_line;
-        break;
       case DotState::dot_cr:
         if (p[i] == '\n') {
           ++i;

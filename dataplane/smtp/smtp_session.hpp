@@ -144,7 +144,7 @@ class SmtpSession {
   std::vector<std::string> ehlo_lines_;
   std::string data_wait_buf_;      // client bytes after DATA before its reply (bounded)
   // dot-unstuffing state machine
-  enum class DotState : uint8_t { line_start, in_line, cr, dot, dot_cr };
+  enum class DotState : uint8_t { line_start, in_line, dot, dot_cr };
   DotState dot_ = DotState::line_start;
   uint64_t bdat_left_ = 0;
   bool bdat_last_ = false;
