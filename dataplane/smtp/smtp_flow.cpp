@@ -41,8 +41,11 @@ void SmtpFlow::start(const tcp::Limits* lim, tcp::BufferPool* pool, const Limits
 }
 
 void SmtpFlow::on_message_end(const SessionFacts& f, const Transaction& t) {
+  headers_.finish();
+  ended_headers_ = headers_.facts();
   MessageRecord m;
   m.policy = policy_;
+  m.headers = &ended_headers_;
   m.ts = now_;
   m.client = client_;
   m.server = server_;
@@ -82,6 +85,7 @@ void SmtpFlow::on_message_begin(const SessionFacts&, const Transaction&) {
   sha_open_ = sha_ && EVP_DigestInit_ex(sha_, EVP_sha256(), nullptr) == 1;
   retained_.clear();
   retain_overflow_ = false;
+  headers_.reset();
   if (events_) {
     if (policy_) events_->message_released(policy_);  // a message that never ended
     policy_ = events_->message_started();
@@ -90,6 +94,7 @@ void SmtpFlow::on_message_begin(const SessionFacts&, const Transaction&) {
 
 void SmtpFlow::on_body(std::span<const uint8_t> b) {
   if (sha_open_) EVP_DigestUpdate(sha_, b.data(), b.size());
+  if (!headers_.done()) headers_.feed(b);
   if (retain_limit_ && !retain_overflow_) {
     if (retained_.size() + b.size() > retain_limit_) {
       retain_overflow_ = true;
@@ -123,6 +128,11 @@ void SmtpFlow::on_transaction_done(const SessionFacts& f, const Transaction& t) 
   m.verdict_rule = decided_rule_;
   m.id = reference_;
   m.spool = spool_path_;
+  if (t.complete) m.headers = &ended_headers_;
+  else {
+    headers_.finish();  // a message cut short: what its headers said so far
+    m.headers = &headers_.facts();
+  }
   spool_path_.clear();
   decided_ = Action::pass;
   decided_rule_.clear();
@@ -173,6 +183,20 @@ nlohmann::json message_json(const MessageRecord& m) {
   j["body_via"] = t.body_via == BodyVia::bdat ? "BDAT" : "DATA";
   j["complete"] = t.complete;
   j["gap"] = t.gap;
+  if (m.headers) {
+    const mime::HeaderFacts& h = *m.headers;
+    j["from"] = h.from;
+    j["from_name"] = h.from_name;
+    j["to"] = h.to;
+    j["cc"] = h.cc;
+    j["reply_to"] = h.reply_to ? json(*h.reply_to) : json(nullptr);
+    j["subject"] = h.subject;
+    j["message_id"] = h.message_id;
+    j["date"] = h.date;
+    j["charset_errors"] = h.charset_errors;
+    j["header_fields"] = h.headers;
+    j["headers_truncated"] = h.truncated;
+  }
   j["verdict"] = {{"action", action_name(m.action)}};
   if (!m.verdict_rule.empty()) j["verdict"]["rule"] = m.verdict_rule;
   if (!m.id.empty()) j["id"] = m.id;

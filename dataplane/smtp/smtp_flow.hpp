@@ -14,6 +14,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "mime/header_scan.hpp"
 #include "smtp/smtp_session.hpp"
 #include "tcp/tcp_stream.hpp"
 
@@ -34,6 +35,7 @@ struct MessageRecord {
   std::string id;            // reference id given to the client on reject/tempfail/quarantine
   std::string spool;         // where a quarantined message was written
   const void* policy = nullptr;  // what message_started() returned for this message
+  const mime::HeaderFacts* headers = nullptr;  // the message's header fields, decoded
 };
 
 struct SessionRecord {
@@ -151,6 +153,8 @@ class SmtpFlow : public tcp::StreamSink, public MessageSink {
   Action decided_ = Action::pass;   // for the transaction awaiting its reply
   std::string decided_rule_, reference_, spool_path_;
   const void* policy_ = nullptr;  // held from message begin to message end
+  mime::HeaderScanner headers_;   // the header block of the message streaming now
+  mime::HeaderFacts ended_headers_;  // of the message that ended, until its event
   size_t retain_limit_ = 0;
   std::string retained_;
   bool retain_overflow_ = false;
