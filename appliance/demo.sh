@@ -78,7 +78,7 @@ for line in sys.stdin:
     if e.get("type") != "message":
         continue
     v = e["verdict"]["action"] + (" (" + e["verdict"]["rule"] + ")" if e["verdict"].get("rule") else "")
-    print("  <%s> -> %s: %d bytes, %s%s" % (e["mail_from"], ",".join(e["rcpt_to"]) or "-", e["size"], v,
+    print("  <%s> -> %s \"%s\": %d bytes, %s%s" % (e["mail_from"], ",".join(e["rcpt_to"]) or "-", e["subject"], e["size"], v,
           ", spooled " + e["spool"].split("/")[-1] if e.get("spool") else ""))
 '
 echo "== sekisho-dataplane counters (telemetry /sekisho/stats, /sekisho/flows)"
