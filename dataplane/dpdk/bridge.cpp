@@ -415,6 +415,7 @@ Disposition inspect_segment(BridgeState& s, WorkerState& w, rte_mbuf* m, const n
       rec.verdict_rule = f.last_rule();
       rec.id = f.last_reference();
       rec.spool = "new/" + rec.id + ".msg";
+      rec.sha256 = f.sha256_so_far();  // the running hash, not a second pass over the copy
       job->id = rec.id;
       job->header = smtp::message_json(rec).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
       job->message = std::move(body);
@@ -1097,18 +1098,7 @@ void spool_loop(BridgeState& s, std::atomic<bool>& done) {
       unsigned n = rte_ring_sc_dequeue_burst(w->spool_ring, jobs, 16, nullptr);
       for (unsigned i = 0; i < n; ++i) {
         auto* job = static_cast<SpoolJob*>(jobs[i]);
-        unsigned char md[EVP_MAX_MD_SIZE];
-        unsigned mdlen = 0;
-        EVP_Digest(job->message.data(), job->message.size(), md, &mdlen, EVP_sha256(), nullptr);
-        static const char* k = "0123456789abcdef";
-        std::string hex;
-        for (unsigned b = 0; b < mdlen; ++b) {
-          hex.push_back(k[md[b] >> 4]);
-          hex.push_back(k[md[b] & 15]);
-        }
-        std::string header = job->header;
-        header.insert(header.size() - 1, ",\"sha256_held\":\"" + hex + "\"");
-        spool::SpoolResult r = writer.write(job->id, header,
+        spool::SpoolResult r = writer.write(job->id, job->header,
                                             {reinterpret_cast<const uint8_t*>(job->message.data()), job->message.size()});
         job->ok = r.ok;
         job->path = r.path;

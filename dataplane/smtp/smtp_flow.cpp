@@ -106,6 +106,28 @@ void SmtpFlow::on_body(std::span<const uint8_t> b) {
   }
 }
 
+namespace {
+std::string hex(const unsigned char* md, unsigned n) {
+  static const char* k = "0123456789abcdef";
+  std::string s;
+  for (unsigned i = 0; i < n; ++i) {
+    s.push_back(k[md[i] >> 4]);
+    s.push_back(k[md[i] & 15]);
+  }
+  return s;
+}
+}  // namespace
+
+std::string SmtpFlow::sha256_so_far() const {
+  if (!sha_open_) return "";
+  EVP_MD_CTX* copy = EVP_MD_CTX_new();
+  unsigned char md[EVP_MAX_MD_SIZE];
+  unsigned n = 0;
+  bool ok = copy && EVP_MD_CTX_copy_ex(copy, sha_) == 1 && EVP_DigestFinal_ex(copy, md, &n) == 1;
+  EVP_MD_CTX_free(copy);
+  return ok ? hex(md, n) : "";
+}
+
 void SmtpFlow::on_transaction_done(const SessionFacts& f, const Transaction& t) {
   MessageRecord m;
   m.ts = now_;
@@ -117,11 +139,7 @@ void SmtpFlow::on_transaction_done(const SessionFacts& f, const Transaction& t) 
     unsigned char md[EVP_MAX_MD_SIZE];
     unsigned n = 0;
     EVP_DigestFinal_ex(sha_, md, &n);
-    static const char* k = "0123456789abcdef";
-    for (unsigned i = 0; i < n; ++i) {
-      m.sha256.push_back(k[md[i] >> 4]);
-      m.sha256.push_back(k[md[i] & 15]);
-    }
+    m.sha256 = hex(md, n);
     sha_open_ = false;
   }
   m.action = decided_;

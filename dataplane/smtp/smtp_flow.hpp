@@ -107,6 +107,9 @@ class SmtpFlow : public tcp::StreamSink, public MessageSink {
     return e;
   }
   const std::string& last_rule() const { return decided_rule_; }
+  // SHA-256 (hex) of the message bytes seen so far, without ending the
+  // running hash: at the hold point it is the hash of the whole message.
+  std::string sha256_so_far() const;
   // The retained copy of the message that just ended (moved out), and
   // whether it is complete (false: it outgrew the retention limit).
   std::string take_retained(bool& complete) {

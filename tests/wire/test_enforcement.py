@@ -122,7 +122,7 @@ def test_quarantine_is_durable_before_the_client_hears_250(app, tmp_path):
     assert data == expected, "the spool holds the message byte for byte"
     h = json.loads(header)
     assert h["id"] == held_id and h["rcpt_to"] == ["finance@inside.test"] and h["verdict"]["action"] == "quarantine"
-    assert h["sha256_held"] == hashlib.sha256(expected).hexdigest()
+    assert h["sha256"] == hashlib.sha256(expected).hexdigest() and h["size"] == len(expected)
     time.sleep(0.5)
     assert len(delivered(app.maildir)) == before, "the server never got it"
     ev = wait_for(lambda: [e for e in app.events() if e.get("id") == held_id], timeout=10)
