@@ -3,10 +3,16 @@
 // message ("type":"message") and one per session ("type":"session"), then
 // a summary object ("type":"summary").
 //
-//   sekisho-replay [--smtp-port N ...] FILE.pcap|FILE.pcapng
+//   sekisho-replay [--smtp-port N ...] [--inline [--conflict drop]
+//                  [--forwarded OUT.pcap]] FILE.pcap|FILE.pcapng
 //
 // Without --smtp-port every TCP flow is followed and reported if it speaks
-// SMTP. Exit: 0 done (even if the capture was cut short: reported in the
+// SMTP. --inline runs the TCP engine as the dataplane does (bytes retained
+// until acknowledged, conflicting retransmissions/overlaps rewritten, or
+// dropped with --conflict drop); --forwarded writes the frames as the
+// dataplane would forward them (Ethernet, rewritten payloads, dropped
+// frames left out; checksums are not recomputed) so a test can reassemble
+// what the server would have received. Exit: 0 done (even if the capture was cut short: reported in the
 // summary), 1 unreadable capture or unsupported link type, 2 usage.
 #include <pcap/pcap.h>
 
@@ -80,14 +86,25 @@ bool to_ethernet(int dlt, const uint8_t* d, size_t n, std::vector<uint8_t>& out)
 
 }  // namespace
 
+constexpr const char* kUsage =
+    "usage: sekisho-replay [--smtp-port N ...] [--inline [--conflict drop] [--forwarded OUT.pcap]] "
+    "FILE.pcap|FILE.pcapng\n";
+
 int main(int argc, char** argv) {
   std::set<uint16_t> ports;
   const char* file = nullptr;
+  const char* forwarded_file = nullptr;
+  bool inline_mode = false, conflict_drop = false;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
     if (a == "--smtp-port" && i + 1 < argc) ports.insert(uint16_t(std::atoi(argv[++i])));
+    else if (a == "--inline") inline_mode = true;
+    else if (a == "--conflict" && i + 1 < argc && std::string(argv[i + 1]) == "drop") {
+      conflict_drop = true;
+      ++i;
+    } else if (a == "--forwarded" && i + 1 < argc) forwarded_file = argv[++i];
     else if (a == "-h" || a == "--help") {
-      std::cerr << "usage: sekisho-replay [--smtp-port N ...] FILE.pcap|FILE.pcapng\n";
+      std::cerr << kUsage;
       return 0;
     } else if (!file) file = argv[i];
     else {
@@ -96,7 +113,7 @@ int main(int argc, char** argv) {
     }
   }
   if (!file) {
-    std::cerr << "usage: sekisho-replay [--smtp-port N ...] FILE.pcap|FILE.pcapng\n";
+    std::cerr << kUsage;
     return 2;
   }
   char err[PCAP_ERRBUF_SIZE];
@@ -116,9 +133,29 @@ int main(int argc, char** argv) {
 
   Printer out;
   tcp::Limits limits;
-  limits.retain_delivered = false;  // offline: nothing is forwarded, nothing to normalise
+  limits.retain_delivered = inline_mode;  // offline: nothing is forwarded, nothing to normalise
   limits.buffer_bytes = 1u << 20;
-  limits.cap = tcp::CapPolicy::fail_open;
+  limits.cap = inline_mode ? tcp::CapPolicy::fail_closed : tcp::CapPolicy::fail_open;
+  limits.conflict = conflict_drop ? tcp::ConflictPolicy::drop : tcp::ConflictPolicy::rewrite;
+  pcap_t* dead = nullptr;
+  pcap_dumper_t* forwarded = nullptr;
+  if (forwarded_file) {
+    dead = pcap_open_dead(DLT_EN10MB, 262144);
+    forwarded = dead ? pcap_dump_open(dead, forwarded_file) : nullptr;
+    if (!forwarded) {
+      std::cerr << "sekisho-replay: " << forwarded_file << ": " << (dead ? pcap_geterr(dead) : "cannot open") << "\n";
+      pcap_close(pc);
+      if (dead) pcap_close(dead);
+      return 1;
+    }
+  }
+  uint64_t frames_dropped = 0, frames_rewritten = 0;
+  auto forward = [&](const pcap_pkthdr* hdr, const std::vector<uint8_t>& f) {
+    if (!forwarded) return;
+    pcap_pkthdr out_hdr = *hdr;
+    out_hdr.caplen = out_hdr.len = uint32_t(f.size());
+    pcap_dump(reinterpret_cast<u_char*>(forwarded), &out_hdr, f.data());
+  };
   tcp::BufferPool pool(limits.buffer_bytes, 4096);
   tcp::EventCounters ev{};
   smtp::Limits smtp_limits;
@@ -152,10 +189,13 @@ int main(int argc, char** argv) {
     net::DecodeStatus st = net::decode(frame, p);
     if (st != net::DecodeStatus::ok) {
       if (st != net::DecodeStatus::non_ip) ++decode_errors;
+      forward(h, frame);
       continue;
     }
-    if (p.ip_proto != net::kProtoTcp) continue;
-    if (!ports.empty() && !ports.count(p.sport) && !ports.count(p.dport)) continue;
+    if (p.ip_proto != net::kProtoTcp || (!ports.empty() && !ports.count(p.sport) && !ports.count(p.dport))) {
+      forward(h, frame);
+      continue;
+    }
     net::FlowRef ref = net::flow_ref(p);
     uint32_t hash = net::symmetric_hash(ref.key);
     bool created = false;
@@ -163,6 +203,7 @@ int main(int argc, char** argv) {
     auto* slot = table->find(ref.key, hash, true, created);
     if (!slot) {
       ++table_full;
+      forward(h, frame);
       continue;
     }
     smtp::SmtpFlow& f = slot->value;
@@ -172,7 +213,12 @@ int main(int argc, char** argv) {
     }
     if (created) f.start(&limits, &pool, smtp_limits, &out, now);
     std::span<uint8_t> payload(frame.data() + p.payload_offset, p.payload_len);
-    f.on_segment(ref.src_is_a, p, payload, ev, now);
+    tcp::SegmentVerdict verdict = f.on_segment(ref.src_is_a, p, payload, ev, now);
+    if (verdict == tcp::SegmentVerdict::drop) ++frames_dropped;
+    else {
+      if (verdict == tcp::SegmentVerdict::forward_rewritten) ++frames_rewritten;
+      forward(h, frame);
+    }
     if (!f.has_endpoints() && f.tcp().state() != tcp::TcpFlow::State::none) {
       bool client_is_src = f.tcp().client_is_a() == ref.src_is_a;
       std::string src = net::format_endpoint(p.src, p.sport, p.l3), dst = net::format_endpoint(p.dst, p.dport, p.l3);
@@ -182,6 +228,10 @@ int main(int argc, char** argv) {
   if (rc == -1) read_error = pcap_geterr(pc);
   table->for_each([&](tcp::FlowTable<smtp::SmtpFlow>::Slot& s) { finish_flow(s); });
   pcap_close(pc);
+  if (forwarded) {
+    pcap_dump_close(forwarded);
+    pcap_close(dead);
+  }
 
   json sum;
   sum["type"] = "summary";
@@ -192,6 +242,10 @@ int main(int argc, char** argv) {
   sum["decode_errors"] = decode_errors;
   sum["skipped_frames"] = skipped_frames;
   sum["flow_table_full"] = table_full;
+  if (inline_mode) {
+    sum["frames_rewritten"] = frames_rewritten;
+    sum["frames_dropped"] = frames_dropped;
+  }
   json evj = json::object();
   for (size_t i = 0; i < tcp::kEventCount; ++i)
     if (ev[i]) evj[tcp::event_name(tcp::Event(i))] = ev[i];
