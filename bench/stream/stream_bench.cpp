@@ -157,7 +157,7 @@ int main(int argc, char** argv) {
   double copy_gbps = double(wire_bytes) * 8 / best_copy / 1e9;
   printf("input: %s: %zu frames, %.1f MB of frames, %lu messages, %.1f MB of message bodies\n", argv[1],
          frames.size(), double(wire_bytes) / 1e6, (unsigned long)last.messages, double(last.body) / 1e6);
-  printf("stream engines (decode + flow table + TCP inline reassembly + SMTP), one core, best of %d:\n", rounds);
+  printf("stream engines (decode + flow table + TCP inline reassembly + SMTP + header fields + SHA-256 per message), one core, best of %d:\n", rounds);
   printf("  %.2f Gbit/s of frames, %.0f messages/s\n", gbps, double(last.messages) / best_pipe);
   printf("  with every message retained for quarantine (a copy while it streams): %.2f Gbit/s (%.0f%% of the above)\n",
          double(wire_bytes) * 8 / best_retain / 1e9, 100.0 * best_pipe / best_retain);

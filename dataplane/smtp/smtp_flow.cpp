@@ -42,7 +42,7 @@ void SmtpFlow::start(const tcp::Limits* lim, tcp::BufferPool* pool, const Limits
 
 void SmtpFlow::on_message_end(const SessionFacts& f, const Transaction& t) {
   headers_.finish();
-  ended_headers_ = headers_.facts();
+  ended_headers_ = headers_.take_facts();
   MessageRecord m;
   m.policy = policy_;
   m.headers = &ended_headers_;

@@ -139,8 +139,25 @@ bool to_utf8(std::string_view charset, std::string_view bytes, std::string& out)
   else if (cs == "gb2312" || cs == "x-gbk") cs = "GBK";
   else if (cs == "ks_c_5601-1987") cs = "CP949";
   else if (cs == "unknown-8bit" || cs == "x-unknown" || cs == "default") return false;
-  iconv_t cd = iconv_open("UTF-8", cs.c_str());
-  if (cd == iconv_t(-1)) return false;
+  // iconv_open loads conversion modules: keep a few descriptors per thread.
+  struct Converter {
+    std::string charset;
+    iconv_t cd;
+  };
+  thread_local std::vector<Converter> cache;
+  iconv_t cd = iconv_t(-1);
+  for (auto& c : cache)
+    if (c.charset == cs) cd = c.cd;
+  if (cd == iconv_t(-1)) {
+    cd = iconv_open("UTF-8", cs.c_str());
+    if (cd == iconv_t(-1)) return false;
+    if (cache.size() >= 16) {
+      iconv_close(cache.front().cd);
+      cache.erase(cache.begin());
+    }
+    cache.push_back({cs, cd});
+  }
+  iconv(cd, nullptr, nullptr, nullptr, nullptr);  // initial shift state
   std::string buf(bytes.size() * 4 + 16, '\0');
   char* in = const_cast<char*>(bytes.data());
   size_t inleft = bytes.size();
@@ -148,7 +165,6 @@ bool to_utf8(std::string_view charset, std::string_view bytes, std::string& out)
   size_t oleft = buf.size();
   size_t r = iconv(cd, &in, &inleft, &o, &oleft);
   if (r != size_t(-1)) r = iconv(cd, nullptr, nullptr, &o, &oleft);
-  iconv_close(cd);
   if (r == size_t(-1)) return false;
   out.append(buf.data(), buf.size() - oleft);
   return true;
@@ -322,6 +338,7 @@ void HeaderScanner::feed(std::span<const uint8_t> bytes) {
   const char* p = reinterpret_cast<const char*>(bytes.data());
   size_t n = bytes.size();
   size_t old = block_.size();
+  if (old == 0) block_.reserve(std::min<size_t>(max_ + 4, 8192));
   size_t take = std::min(n, max_ + 4 - std::min(max_ + 4, old));
   block_.append(p, take);
   // The block ends at the first empty line; look only around the new bytes.
@@ -345,58 +362,86 @@ void HeaderScanner::finish() {
   if (!done_) parse();
 }
 
+namespace {
+
+bool name_is(std::string_view name, std::string_view want) {
+  if (name.size() != want.size()) return false;
+  for (size_t i = 0; i < name.size(); ++i)
+    if (std::tolower(static_cast<unsigned char>(name[i])) != want[i]) return false;
+  return true;
+}
+
+// The value of a field, unfolded (the line breaks before continuation lines removed).
+std::string unfold(std::string_view raw) {
+  std::string v;
+  v.reserve(std::min(raw.size(), kMaxFieldValue));
+  for (size_t i = 0; i < raw.size() && v.size() < kMaxFieldValue; ++i) {
+    if (raw[i] == '\r' || raw[i] == '\n') continue;
+    v.push_back(raw[i]);
+  }
+  return v;
+}
+
+}  // namespace
+
 void HeaderScanner::parse() {
   done_ = true;
-  // Unfold into fields: a line starting with space or tab continues the previous one.
-  std::vector<std::pair<std::string, std::string>> fields;
+  // Fields are found in place; only the ones we keep are copied (unfolded).
+  std::string_view block(block_);
+  bool have_from = false, have_subject = false, have_mid = false, have_date = false;
   size_t i = 0;
-  while (i < block_.size()) {
-    size_t nl = block_.find('\n', i);
-    std::string_view line(block_.data() + i, (nl == std::string::npos ? block_.size() : nl) - i);
-    i = nl == std::string::npos ? block_.size() : nl + 1;
+  while (i < block.size()) {
+    size_t eol = block.find('\n', i);
+    size_t line_end = eol == std::string_view::npos ? block.size() : eol;
+    std::string_view line = block.substr(i, line_end - i);
     if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
     if (line.empty()) break;
-    if ((line[0] == ' ' || line[0] == '\t') && !fields.empty()) {
-      if (fields.back().second.size() < kMaxFieldValue) {
-        fields.back().second.append(line);
-      }
-      continue;
+    // The field runs on over continuation lines (starting with space or tab).
+    size_t end = eol == std::string_view::npos ? block.size() : eol + 1;
+    while (end < block.size() && (block[end] == ' ' || block[end] == '\t')) {
+      size_t e = block.find('\n', end);
+      end = e == std::string_view::npos ? block.size() : e + 1;
     }
+    std::string_view field = block.substr(i, end - i);
+    i = end;
+    if (line[0] == ' ' || line[0] == '\t') continue;  // continuation without a field
     size_t colon = line.find(':');
     if (colon == std::string_view::npos || colon == 0) continue;  // not a field (e.g. an mbox From_ line)
     std::string_view name = trim(line.substr(0, colon));
     if (name.find(' ') != std::string_view::npos) continue;
-    fields.emplace_back(lower(name), std::string(line.substr(colon + 1, kMaxFieldValue)));
-  }
-  facts_.headers = uint32_t(fields.size());
-  bool have_from = false, have_subject = false, have_mid = false, have_date = false;
-  for (auto& [name, value] : fields) {
-    std::string_view v = trim(value);
-    if (name == "from" && !have_from) {
+    ++facts_.headers;
+    std::string_view raw_value = field.substr(colon + 1);
+    if (name_is(name, "from") && !have_from) {
       have_from = true;
-      auto a = parse_addresses(v, facts_.charset_errors);
+      auto a = parse_addresses(trim(unfold(raw_value)), facts_.charset_errors);
       if (!a.empty()) {
         facts_.from = a[0].address;
         facts_.from_name = a[0].name;
       }
-    } else if (name == "to" || name == "cc") {
-      for (auto& a : parse_addresses(v, facts_.charset_errors)) (name == "to" ? facts_.to : facts_.cc).push_back(a.address);
-    } else if (name == "reply-to" && !facts_.reply_to) {
-      auto a = parse_addresses(v, facts_.charset_errors);
+    } else if (name_is(name, "to") || name_is(name, "cc")) {
+      bool to = name_is(name, "to");
+      for (auto& a : parse_addresses(trim(unfold(raw_value)), facts_.charset_errors))
+        (to ? facts_.to : facts_.cc).push_back(std::move(a.address));
+    } else if (name_is(name, "reply-to") && !facts_.reply_to) {
+      auto a = parse_addresses(trim(unfold(raw_value)), facts_.charset_errors);
       if (!a.empty()) facts_.reply_to = a[0].address;
-    } else if (name == "subject" && !have_subject) {
+    } else if (name_is(name, "subject") && !have_subject) {
       have_subject = true;
-      facts_.subject = decode_words(v, facts_.charset_errors);
-    } else if (name == "message-id" && !have_mid) {
+      facts_.subject = decode_words(trim(unfold(raw_value)), facts_.charset_errors);
+    } else if (name_is(name, "message-id") && !have_mid) {
       have_mid = true;
-      facts_.message_id = std::string(v);
-    } else if (name == "date" && !have_date) {
+      facts_.message_id = std::string(trim(unfold(raw_value)));
+    } else if (name_is(name, "date") && !have_date) {
       have_date = true;
-      facts_.date = std::string(v);
+      facts_.date = std::string(trim(unfold(raw_value)));
     }
   }
-  block_.clear();
-  block_.shrink_to_fit();
+  if (block_.capacity() > 65536) {
+    block_.clear();
+    block_.shrink_to_fit();  // a huge header block does not stay with the flow
+  } else {
+    block_.clear();
+  }
 }
 
 }  // namespace sekisho::mime

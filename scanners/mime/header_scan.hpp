@@ -49,6 +49,7 @@ class HeaderScanner {
   void finish();
   bool done() const { return done_; }
   const HeaderFacts& facts() const { return facts_; }
+  HeaderFacts take_facts() { return std::move(facts_); }
   void reset();
 
  private:
