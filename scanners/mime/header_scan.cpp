@@ -144,7 +144,14 @@ bool to_utf8(std::string_view charset, std::string_view bytes, std::string& out)
     std::string charset;
     iconv_t cd;
   };
-  thread_local std::vector<Converter> cache;
+  struct Cache {
+    std::vector<Converter> v;
+    ~Cache() {
+      for (auto& c : v) iconv_close(c.cd);
+    }
+  };
+  thread_local Cache tl;
+  auto& cache = tl.v;
   iconv_t cd = iconv_t(-1);
   for (auto& c : cache)
     if (c.charset == cs) cd = c.cd;
