@@ -146,6 +146,8 @@ class SmtpSession {
   // dot-unstuffing state machine
   enum class DotState : uint8_t { line_start, in_line, dot, dot_cr };
   DotState dot_ = DotState::line_start;
+  bool bare_lf_line_ = false;  // the current line began after an LF without CR
+  uint8_t prev_byte_ = '\n';  // last message byte of the previous call
   uint64_t bdat_left_ = 0;
   bool bdat_last_ = false;
   uint32_t next_seq_ = 1;

@@ -193,3 +193,64 @@ TEST(SmtpSession, GarbageNeverCrashes) {
   s.on_close();
   SUCCEED();
 }
+
+// Dot-unstuffing against a byte-wise reference, with dot lines at every
+// offset of the 16-byte scan, and the DATA bytes cut at every position.
+TEST(SmtpSession, DotUnstuffingMatchesReferenceAtEverySplit) {
+  std::string wire;
+  for (int len = 0; len < 40; ++len) {
+    std::string line(size_t(len), char('a' + len % 26));
+    if (len % 3 == 0) line.insert(0, "..");  // a line the client stuffed
+    if (len % 7 == 1) line += "\n.x";       // a bare LF, then a dot inside the line
+    wire += line + "\r\n";
+  }
+  // The engine reads an LF (bare or not) as a line end, as lenient servers
+  // do: a dot after any LF is removed.
+  std::string expected;
+  bool line_start = true;
+  for (char c : wire) {
+    if (line_start && c == '.') {
+      line_start = false;
+      continue;
+    }
+    expected += c;
+    line_start = c == '\n';
+  }
+  wire += ".\r\n";
+  for (size_t cut = 0; cut <= wire.size(); ++cut) {
+    RecordingSink sink;
+    SmtpSession s(&sink);
+    play(s, {{'S', "220 mx\r\n"}, {'C', "HELO c\r\nMAIL FROM:<a@b>\r\nRCPT TO:<c@d>\r\nDATA\r\n"},
+             {'S', "250 x\r\n250 ok\r\n250 ok\r\n354 go\r\n"}});
+    s.on_client(bytes(wire.substr(0, cut)));
+    s.on_client(bytes(wire.substr(cut)));
+    s.on_server(bytes("250 queued\r\n"));
+    ASSERT_EQ(sink.done.size(), 1u) << "cut at " << cut;
+    EXPECT_EQ(sink.done[0].body, expected) << "cut at " << cut;
+    EXPECT_EQ(sink.done[0].txn.body_bytes, expected.size());
+    EXPECT_EQ(sink.done[0].txn.final_reply, 250);
+    EXPECT_EQ(s.facts().anomalies[size_t(Anomaly::bare_lf_end_of_data)], 0u);
+  }
+}
+
+// <LF>.<CR><LF> (SMTP smuggling): the engine ends the message there, as
+// lenient servers do, and counts it so the policy can refuse the session;
+// CRLF.CRLF is not counted. Every cut position gives the same result.
+TEST(SmtpSession, BareLfEndOfDataIsCounted) {
+  for (const bool bare : {true, false}) {
+    const std::string body = std::string("Subject: a\r\n\r\nhello") + (bare ? "\n" : "\r\n") + ".\r\n";
+    for (size_t cut = 0; cut <= body.size(); ++cut) {
+      RecordingSink sink;
+      SmtpSession s(&sink);
+      play(s, {{'S', "220 mx\r\n"}, {'C', "HELO c\r\nMAIL FROM:<a@b>\r\nRCPT TO:<c@d>\r\nDATA\r\n"},
+               {'S', "250 x\r\n250 ok\r\n250 ok\r\n354 go\r\n"}});
+      s.on_client(bytes(body.substr(0, cut)));
+      s.on_client(bytes(body.substr(cut) + "MAIL FROM:<x@y>\r\n"));
+      s.on_server(bytes("250 queued\r\n250 ok\r\n"));
+      ASSERT_EQ(sink.done.size(), 1u) << "cut at " << cut;
+      EXPECT_EQ(sink.done[0].body, bare ? "Subject: a\r\n\r\nhello\n" : "Subject: a\r\n\r\nhello\r\n");
+      EXPECT_EQ(s.facts().anomalies[size_t(Anomaly::bare_lf_end_of_data)], bare ? 1u : 0u) << "cut at " << cut;
+      EXPECT_EQ(s.transaction().mail_from, "x@y");
+    }
+  }
+}
