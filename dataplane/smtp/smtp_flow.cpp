@@ -13,6 +13,18 @@ const char* action_name(Action a) {
   }
 }
 
+namespace {
+std::string hex(const unsigned char* md, unsigned n) {
+  static const char* k = "0123456789abcdef";
+  std::string s;
+  for (unsigned i = 0; i < n; ++i) {
+    s.push_back(k[md[i] >> 4]);
+    s.push_back(k[md[i] & 15]);
+  }
+  return s;
+}
+}  // namespace
+
 SmtpFlow::~SmtpFlow() {
   if (sha_) EVP_MD_CTX_free(sha_);
 }
@@ -20,9 +32,9 @@ SmtpFlow::~SmtpFlow() {
 void SmtpFlow::start(const tcp::Limits* lim, tcp::BufferPool* pool, const Limits& smtp_limits, FlowEvents* events,
                      double now, size_t retain_bytes) {
   retain_limit_ = retain_bytes;
+  std::vector<Ended>().swap(ended_);
   retained_.clear();
   retain_overflow_ = false;
-  spool_path_.clear();
   tcp_.reset(lim, pool, this);
   smtp_.emplace(this, smtp_limits);
   events_ = events;
@@ -32,7 +44,7 @@ void SmtpFlow::start(const tcp::Limits* lim, tcp::BufferPool* pool, const Limits
   gaps_ = 0;
   reported_ = false;
   sha_open_ = false;
-  pending_action_ = decided_ = Action::pass;
+  pending_action_ = Action::pass;
   if (policy_ && events_) events_->message_released(policy_);
   policy_ = nullptr;
   decided_rule_.clear();
@@ -42,22 +54,27 @@ void SmtpFlow::start(const tcp::Limits* lim, tcp::BufferPool* pool, const Limits
 
 void SmtpFlow::on_message_end(const SessionFacts& f, const Transaction& t) {
   headers_.finish();
-  ended_headers_ = headers_.take_facts();
+  ended_.push_back({finish_sha256(), headers_.take_facts()});
   MessageRecord m;
   m.policy = policy_;
-  m.headers = &ended_headers_;
+  m.sha256 = ended_.back().sha256;
+  m.headers = &ended_.back().headers;
   m.ts = now_;
   m.client = client_;
   m.server = server_;
   m.session = &f;
   m.txn = &t;
   message_ended_ = true;
-  decided_ = events_ ? events_->on_message_end(m) : Action::pass;
+  const Action decided = events_ ? events_->on_message_end(m) : Action::pass;
   if (events_ && policy_) events_->message_released(policy_);
   policy_ = nullptr;
   decided_rule_ = m.verdict_rule;
   reference_ = m.id;
-  pending_action_ = decided_;
+  pending_action_ = decided;
+  Ended& e = ended_.back();
+  e.action = decided;
+  e.rule = m.verdict_rule;
+  e.id = m.id;
 }
 
 tcp::SegmentVerdict SmtpFlow::on_segment(bool from_a, const net::Packet& p, std::span<uint8_t> payload,
@@ -106,19 +123,17 @@ void SmtpFlow::on_body(std::span<const uint8_t> b) {
   }
 }
 
-namespace {
-std::string hex(const unsigned char* md, unsigned n) {
-  static const char* k = "0123456789abcdef";
-  std::string s;
-  for (unsigned i = 0; i < n; ++i) {
-    s.push_back(k[md[i] >> 4]);
-    s.push_back(k[md[i] & 15]);
-  }
-  return s;
+
+std::string SmtpFlow::finish_sha256() {
+  if (!sha_open_) return "";
+  sha_open_ = false;
+  unsigned char md[EVP_MAX_MD_SIZE];
+  unsigned n = 0;
+  return EVP_DigestFinal_ex(sha_, md, &n) == 1 ? hex(md, n) : "";
 }
-}  // namespace
 
 std::string SmtpFlow::sha256_so_far() const {
+  if (!ended_.empty()) return ended_.back().sha256;
   if (!sha_open_) return "";
   EVP_MD_CTX* copy = EVP_MD_CTX_new();
   unsigned char md[EVP_MAX_MD_SIZE];
@@ -135,25 +150,22 @@ void SmtpFlow::on_transaction_done(const SessionFacts& f, const Transaction& t) 
   m.server = server_;
   m.session = &f;
   m.txn = &t;
-  if (sha_open_) {
-    unsigned char md[EVP_MAX_MD_SIZE];
-    unsigned n = 0;
-    EVP_DigestFinal_ex(sha_, md, &n);
-    m.sha256 = hex(md, n);
-    sha_open_ = false;
-  }
-  m.action = decided_;
-  m.verdict_rule = decided_rule_;
-  m.id = reference_;
-  m.spool = spool_path_;
-  if (t.complete) m.headers = &ended_headers_;
-  else {
-    headers_.finish();  // a message cut short: what its headers said so far
+  Ended e;
+  if (t.complete && !ended_.empty()) {
+    e = std::move(ended_.front());
+    ended_.erase(ended_.begin());
+    if (ended_.empty()) std::vector<Ended>().swap(ended_);  // idle flows keep no capacity
+    m.headers = &e.headers;
+  } else {
+    e.sha256 = finish_sha256();  // a message cut short: what was seen of it
+    headers_.finish();
     m.headers = &headers_.facts();
   }
-  spool_path_.clear();
-  decided_ = Action::pass;
-  decided_rule_.clear();
+  m.sha256 = std::move(e.sha256);
+  m.action = e.action;
+  m.verdict_rule = std::move(e.rule);
+  m.id = std::move(e.id);
+  m.spool = std::move(e.spool);
   if (events_) events_->on_message(m);
 }
 

@@ -11,6 +11,7 @@
 
 #include <optional>
 #include <string>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
@@ -51,7 +52,7 @@ class FlowEvents {
   virtual void on_message(const MessageRecord&) = 0;
   virtual void on_session(const SessionRecord&) {}
   // The end of a message was seen (the hold point): decide. |m| has the
-  // envelope; sha256 is not final yet. Fill verdict_rule/id as wanted.
+  // envelope, the message's SHA-256 and headers. Fill verdict_rule/id as wanted.
   virtual Action on_message_end(MessageRecord& m) {
     (void)m;
     return Action::pass;
@@ -107,8 +108,8 @@ class SmtpFlow : public tcp::StreamSink, public MessageSink {
     return e;
   }
   const std::string& last_rule() const { return decided_rule_; }
-  // SHA-256 (hex) of the message bytes seen so far, without ending the
-  // running hash: at the hold point it is the hash of the whole message.
+  // SHA-256 (hex) of the message that ended last and awaits its reply (at
+  // the hold point: the whole message), else of the bytes seen so far.
   std::string sha256_so_far() const;
   // The retained copy of the message that just ended (moved out), and
   // whether it is complete (false: it outgrew the retention limit).
@@ -119,8 +120,9 @@ class SmtpFlow : public tcp::StreamSink, public MessageSink {
   }
   // Overrides the decided action (e.g. quarantine that could not be kept).
   void set_outcome(Action a, std::string spool_path) {
-    decided_ = a;
-    spool_path_ = std::move(spool_path);
+    if (ended_.empty()) return;
+    ended_.back().action = a;
+    ended_.back().spool = std::move(spool_path);
   }
 
   // Enforcement state once a verdict has cut the server off: the dataplane
@@ -141,6 +143,7 @@ class SmtpFlow : public tcp::StreamSink, public MessageSink {
   void on_body(std::span<const uint8_t> b) override;
   void on_transaction_done(const SessionFacts& f, const Transaction& t) override;
   void on_message_end(const SessionFacts& f, const Transaction& t) override;
+  std::string finish_sha256();  // ends the running hash: hex, "" if none
 
   tcp::TcpFlow tcp_;
   std::optional<SmtpSession> smtp_;
@@ -153,11 +156,18 @@ class SmtpFlow : public tcp::StreamSink, public MessageSink {
   bool reported_ = false;
   Action pending_action_ = Action::pass;
   bool message_ended_ = false;
-  Action decided_ = Action::pass;   // for the transaction awaiting its reply
-  std::string decided_rule_, reference_, spool_path_;
+  std::string decided_rule_, reference_;  // of the message that ended last
   const void* policy_ = nullptr;  // held from message begin to message end
   mime::HeaderScanner headers_;   // the header block of the message streaming now
-  mime::HeaderFacts ended_headers_;  // of the message that ended, until its event
+  // Messages whose end was seen, oldest first, until their reply: a
+  // pipelining client may start the next one (BDAT) before it comes.
+  struct Ended {
+    std::string sha256;
+    mime::HeaderFacts headers;
+    Action action = Action::pass;
+    std::string rule, id, spool;
+  };
+  std::vector<Ended> ended_;
   size_t retain_limit_ = 0;
   std::string retained_;
   bool retain_overflow_ = false;
