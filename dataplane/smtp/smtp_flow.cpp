@@ -1,6 +1,7 @@
 #include "smtp/smtp_flow.hpp"
 
 #include <ctime>
+#include <new>
 
 namespace sekisho::smtp {
 
@@ -33,6 +34,8 @@ void SmtpFlow::start(const tcp::Limits* lim, tcp::BufferPool* pool, const Limits
                      double now, size_t retain_bytes) {
   retain_limit_ = retain_bytes;
   std::vector<Ended>().swap(ended_);
+  streaming_ = false;
+  release_message_state();
   retained_.clear();
   retain_overflow_ = false;
   tcp_.reset(lim, pool, this);
@@ -53,8 +56,13 @@ void SmtpFlow::start(const tcp::Limits* lim, tcp::BufferPool* pool, const Limits
 }
 
 void SmtpFlow::on_message_end(const SessionFacts& f, const Transaction& t) {
-  headers_.finish();
-  ended_.push_back({finish_sha256(), headers_.take_facts()});
+  streaming_ = false;
+  mime::HeaderFacts facts;
+  if (headers_) {
+    headers_->finish();
+    facts = headers_->take_facts();
+  }
+  ended_.push_back({finish_sha256(), std::move(facts)});
   MessageRecord m;
   m.policy = policy_;
   m.sha256 = ended_.back().sha256;
@@ -102,7 +110,9 @@ void SmtpFlow::on_message_begin(const SessionFacts&, const Transaction&) {
   sha_open_ = sha_ && EVP_DigestInit_ex(sha_, EVP_sha256(), nullptr) == 1;
   retained_.clear();
   retain_overflow_ = false;
-  headers_.reset();
+  if (headers_) headers_->reset();
+  else headers_.reset(new (std::nothrow) mime::HeaderScanner());  // null if out of memory: no header facts
+  streaming_ = true;
   if (events_) {
     if (policy_) events_->message_released(policy_);  // a message that never ended
     policy_ = events_->message_started();
@@ -111,7 +121,7 @@ void SmtpFlow::on_message_begin(const SessionFacts&, const Transaction&) {
 
 void SmtpFlow::on_body(std::span<const uint8_t> b) {
   if (sha_open_) EVP_DigestUpdate(sha_, b.data(), b.size());
-  if (!headers_.done()) headers_.feed(b);
+  if (headers_ && !headers_->done()) headers_->feed(b);
   if (retain_limit_ && !retain_overflow_) {
     if (retained_.size() + b.size() > retain_limit_) {
       retain_overflow_ = true;
@@ -158,8 +168,9 @@ void SmtpFlow::on_transaction_done(const SessionFacts& f, const Transaction& t) 
     m.headers = &e.headers;
   } else {
     e.sha256 = finish_sha256();  // a message cut short: what was seen of it
-    headers_.finish();
-    m.headers = &headers_.facts();
+    static const mime::HeaderFacts kNone;
+    if (headers_) headers_->finish();
+    m.headers = headers_ ? &headers_->facts() : &kNone;
   }
   m.sha256 = std::move(e.sha256);
   m.action = e.action;
@@ -167,6 +178,14 @@ void SmtpFlow::on_transaction_done(const SessionFacts& f, const Transaction& t) 
   m.id = std::move(e.id);
   m.spool = std::move(e.spool);
   if (events_) events_->on_message(m);
+  if (!streaming_) release_message_state();
+}
+
+void SmtpFlow::release_message_state() {
+  headers_.reset();
+  sha_open_ = false;
+  if (sha_) EVP_MD_CTX_free(sha_);
+  sha_ = nullptr;
 }
 
 void SmtpFlow::on_close() {

@@ -9,6 +9,7 @@
 
 #include <openssl/evp.h>
 
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -158,7 +159,11 @@ class SmtpFlow : public tcp::StreamSink, public MessageSink {
   bool message_ended_ = false;
   std::string decided_rule_, reference_;  // of the message that ended last
   const void* policy_ = nullptr;  // held from message begin to message end
-  mime::HeaderScanner headers_;   // the header block of the message streaming now
+  // The header block of the message streaming now; with the hash context,
+  // held only while a message is open so idle flows stay small.
+  std::unique_ptr<mime::HeaderScanner> headers_;
+  bool streaming_ = false;
+  void release_message_state();
   // Messages whose end was seen, oldest first, until their reply: a
   // pipelining client may start the next one (BDAT) before it comes.
   struct Ended {

@@ -88,7 +88,6 @@ void parse_path(std::string_view arg, std::string& addr, std::string& params) {
 const char* anomaly_name(Anomaly a) { return size_t(a) < kAnomalyCount ? kAnomalyNames[size_t(a)] : "?"; }
 
 SmtpSession::SmtpSession(MessageSink* sink, Limits limits) : sink_(sink), lim_(limits) {
-  pending_.reserve(16);
   reset_transaction();
   push_pending(Cmd::greeting);
 }
@@ -444,7 +443,7 @@ void SmtpSession::server_reply(int code, bool last, std::string_view text) {
   if (!last) return;
   handle_reply(code, reply_text_);
   reply_text_.clear();
-  ehlo_lines_.clear();
+  if (!ehlo_lines_.empty()) std::vector<std::string>().swap(ehlo_lines_);  // once per EHLO: keep idle sessions small
 }
 
 void SmtpSession::handle_reply(int code, std::string_view first) {
