@@ -121,6 +121,7 @@ void SmtpSession::begin_message(BodyVia via) {
   txn_.body_bytes = 0;
   dot_ = DotState::line_start;
   bare_lf_line_ = false;  // the body starts after "DATA\r\n" and its 354
+  prev_byte_ = '\n';
   if (sink_) sink_->on_message_begin(facts_, txn_);
 }
 
