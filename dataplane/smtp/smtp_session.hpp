@@ -25,67 +25,15 @@
 #include <string>
 #include <vector>
 
-namespace sekisho::smtp {
+#include "smtp/message_sink.hpp"
 
-enum class Anomaly : uint8_t {
-#define X(name, text) name,
-#include "anomalies.def"
-#undef X
-  count_
-};
-inline constexpr size_t kAnomalyCount = size_t(Anomaly::count_);
-const char* anomaly_name(Anomaly a);
+namespace sekisho::smtp {
 
 struct Limits {
   size_t max_line = 4096;          // RFC 5321: 512 for commands, 1000 for text; be lenient
   size_t max_pending = 1100;       // pipelined commands awaiting replies (> max_recipients)
   size_t max_recipients = 1000;
   size_t max_commands = 100000;    // per session
-};
-
-enum class BodyVia : uint8_t { none, data, bdat };
-
-struct Transaction {
-  uint32_t seq = 0;                // order in the session, from 1
-  std::string mail_from;           // "" for the null sender <>
-  std::string mail_params;         // SIZE=, BODY=, SMTPUTF8 ... as sent
-  bool mail_accepted = false;
-  std::vector<std::string> rcpt_to;       // accepted by the server, in order
-  std::vector<std::string> rcpt_refused;  // refused by the server, in order
-  std::vector<std::string> rcpt_pending;  // sent, reply not seen yet
-  BodyVia body_via = BodyVia::none;
-  uint64_t body_bytes = 0;         // after dot-unstuffing
-  bool complete = false;           // end of data seen
-  bool gap = false;                // bytes missing inside the message
-  int final_reply = 0;             // reply code to end of data (0: none seen)
-};
-
-struct SessionFacts {
-  std::string helo;                // EHLO/HELO argument
-  bool ehlo = false;
-  std::string greeting;            // server's 220 line
-  std::vector<std::string> capabilities;  // EHLO keywords, upper case
-  bool tls = false;                // STARTTLS accepted: encrypted from there on
-  std::string auth_mechanism;      // "" if no AUTH
-  bool auth_success = false;
-  uint64_t commands = 0;
-  uint32_t transactions = 0;
-  std::array<uint32_t, kAnomalyCount> anomalies{};
-};
-
-// Receives what the engine finds. Called synchronously from feed calls.
-class MessageSink {
- public:
-  virtual ~MessageSink() = default;
-  // The first byte of message data is about to come (after 354, or BDAT).
-  virtual void on_message_begin(const SessionFacts&, const Transaction&) {}
-  // Message bytes as the server will store them (dot-unstuffed), in order.
-  virtual void on_body(std::span<const uint8_t> bytes) = 0;
-  // End of data seen (CRLF.CRLF or BDAT LAST): the dataplane's hold point.
-  virtual void on_message_end(const SessionFacts&, const Transaction&) {}
-  // The transaction is over: the server replied to end of data, or the
-  // session ended first (final_reply 0).
-  virtual void on_transaction_done(const SessionFacts&, const Transaction&) = 0;
 };
 
 class SmtpSession {
