@@ -349,6 +349,12 @@ void SmtpSession::client_line(std::string_view line) {
     txn_.rcpt_pending.push_back(std::move(addr));
     push_pending(Cmd::rcpt, uint32_t(txn_.rcpt_pending.size() - 1));
   } else if (is("DATA")) {
+    if (silent_server()) {
+      assume_accepted();
+      begin_message(BodyVia::data);
+      client_mode_ = ClientMode::data;
+      return;
+    }
     push_pending(Cmd::data);
     client_mode_ = ClientMode::data_wait;
   } else if (is("BDAT")) {
@@ -364,7 +370,10 @@ void SmtpSession::client_line(std::string_view line) {
       return;
     }
     for (char c : num) size = size * 10 + uint64_t(c - '0');
-    if (txn_.body_via != BodyVia::bdat) begin_message(BodyVia::bdat);
+    if (txn_.body_via != BodyVia::bdat) {
+      if (silent_server()) assume_accepted();
+      begin_message(BodyVia::bdat);
+    }
     push_pending(last ? Cmd::bdat_last : Cmd::bdat);
     bdat_left_ = size;
     bdat_last_ = last;
@@ -392,8 +401,17 @@ void SmtpSession::client_line(std::string_view line) {
   }
 }
 
+void SmtpSession::assume_accepted() {
+  anomaly(Anomaly::server_silent);
+  pending_head_ = pending_.size();  // no reply will come to match them
+  txn_.mail_accepted = true;
+  for (auto& r : txn_.rcpt_pending) txn_.rcpt_to.push_back(std::move(r));
+  txn_.rcpt_pending.clear();
+}
+
 void SmtpSession::on_server(std::span<const uint8_t> bytes) {
   if (client_mode_ == ClientMode::stopped) return;
+  if (!bytes.empty()) server_spoke_ = true;
   const uint8_t* p = bytes.data();
   size_t n = bytes.size();
   while (n) {

@@ -34,6 +34,10 @@ struct Limits {
   size_t max_pending = 1100;       // pipelined commands awaiting replies (> max_recipients)
   size_t max_recipients = 1000;
   size_t max_commands = 100000;    // per session
+  // Offline only (one-sided captures): if the server has sent nothing when
+  // the client starts a message, its replies are assumed positive (counted
+  // as server_silent). Never inline: there the server is always seen.
+  bool assume_silent_server_accepts = false;
 };
 
 class SmtpSession {
@@ -99,7 +103,10 @@ class SmtpSession {
   uint64_t bdat_left_ = 0;
   bool bdat_last_ = false;
   uint32_t next_seq_ = 1;
-  bool server_proxy_preamble_ = false;  // skipping an HTTP CONNECT response
+  bool server_proxy_preamble_ = false;
+  bool server_spoke_ = false;      // any server byte seen
+  bool silent_server() const { return lim_.assume_silent_server_accepts && !server_spoke_; }
+  void assume_accepted();  // skipping an HTTP CONNECT response
 };
 
 }  // namespace sekisho::smtp

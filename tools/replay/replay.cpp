@@ -159,6 +159,7 @@ int main(int argc, char** argv) {
   tcp::BufferPool pool(limits.buffer_bytes, 4096);
   tcp::EventCounters ev{};
   smtp::Limits smtp_limits;
+  smtp_limits.assume_silent_server_accepts = !inline_mode;  // one-sided captures (offline only)
   auto table = std::make_unique<tcp::FlowTable<smtp::SmtpFlow>>(1u << 16);
   double now = 0;
   constexpr double kIdleTimeout = 600;  // capture seconds without a packet

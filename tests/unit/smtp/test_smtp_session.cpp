@@ -254,3 +254,38 @@ TEST(SmtpSession, BareLfEndOfDataIsCounted) {
     }
   }
 }
+
+// One-sided capture (offline only): with nothing ever seen from the server,
+// the option assumes its replies were positive; without it, or once the
+// server has spoken, only real replies count.
+TEST(SmtpSession, SilentServerIsAssumedToAcceptOnlyWhenAsked) {
+  const std::string client = "EHLO c\r\nMAIL FROM:<a@b>\r\nRCPT TO:<c@d>\r\nRCPT TO:<e@f>\r\nDATA\r\nhello\r\n.\r\nQUIT\r\n";
+  for (const bool assume : {false, true}) {
+    RecordingSink sink;
+    Limits lim;
+    lim.assume_silent_server_accepts = assume;
+    SmtpSession s(&sink, lim);
+    s.on_client(bytes(client));
+    s.on_close();
+    if (!assume) {
+      EXPECT_TRUE(sink.done.empty() || sink.done[0].txn.body_bytes == 0);
+      continue;
+    }
+    ASSERT_EQ(sink.done.size(), 1u);
+    EXPECT_EQ(sink.done[0].body, "hello\r\n");
+    EXPECT_EQ(sink.done[0].txn.rcpt_to, (std::vector<std::string>{"c@d", "e@f"}));
+    EXPECT_EQ(sink.done[0].txn.final_reply, 0);
+    EXPECT_EQ(s.facts().anomalies[size_t(Anomaly::server_silent)], 1u);
+  }
+  // The server spoke: its refusal stands even with the option on.
+  RecordingSink sink;
+  Limits lim;
+  lim.assume_silent_server_accepts = true;
+  SmtpSession s(&sink, lim);
+  play(s, {{'S', "220 mx\r\n"}, {'C', "HELO c\r\nMAIL FROM:<a@b>\r\nRCPT TO:<c@d>\r\nDATA\r\n"},
+           {'S', "250 x\r\n250 ok\r\n550 no\r\n554 no valid recipients\r\n"}});
+  s.on_close();
+  EXPECT_EQ(s.facts().anomalies[size_t(Anomaly::server_silent)], 0u);
+  for (auto& d : sink.done) EXPECT_TRUE(d.txn.rcpt_to.empty());
+  EXPECT_EQ(sink.begins, 0);
+}
