@@ -1,5 +1,7 @@
 #include "smtp/smtp_flow.hpp"
 
+#include "mime/facts_json.hpp"
+
 #include <ctime>
 #include <new>
 
@@ -57,16 +59,16 @@ void SmtpFlow::start(const tcp::Limits* lim, tcp::BufferPool* pool, const Limits
 
 void SmtpFlow::on_message_end(const SessionFacts& f, const Transaction& t) {
   streaming_ = false;
-  mime::HeaderFacts facts;
-  if (headers_) {
-    headers_->finish();
-    facts = headers_->take_facts();
+  mime::MessageFacts facts;
+  if (mime_) {
+    mime_->finish();
+    facts = mime_->take_facts();
   }
   ended_.push_back({finish_sha256(), std::move(facts)});
   MessageRecord m;
   m.policy = policy_;
   m.sha256 = ended_.back().sha256;
-  m.headers = &ended_.back().headers;
+  m.mime = &ended_.back().mime;
   m.ts = now_;
   m.client = client_;
   m.server = server_;
@@ -110,8 +112,8 @@ void SmtpFlow::on_message_begin(const SessionFacts&, const Transaction&) {
   sha_open_ = sha_ && EVP_DigestInit_ex(sha_, EVP_sha256(), nullptr) == 1;
   retained_.clear();
   retain_overflow_ = false;
-  if (headers_) headers_->reset();
-  else headers_.reset(new (std::nothrow) mime::HeaderScanner());  // null if out of memory: no header facts
+  if (mime_) mime_->reset();
+  else mime_.reset(new (std::nothrow) mime::MimeParser());  // null if out of memory: no MIME facts
   streaming_ = true;
   if (events_) {
     if (policy_) events_->message_released(policy_);  // a message that never ended
@@ -121,7 +123,7 @@ void SmtpFlow::on_message_begin(const SessionFacts&, const Transaction&) {
 
 void SmtpFlow::on_body(std::span<const uint8_t> b) {
   if (sha_open_) EVP_DigestUpdate(sha_, b.data(), b.size());
-  if (headers_ && !headers_->done()) headers_->feed(b);
+  if (mime_) mime_->feed(b);
   if (retain_limit_ && !retain_overflow_) {
     if (retained_.size() + b.size() > retain_limit_) {
       retain_overflow_ = true;
@@ -165,12 +167,12 @@ void SmtpFlow::on_transaction_done(const SessionFacts& f, const Transaction& t) 
     e = std::move(ended_.front());
     ended_.erase(ended_.begin());
     if (ended_.empty()) std::vector<Ended>().swap(ended_);  // idle flows keep no capacity
-    m.headers = &e.headers;
+    m.mime = &e.mime;
   } else {
     e.sha256 = finish_sha256();  // a message cut short: what was seen of it
-    static const mime::HeaderFacts kNone;
-    if (headers_) headers_->finish();
-    m.headers = headers_ ? &headers_->facts() : &kNone;
+    static const mime::MessageFacts kNone;
+    if (mime_) mime_->finish();
+    m.mime = mime_ ? &mime_->facts() : &kNone;
   }
   m.sha256 = std::move(e.sha256);
   m.action = e.action;
@@ -182,7 +184,7 @@ void SmtpFlow::on_transaction_done(const SessionFacts& f, const Transaction& t) 
 }
 
 void SmtpFlow::release_message_state() {
-  headers_.reset();
+  mime_.reset();
   sha_open_ = false;
   if (sha_) EVP_MD_CTX_free(sha_);
   sha_ = nullptr;
@@ -232,20 +234,7 @@ nlohmann::json message_json(const MessageRecord& m) {
   j["body_via"] = t.body_via == BodyVia::bdat ? "BDAT" : "DATA";
   j["complete"] = t.complete;
   j["gap"] = t.gap;
-  if (m.headers) {
-    const mime::HeaderFacts& h = *m.headers;
-    j["from"] = h.from;
-    j["from_name"] = h.from_name;
-    j["to"] = h.to;
-    j["cc"] = h.cc;
-    j["reply_to"] = h.reply_to ? json(*h.reply_to) : json(nullptr);
-    j["subject"] = h.subject;
-    j["message_id"] = h.message_id;
-    j["date"] = h.date;
-    j["charset_errors"] = h.charset_errors;
-    j["header_fields"] = h.headers;
-    j["headers_truncated"] = h.truncated;
-  }
+  if (m.mime) mime::add_facts_json(*m.mime, j);
   j["verdict"] = {{"action", action_name(m.action)}};
   if (!m.verdict_rule.empty()) j["verdict"]["rule"] = m.verdict_rule;
   if (!m.id.empty()) j["id"] = m.id;

@@ -16,7 +16,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "mime/header_scan.hpp"
+#include "mime/mime_parser.hpp"
 #include "smtp/smtp_session.hpp"
 #include "tcp/tcp_stream.hpp"
 
@@ -37,7 +37,7 @@ struct MessageRecord {
   std::string id;            // reference id given to the client on reject/tempfail/quarantine
   std::string spool;         // where a quarantined message was written
   const void* policy = nullptr;  // what message_started() returned for this message
-  const mime::HeaderFacts* headers = nullptr;  // the message's header fields, decoded
+  const mime::MessageFacts* mime = nullptr;  // what the MIME engine found: header fields, URLs, attachments
 };
 
 struct SessionRecord {
@@ -159,16 +159,16 @@ class SmtpFlow : public tcp::StreamSink, public MessageSink {
   bool message_ended_ = false;
   std::string decided_rule_, reference_;  // of the message that ended last
   const void* policy_ = nullptr;  // held from message begin to message end
-  // The header block of the message streaming now; with the hash context,
+  // The MIME engine of the message streaming now; with the hash context,
   // held only while a message is open so idle flows stay small.
-  std::unique_ptr<mime::HeaderScanner> headers_;
+  std::unique_ptr<mime::MimeParser> mime_;
   bool streaming_ = false;
   void release_message_state();
   // Messages whose end was seen, oldest first, until their reply: a
   // pipelining client may start the next one (BDAT) before it comes.
   struct Ended {
     std::string sha256;
-    mime::HeaderFacts headers;
+    mime::MessageFacts mime;
     Action action = Action::pass;
     std::string rule, id, spool;
   };

@@ -218,12 +218,70 @@ std::string decode_words(std::string_view v, uint32_t& errors) {
   return out;
 }
 
+namespace {
+
+bool has_unquoted_space(std::string_view a) {
+  bool q = false;
+  for (char c : a) {
+    if (c == '"') q = !q;
+    else if (!q && (c == ' ' || c == '\t')) return true;
+  }
+  return false;
+}
+
+// A quoted local part keeps its quotes only if it needs them (as Python
+// renders addresses): "john"@x -> john@x, "a b"@x stays.
+void canonical_quotes(std::string& a) {
+  if (a.find('"') == std::string::npos) return;
+  std::string o;
+  size_t i = 0;
+  while (i < a.size()) {
+    if (a[i] != '"') {
+      o.push_back(a[i++]);
+      continue;
+    }
+    size_t j = i + 1;
+    while (j < a.size() && a[j] != '"') j += a[j] == '\\' ? 2 : 1;
+    if (j >= a.size()) {  // unterminated: as written
+      o.append(a, i, std::string::npos);
+      break;
+    }
+    std::string_view inner(a.data() + i + 1, j - i - 1);
+    bool atom = !inner.empty();
+    for (char c : inner) {
+      unsigned char u = static_cast<unsigned char>(c);
+      if (!(std::isalnum(u) || std::strchr("!#$%&'*+-/=?^_`{|}~.", c) || u >= 0x80)) atom = false;
+    }
+    if (atom) o.append(inner);
+    else o.append(a, i, j - i + 1);
+    i = j + 1;
+  }
+  a = std::move(o);
+}
+
+// "John Smith john@x" (no angle brackets): the token that looks like an address.
+std::string bare_address(std::string_view s) {
+  if (!has_unquoted_space(s)) return std::string(s);
+  std::string best;
+  size_t p = 0;
+  while (p < s.size()) {
+    size_t q = s.find_first_of(" \t", p);
+    std::string_view tok = s.substr(p, q == std::string_view::npos ? std::string_view::npos : q - p);
+    if (tok.find('@') != std::string_view::npos) best = std::string(tok);
+    if (q == std::string_view::npos) break;
+    p = q + 1;
+  }
+  return best;
+}
+
+}  // namespace
+
 std::vector<Address> parse_addresses(std::string_view v, uint32_t& errors) {
   // Tokenise into mailboxes at top-level commas, remembering for each the
   // display part, the <angle> part and comments.
   std::vector<Address> out;
   std::string display, angle, bare, comment;
-  bool in_angle = false, have_angle = false;
+  bool in_angle = false, have_angle = false, angle_space = false;
   int depth = 0;
   bool in_quote = false;
   auto flush = [&] {
@@ -238,8 +296,7 @@ std::vector<Address> parse_addresses(std::string_view v, uint32_t& errors) {
       }
       a.name = decode_words(disp, errors);
     } else {
-      std::string_view b = trim(bare);
-      a.address = std::string(b);
+      a.address = bare_address(trim(bare));
       a.name = decode_words(trim(comment), errors);
     }
     if (!a.address.empty() || !a.name.empty()) out.push_back(std::move(a));
@@ -268,7 +325,7 @@ std::vector<Address> parse_addresses(std::string_view v, uint32_t& errors) {
       }
       if (c == '"') {
         in_quote = false;
-        if (in_angle) angle.push_back(c);
+        (in_angle ? angle : bare).push_back(c);
         continue;
       }
       (in_angle ? angle : display).push_back(c);
@@ -276,14 +333,25 @@ std::vector<Address> parse_addresses(std::string_view v, uint32_t& errors) {
       continue;
     }
     if (in_angle) {
+      // Whitespace between two words of a local part is kept (obs-local-part,
+      // as Python does); around '.' and '@' it is folding and goes.
+      if (c == ' ' || c == '\t') {
+        angle_space = true;
+        continue;
+      }
+      if (angle_space && !angle.empty() && angle.back() != '.' && angle.back() != '@' && c != '.' && c != '@' &&
+          c != '>')
+        angle.push_back(' ');
+      angle_space = false;
       if (c == '>') in_angle = false;
       else if (c == '"') { in_quote = true; angle.push_back(c); }
-      else if (c != ' ' && c != '\t') angle.push_back(c);
+      else angle.push_back(c);
       continue;
     }
     switch (c) {
       case '"':
         in_quote = true;
+        bare.push_back(c);
         break;
       case '(':
         depth = 1;
@@ -312,25 +380,35 @@ std::vector<Address> parse_addresses(std::string_view v, uint32_t& errors) {
     }
   }
   flush();
-  // A bare address cannot contain spaces: "John Smith" with no address is a name.
-  for (auto& a : out) {
-    auto sp = a.address.find_first_of(" \t");
-    if (sp != std::string::npos) {
-      // keep the token that looks like an address, if any
-      std::string best;
-      size_t p = 0;
-      std::string_view s = a.address;
-      while (p < s.size()) {
-        size_t q = s.find_first_of(" \t", p);
-        std::string_view tok = s.substr(p, q == std::string_view::npos ? std::string_view::npos : q - p);
-        if (tok.find('@') != std::string_view::npos) best = std::string(tok);
-        if (q == std::string_view::npos) break;
-        p = q + 1;
+  for (auto& a : out) canonical_quotes(a.address);
+  // Not mailboxes: "<Undisclosed-Recipient:;>" (a group name in angle
+  // brackets), "a@b@c" (two unquoted '@'), "[x]@host" (specials in an
+  // unquoted local part). Python's parser refuses them too.
+  auto not_mailbox = [](const Address& a) {
+    if (a.address.empty()) return true;
+    bool q = false;
+    int ats = 0;
+    size_t last_at = std::string::npos;
+    for (size_t i = 0; i < a.address.size(); ++i) {
+      char c = a.address[i];
+      if (c == '\\' && q) {
+        ++i;
+      } else if (c == '"') {
+        q = !q;
+      } else if (!q && (c == ';' || c == ':')) {
+        return true;
+      } else if (!q && c == '@') {
+        ++ats;
+        last_at = i;
       }
-      a.address = best;
     }
-  }
-  out.erase(std::remove_if(out.begin(), out.end(), [](const Address& a) { return a.address.empty(); }), out.end());
+    if (ats > 1) return true;
+    std::string_view local(a.address.data(), last_at == std::string::npos ? a.address.size() : last_at);
+    if (!local.empty() && local.front() != '"' && local.find_first_of("[]<>(),") != std::string_view::npos)
+      return true;
+    return false;
+  };
+  out.erase(std::remove_if(out.begin(), out.end(), not_mailbox), out.end());
   return out;
 }
 
@@ -369,8 +447,6 @@ void HeaderScanner::finish() {
   if (!done_) parse();
 }
 
-namespace {
-
 bool name_is(std::string_view name, std::string_view want) {
   if (name.size() != want.size()) return false;
   for (size_t i = 0; i < name.size(); ++i)
@@ -389,13 +465,8 @@ std::string unfold(std::string_view raw) {
   return v;
 }
 
-}  // namespace
-
-void HeaderScanner::parse() {
-  done_ = true;
-  // Fields are found in place; only the ones we keep are copied (unfolded).
-  std::string_view block(block_);
-  bool have_from = false, have_subject = false, have_mid = false, have_date = false;
+void for_each_field(std::string_view block, const FieldFn& fn) {
+  // Fields are found in place; a field runs on over continuation lines.
   size_t i = 0;
   while (i < block.size()) {
     size_t eol = block.find('\n', i);
@@ -403,7 +474,6 @@ void HeaderScanner::parse() {
     std::string_view line = block.substr(i, line_end - i);
     if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
     if (line.empty()) break;
-    // The field runs on over continuation lines (starting with space or tab).
     size_t end = eol == std::string_view::npos ? block.size() : eol + 1;
     while (end < block.size() && (block[end] == ' ' || block[end] == '\t')) {
       size_t e = block.find('\n', end);
@@ -416,39 +486,184 @@ void HeaderScanner::parse() {
     if (colon == std::string_view::npos || colon == 0) continue;  // not a field (e.g. an mbox From_ line)
     std::string_view name = trim(line.substr(0, colon));
     if (name.find(' ') != std::string_view::npos) continue;
-    ++facts_.headers;
-    std::string_view raw_value = field.substr(colon + 1);
-    if (name_is(name, "from") && !have_from) {
-      have_from = true;
-      auto a = parse_addresses(trim(unfold(raw_value)), facts_.charset_errors);
-      if (!a.empty()) {
-        facts_.from = a[0].address;
-        facts_.from_name = a[0].name;
-      }
-    } else if (name_is(name, "to") || name_is(name, "cc")) {
-      bool to = name_is(name, "to");
-      for (auto& a : parse_addresses(trim(unfold(raw_value)), facts_.charset_errors))
-        (to ? facts_.to : facts_.cc).push_back(std::move(a.address));
-    } else if (name_is(name, "reply-to") && !facts_.reply_to) {
-      auto a = parse_addresses(trim(unfold(raw_value)), facts_.charset_errors);
-      if (!a.empty()) facts_.reply_to = a[0].address;
-    } else if (name_is(name, "subject") && !have_subject) {
-      have_subject = true;
-      facts_.subject = decode_words(trim(unfold(raw_value)), facts_.charset_errors);
-    } else if (name_is(name, "message-id") && !have_mid) {
-      have_mid = true;
-      facts_.message_id = std::string(trim(unfold(raw_value)));
-    } else if (name_is(name, "date") && !have_date) {
-      have_date = true;
-      facts_.date = std::string(trim(unfold(raw_value)));
-    }
+    fn(name, field.substr(colon + 1));
   }
+}
+
+void FactsBuilder::field(std::string_view name, std::string_view raw_value) {
+  ++f.headers;
+  if (name_is(name, "from") && !have_from) {
+    have_from = true;
+    auto a = parse_addresses(trim(unfold(raw_value)), f.charset_errors);
+    if (!a.empty()) {
+      f.from = a[0].address;
+      f.from_name = a[0].name;
+    }
+  } else if (name_is(name, "to") || name_is(name, "cc")) {
+    bool to = name_is(name, "to");
+    for (auto& a : parse_addresses(trim(unfold(raw_value)), f.charset_errors))
+      (to ? f.to : f.cc).push_back(std::move(a.address));
+  } else if (name_is(name, "reply-to") && !f.reply_to) {
+    auto a = parse_addresses(trim(unfold(raw_value)), f.charset_errors);
+    if (!a.empty()) f.reply_to = a[0].address;
+  } else if (name_is(name, "subject") && !have_subject) {
+    have_subject = true;
+    f.subject = decode_words(trim(unfold(raw_value)), f.charset_errors);
+  } else if (name_is(name, "message-id") && !have_mid) {
+    have_mid = true;
+    f.message_id = std::string(trim(unfold(raw_value)));
+  } else if (name_is(name, "date") && !have_date) {
+    have_date = true;
+    f.date = std::string(trim(unfold(raw_value)));
+  }
+}
+
+void HeaderScanner::parse() {
+  done_ = true;
+  FactsBuilder b{facts_};
+  for_each_field(block_, [&](std::string_view name, std::string_view raw) { b.field(name, raw); });
   if (block_.capacity() > 65536) {
     block_.clear();
     block_.shrink_to_fit();  // a huge header block does not stay with the flow
   } else {
     block_.clear();
   }
+}
+
+ContentField parse_content_field(std::string_view raw_value, uint32_t& errors) {
+  ContentField cf;
+  std::string v = unfold(raw_value);
+  std::string_view sv = trim(v);
+  size_t semi = sv.find(';');
+  std::string_view main = trim(sv.substr(0, semi));
+  // A comment after the value: "text/plain (fixed)".
+  if (auto paren = main.find('('); paren != std::string_view::npos) main = trim(main.substr(0, paren));
+  cf.value = lower(main);
+  if (semi == std::string_view::npos) return cf;
+  // Parameters: name=token | name="quoted", RFC 2231 name*=cs'lang'pct and name*N[*]= sections.
+  struct Section {
+    std::string name;
+    int index;
+    bool extended;
+    std::string value;
+  };
+  std::vector<Section> secs;
+  size_t i = semi + 1;
+  while (i < sv.size() && secs.size() < 64) {
+    while (i < sv.size() && (sv[i] == ' ' || sv[i] == '\t' || sv[i] == ';')) ++i;
+    size_t eq = sv.find('=', i);
+    if (eq == std::string_view::npos) break;
+    std::string name = lower(trim(sv.substr(i, eq - i)));
+    i = eq + 1;
+    while (i < sv.size() && (sv[i] == ' ' || sv[i] == '\t')) ++i;
+    std::string value;
+    if (i < sv.size() && sv[i] == '"') {
+      ++i;
+      while (i < sv.size() && sv[i] != '"') {
+        if (sv[i] == '\\' && i + 1 < sv.size()) ++i;
+        value.push_back(sv[i++]);
+      }
+      ++i;
+      while (i < sv.size() && sv[i] != ';') ++i;  // junk after the closing quote
+    } else {
+      size_t e = sv.find(';', i);
+      value = std::string(trim(sv.substr(i, e == std::string_view::npos ? std::string_view::npos : e - i)));
+      i = e == std::string_view::npos ? sv.size() : e;
+    }
+    Section s{name, -1, false, std::move(value)};
+    if (!s.name.empty() && s.name.back() == '*') {
+      s.extended = true;
+      s.name.pop_back();
+    }
+    if (auto star = s.name.rfind('*'); star != std::string::npos) {
+      std::string_view idx(s.name.data() + star + 1, s.name.size() - star - 1);
+      if (!idx.empty() && idx.size() < 4 && std::all_of(idx.begin(), idx.end(), [](char c) { return c >= '0' && c <= '9'; })) {
+        s.index = std::stoi(std::string(idx));
+        s.name.resize(star);
+      }
+    }
+    if (!s.name.empty()) secs.push_back(std::move(s));
+  }
+  auto pct = [](std::string_view x) {
+    std::string o;
+    for (size_t k = 0; k < x.size(); ++k) {
+      if (x[k] == '%' && k + 2 < x.size() && hexval(x[k + 1]) >= 0 && hexval(x[k + 2]) >= 0) {
+        o.push_back(char(hexval(x[k + 1]) * 16 + hexval(x[k + 2])));
+        k += 2;
+      } else {
+        o.push_back(x[k]);
+      }
+    }
+    return o;
+  };
+  for (size_t k = 0; k < secs.size(); ++k) {
+    const std::string& name = secs[k].name;
+    bool done = false;
+    for (auto& p : cf.params)
+      if (p.first == name) done = true;
+    if (done) continue;  // first occurrence wins; sections gathered below
+    // Gather this parameter: the plain one, or sections 0..N in index order.
+    std::vector<const Section*> parts;
+    const Section* plain = nullptr;
+    const Section* ext = nullptr;
+    for (auto& s : secs) {
+      if (s.name != name) continue;
+      if (s.index >= 0) parts.push_back(&s);
+      else if (s.extended && !ext) ext = &s;
+      else if (!s.extended && !plain) plain = &s;
+    }
+    std::string raw, charset;
+    bool encoded = false;
+    if (!parts.empty()) {
+      std::sort(parts.begin(), parts.end(), [](auto* a, auto* b) { return a->index < b->index; });
+      for (size_t n = 0; n < parts.size(); ++n) {
+        std::string piece = parts[n]->value;
+        if (parts[n]->extended) {
+          if (parts[n]->index == 0) {
+            size_t q1 = piece.find('\''), q2 = q1 == std::string::npos ? q1 : piece.find('\'', q1 + 1);
+            if (q2 != std::string::npos) {
+              charset = piece.substr(0, q1);
+              piece = piece.substr(q2 + 1);
+            }
+          }
+          piece = pct(piece);
+          encoded = true;
+        }
+        raw += piece;
+      }
+    } else if (ext) {
+      std::string piece = ext->value;
+      size_t q1 = piece.find('\''), q2 = q1 == std::string::npos ? q1 : piece.find('\'', q1 + 1);
+      if (q2 != std::string::npos) {
+        charset = piece.substr(0, q1);
+        piece = piece.substr(q2 + 1);
+      }
+      raw = pct(piece);
+      encoded = true;
+    } else if (plain) {
+      raw = plain->value;
+    }
+    std::string decoded;
+    if (encoded && !charset.empty()) {
+      if (!to_utf8(charset, raw, decoded)) {
+        ++errors;
+        decoded.clear();
+        raw_to_utf8(raw, decoded, errors);
+      }
+    } else if (raw.find("=?") != std::string::npos) {
+      decoded = decode_words(raw, errors);  // RFC 2047 inside a parameter: wrong, but what mailers send
+    } else {
+      raw_to_utf8(raw, decoded, errors);
+    }
+    cf.params.emplace_back(name, std::move(decoded));
+  }
+  return cf;
+}
+
+const std::string* ContentField::param(std::string_view name) const {
+  for (auto& p : params)
+    if (p.first == name) return &p.second;
+  return nullptr;
 }
 
 }  // namespace sekisho::mime

@@ -14,11 +14,13 @@
 #pragma once
 
 #include <cstddef>
+#include <functional>
 #include <cstdint>
 #include <optional>
 #include <span>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 namespace sekisho::mime {
@@ -59,6 +61,32 @@ class HeaderScanner {
   bool done_ = false;
   HeaderFacts facts_;
 };
+
+// Calls fn(name, raw_value) for each field of a header block, in order;
+// raw_value is folded as written (from after the colon to the line end).
+using FieldFn = std::function<void(std::string_view name, std::string_view raw_value)>;
+void for_each_field(std::string_view block, const FieldFn& fn);
+// The value with its line breaks removed (bounded to 16 KiB).
+std::string unfold(std::string_view raw);
+// Case-insensitive comparison of a field name with a lower-case one.
+bool name_is(std::string_view name, std::string_view lower_want);
+
+// Builds HeaderFacts from the fields of one header block.
+struct FactsBuilder {
+  HeaderFacts& f;
+  bool have_from = false, have_subject = false, have_mid = false, have_date = false;
+  void field(std::string_view name, std::string_view raw_value);
+};
+
+// Content-Type / Content-Disposition: the value (lower case) and its
+// parameters (names lower case), RFC 2231 sections and charsets joined and
+// decoded to UTF-8; RFC 2047 words inside a quoted value decoded as well.
+struct ContentField {
+  std::string value;
+  std::vector<std::pair<std::string, std::string>> params;
+  const std::string* param(std::string_view name) const;
+};
+ContentField parse_content_field(std::string_view raw_value, uint32_t& errors);
 
 // RFC 2047: decodes encoded words in an unstructured header value to UTF-8.
 // Raw 8-bit text that is not UTF-8 is taken as Latin-1 (and counted).

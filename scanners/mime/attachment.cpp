@@ -1,0 +1,261 @@
+#include "mime/attachment.hpp"
+
+#include <archive.h>
+#include <archive_entry.h>
+#include <magic.h>
+
+#include <algorithm>
+#include <cstring>
+
+namespace sekisho::mime {
+namespace {
+
+constexpr uint8_t kOle2Magic[8] = {0xd0, 0xcf, 0x11, 0xe0, 0xa1, 0xb1, 0x1a, 0xe1};
+// Stream names in an OLE2 directory are UTF-16LE.
+constexpr char kVbaProject16[] = "_\0V\0B\0A\0_\0P\0R\0O\0J\0E\0C\0T\0";
+constexpr char kEncryptedPackage16[] = "E\0n\0c\0r\0y\0p\0t\0e\0d\0P\0a\0c\0k\0a\0g\0e\0";
+constexpr char kVbaProjectBin[] = "vbaProject.bin";
+
+inline char lc(char c) { return c >= 'A' && c <= 'Z' ? char(c + 32) : c; }
+
+std::string lower(std::string_view s) {
+  std::string o(s);
+  for (auto& c : o) c = lc(c);
+  return o;
+}
+
+bool has(const uint8_t* p, size_t n, const char* needle, size_t m) {
+  return m <= n && std::search(p, p + n, needle, needle + m) != p + n;
+}
+
+struct Magic {
+  magic_t m = nullptr;
+  Magic() {
+    m = magic_open(MAGIC_MIME_TYPE | MAGIC_ERROR);
+    if (m && magic_load(m, nullptr) != 0) {
+      magic_close(m);
+      m = nullptr;
+    }
+  }
+  ~Magic() {
+    if (m) magic_close(m);
+  }
+};
+
+std::string sniff(const std::vector<uint8_t>& head) {
+  if (head.empty()) return "";
+  thread_local Magic magic;
+  if (!magic.m) return "";
+  const char* t = magic_buffer(magic.m, head.data(), head.size());
+  return t ? t : "";
+}
+
+bool is_archive_name(std::string_view lname) {
+  for (std::string_view ext : {".zip", ".7z", ".rar", ".tar", ".tgz", ".gz", ".lzh", ".cab", ".jar", ".docm",
+                               ".xlsm", ".pptm", ".docx", ".xlsx", ".pptx", ".doc", ".xls", ".ppt"})
+    if (lname.size() > ext.size() && lname.substr(lname.size() - ext.size()) == ext) return true;
+  return false;
+}
+
+struct ArchiveScan {
+  const AttachmentLimits& limits;
+  AttachmentFacts& f;
+  std::vector<uint8_t> buf;
+
+  void run(const uint8_t* p, size_t n, uint32_t depth) {
+    if (n >= 8 && std::memcmp(p, kOle2Magic, 8) == 0) {  // a nested Office document
+      if (has(p, n, kVbaProject16, sizeof kVbaProject16 - 1)) f.macros = true;
+      if (has(p, n, kEncryptedPackage16, sizeof kEncryptedPackage16 - 1)) f.encrypted = true;
+      return;
+    }
+    archive* a = archive_read_new();
+    if (!a) return;
+    archive_read_support_format_all(a);
+    archive_read_support_filter_all(a);
+    if (archive_read_open_memory(a, p, n) != ARCHIVE_OK) {
+      archive_read_free(a);
+      return;
+    }
+    archive_entry* e = nullptr;
+    int r;
+    while ((r = archive_read_next_header(a, &e)) == ARCHIVE_OK || r == ARCHIVE_WARN) {
+      if (++f.archive_entries > limits.max_archive_entries) break;
+      const char* nm = archive_entry_pathname_utf8(e);
+      if (!nm) nm = archive_entry_pathname(e);
+      std::string name = nm ? nm : "";
+      bool exe = false, dbl = false, rtl = false;
+      classify_name(name, exe, dbl, rtl);
+      f.executable |= exe, f.double_extension |= dbl, f.rtlo |= rtl;
+      if (archive_entry_is_encrypted(e)) {
+        f.encrypted = true;
+        continue;
+      }
+      std::string base = lower(name.substr(name.rfind('/') == std::string::npos ? 0 : name.rfind('/') + 1));
+      if (base == "vbaproject.bin") f.macros = true;
+      if (depth + 1 <= limits.max_archive_depth && is_archive_name(base) && archive_entry_size_is_set(e) &&
+          size_t(archive_entry_size(e)) <= limits.max_archive_bytes) {
+        std::vector<uint8_t> inner(size_t(archive_entry_size(e)));
+        la_ssize_t got = archive_read_data(a, inner.data(), inner.size());
+        if (got > 0) run(inner.data(), size_t(got), depth + 1);
+      }
+    }
+    if (r == ARCHIVE_FATAL) {
+      const char* err = archive_error_string(a);
+      if (err && (std::strstr(err, "ncrypt") || std::strstr(err, "assword"))) f.encrypted = true;
+    }
+    if (archive_read_has_encrypted_entries(a) > 0) f.encrypted = true;
+    archive_read_free(a);
+  }
+};
+
+}  // namespace
+
+void classify_name(std::string_view name, bool& executable, bool& double_extension, bool& rtlo) {
+  // Bidi overrides and isolates that can reverse how a name reads: U+202A..U+202E, U+2066..U+2069.
+  for (size_t i = 0; i + 2 < name.size(); ++i) {
+    auto b = [&](size_t k) { return static_cast<unsigned char>(name[i + k]); };
+    if (b(0) == 0xe2 && ((b(1) == 0x80 && b(2) >= 0xaa && b(2) <= 0xae) || (b(1) == 0x81 && b(2) >= 0xa6 && b(2) <= 0xa9)))
+      rtlo = true;
+  }
+  std::string l = lower(name);
+  while (!l.empty() && (l.back() == ' ' || l.back() == '.')) l.pop_back();  // "a.exe." and "a.exe " run as .exe
+  static const char* const kExe[] = {"exe", "scr", "com", "pif", "bat", "cmd", "js",  "jse", "vbs", "vbe", "wsf",
+                                     "wsh", "hta", "lnk", "msi", "jar", "ps1", "cpl", "reg", "iso", "img", "dll"};
+  static const char* const kDoc[] = {"pdf", "doc", "docx", "xls", "xlsx", "ppt", "pptx", "txt", "jpg", "jpeg",
+                                     "png", "gif", "rtf", "zip", "htm", "html", "csv", "mp3", "mp4", "avi"};
+  size_t dot = l.rfind('.');
+  if (dot == std::string::npos) return;
+  std::string_view ext(l.data() + dot + 1, l.size() - dot - 1);
+  bool exe = false;
+  for (const char* e : kExe)
+    if (ext == e) exe = true;
+  if (!exe) return;
+  executable = true;
+  size_t dot2 = dot == 0 ? std::string::npos : l.rfind('.', dot - 1);
+  if (dot2 == std::string::npos) return;
+  std::string_view ext2(l.data() + dot2 + 1, dot - dot2 - 1);
+  while (!ext2.empty() && ext2.back() == ' ') ext2.remove_suffix(1);  // "invoice.pdf      .exe"
+  for (const char* d : kDoc)
+    if (ext2 == d) double_extension = true;
+}
+
+AttachmentAnalyzer::AttachmentAnalyzer(const AttachmentLimits& limits) : limits_(limits), sha_(EVP_MD_CTX_new()) {}
+
+AttachmentAnalyzer::~AttachmentAnalyzer() { EVP_MD_CTX_free(sha_); }
+
+void AttachmentAnalyzer::begin(std::string name, std::string type, uint32_t depth) {
+  f_ = AttachmentFacts{};
+  f_.name = std::move(name);
+  f_.type = std::move(type);
+  f_.depth = depth;
+  kind_ = Kind::unknown;
+  head_.clear();
+  keep_.clear();
+  tail_n_ = 0;
+  ole_encrypted_package_ = false;
+  if (sha_) EVP_DigestInit_ex(sha_, EVP_sha256(), nullptr);
+}
+
+void AttachmentAnalyzer::classify_head() {
+  const uint8_t* h = head_.data();
+  size_t n = head_.size();
+  if (n >= 4 && h[0] == 'P' && h[1] == 'K' && h[2] == 3 && h[3] == 4) kind_ = Kind::zip;
+  else if (n >= 8 && std::memcmp(h, kOle2Magic, 8) == 0) kind_ = Kind::ole2;
+  else if ((n >= 6 && std::memcmp(h, "7z\xbc\xaf\x27\x1c", 6) == 0) || (n >= 6 && std::memcmp(h, "Rar!\x1a\x07", 6) == 0) ||
+           (n >= 2 && h[0] == 0x1f && h[1] == 0x8b) || (n >= 4 && std::memcmp(h, "MSCF", 4) == 0) ||
+           (n >= 262 && std::memcmp(h + 257, "ustar", 5) == 0) || (n >= 7 && h[2] == '-' && h[3] == 'l' && h[4] == 'h'))
+    kind_ = Kind::other_archive;
+  else kind_ = Kind::plain;
+}
+
+void AttachmentAnalyzer::search_markers(const uint8_t* p, size_t n) {
+  // Markers may straddle chunks: look at the seam (old tail + new head) too.
+  auto look = [&](const uint8_t* q, size_t m) {
+    if (kind_ == Kind::ole2) {
+      if (!f_.macros && has(q, m, kVbaProject16, sizeof kVbaProject16 - 1)) f_.macros = true;
+      if (!ole_encrypted_package_ && has(q, m, kEncryptedPackage16, sizeof kEncryptedPackage16 - 1))
+        ole_encrypted_package_ = true;
+    } else if (kind_ == Kind::zip) {
+      if (!f_.macros && has(q, m, kVbaProjectBin, sizeof kVbaProjectBin - 1)) f_.macros = true;
+    }
+  };
+  if (tail_n_) {
+    uint8_t seam[64];
+    size_t take = std::min(n, sizeof seam - tail_n_);
+    std::memcpy(seam, tail_, tail_n_);
+    std::memcpy(seam + tail_n_, p, take);
+    look(seam, tail_n_ + take);
+  }
+  look(p, n);
+  if (n >= sizeof tail_) {
+    std::memcpy(tail_, p + n - sizeof tail_, sizeof tail_);
+    tail_n_ = sizeof tail_;
+  } else {
+    size_t keep = std::min(tail_n_, sizeof tail_ - n);
+    std::memmove(tail_, tail_ + tail_n_ - keep, keep);
+    std::memcpy(tail_ + keep, p, n);
+    tail_n_ = keep + n;
+  }
+}
+
+void AttachmentAnalyzer::process(const uint8_t* p, size_t n) {
+  if (kind_ == Kind::ole2 || kind_ == Kind::zip) search_markers(p, n);
+  if ((kind_ == Kind::zip || kind_ == Kind::other_archive) && !f_.archive_truncated) {
+    if (keep_.size() + n <= limits_.max_archive_bytes) {
+      keep_.insert(keep_.end(), p, p + n);
+    } else {
+      f_.archive_truncated = true;
+      keep_.clear();
+      keep_.shrink_to_fit();
+    }
+  }
+}
+
+void AttachmentAnalyzer::feed(const uint8_t* p, size_t n) {
+  if (n == 0) return;
+  size_t before = f_.size;
+  f_.size += n;
+  if (sha_) EVP_DigestUpdate(sha_, p, n);
+  if (head_.size() < kSniffBytes) head_.insert(head_.end(), p, p + std::min(n, kSniffBytes - head_.size()));
+  if (kind_ == Kind::unknown) {
+    if (head_.size() < 262) return;  // still classifying: the head holds everything so far
+    classify_head();
+    process(head_.data(), before);   // catch up on the bytes seen while classifying
+  }
+  if (kind_ != Kind::plain) process(p, n);
+}
+
+AttachmentFacts AttachmentAnalyzer::finish() {
+  if (kind_ == Kind::unknown) {  // a small attachment: all of it is in the head
+    classify_head();
+    process(head_.data(), head_.size());
+  }
+  unsigned char md[32];
+  unsigned int len = 0;
+  if (sha_ && EVP_DigestFinal_ex(sha_, md, &len) == 1) {
+    static const char kHex[] = "0123456789abcdef";
+    f_.sha256.resize(len * 2);
+    for (unsigned i = 0; i < len; ++i) f_.sha256[2 * i] = kHex[md[i] >> 4], f_.sha256[2 * i + 1] = kHex[md[i] & 15];
+  }
+  f_.sniffed_type = sniff(head_);
+  bool exe = false, dbl = false, rtl = false;
+  classify_name(f_.name, exe, dbl, rtl);
+  f_.executable = exe || f_.sniffed_type == "application/x-dosexec" || f_.sniffed_type == "application/x-msi" ||
+                  f_.sniffed_type == "application/x-executable" || f_.sniffed_type == "application/x-ms-shortcut";
+  f_.double_extension = dbl;
+  f_.rtlo = rtl;
+  if (ole_encrypted_package_) f_.encrypted = true;  // a password-protected OOXML file is an OLE2 "EncryptedPackage"
+  if (!keep_.empty()) {
+    ArchiveScan scan{limits_, f_, {}};
+    scan.run(keep_.data(), keep_.size(), 0);
+  } else if (kind_ == Kind::zip && f_.archive_truncated) {
+    // Too big to list: the first local header still says whether entry one is encrypted.
+    if (head_.size() >= 8 && (head_[6] & 1)) f_.encrypted = true;
+  }
+  keep_.clear();
+  if (keep_.capacity() > (1 << 20)) keep_.shrink_to_fit();
+  head_.clear();
+  return std::move(f_);
+}
+
+}  // namespace sekisho::mime

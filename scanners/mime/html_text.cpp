@@ -1,0 +1,344 @@
+#include "mime/html_text.hpp"
+
+#include <cstring>
+
+namespace sekisho::mime {
+namespace {
+
+constexpr size_t kMaxValue = 2048;
+
+inline bool is_space(char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\n' || c == '\f'; }
+inline char lc(char c) { return c >= 'A' && c <= 'Z' ? char(c + 32) : c; }
+
+bool eq(const char* s, size_t n, const char* lit) { return std::strlen(lit) == n && std::memcmp(s, lit, n) == 0; }
+
+bool block_tag(const char* t, size_t n) {
+  static const char* const kBlock[] = {"p", "br", "div", "tr", "li", "ul", "ol", "table", "h1", "h2", "h3", "h4",
+                                       "h5", "h6", "hr", "blockquote", "pre", "title", "dl", "dt", "dd", "section",
+                                       "article", "header", "footer", "form", "center", "body", "html", "head"};
+  for (const char* b : kBlock)
+    if (eq(t, n, b)) return true;
+  return false;
+}
+
+bool url_attr(const char* a, size_t n) {
+  static const char* const kUrl[] = {"href", "src", "action", "background", "formaction", "cite", "poster", "data"};
+  for (const char* u : kUrl)
+    if (eq(a, n, u)) return true;
+  return false;
+}
+
+void put_utf8(uint32_t cp, std::string& out) {
+  if (cp == 0 || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) cp = 0xfffd;
+  if (cp < 0x80) {
+    out.push_back(char(cp));
+  } else if (cp < 0x800) {
+    out.push_back(char(0xc0 | cp >> 6)), out.push_back(char(0x80 | (cp & 0x3f)));
+  } else if (cp < 0x10000) {
+    out.push_back(char(0xe0 | cp >> 12)), out.push_back(char(0x80 | ((cp >> 6) & 0x3f)));
+    out.push_back(char(0x80 | (cp & 0x3f)));
+  } else {
+    out.push_back(char(0xf0 | cp >> 18)), out.push_back(char(0x80 | ((cp >> 12) & 0x3f)));
+    out.push_back(char(0x80 | ((cp >> 6) & 0x3f))), out.push_back(char(0x80 | (cp & 0x3f)));
+  }
+}
+
+struct Named {
+  const char* name;
+  uint32_t cp;
+};
+constexpr Named kNamed[] = {
+    {"amp", '&'},      {"lt", '<'},       {"gt", '>'},       {"quot", '"'},     {"apos", '\''},   {"nbsp", 0xa0},
+    {"copy", 0xa9},    {"reg", 0xae},     {"trade", 0x2122}, {"euro", 0x20ac},  {"pound", 0xa3},  {"yen", 0xa5},
+    {"cent", 0xa2},    {"middot", 0xb7},  {"bull", 0x2022},  {"hellip", 0x2026}, {"ndash", 0x2013}, {"mdash", 0x2014},
+    {"lsquo", 0x2018}, {"rsquo", 0x2019}, {"ldquo", 0x201c}, {"rdquo", 0x201d}, {"laquo", 0xab},  {"raquo", 0xbb},
+    {"zwnj", 0x200c},  {"zwj", 0x200d},   {"shy", 0xad},     {"times", 0xd7},   {"deg", 0xb0},    {"sect", 0xa7},
+    {"para", 0xb6},    {"iexcl", 0xa1},   {"iquest", 0xbf},  {"eacute", 0xe9},  {"egrave", 0xe8}, {"agrave", 0xe0},
+    {"aacute", 0xe1},  {"ccedil", 0xe7},  {"ouml", 0xf6},    {"uuml", 0xfc},    {"auml", 0xe4},   {"szlig", 0xdf},
+    {"ensp", 0x2002},  {"emsp", 0x2003},  {"thinsp", 0x2009}};
+
+}  // namespace
+
+void HtmlToText::reset() {
+  UrlHandler* u = urls_;
+  *this = HtmlToText(u);
+}
+
+void HtmlToText::emit_space(std::string&) { pending_space_ = true; }
+
+void HtmlToText::emit_break(std::string& out) {
+  pending_space_ = false;
+  if (!at_line_start_) {
+    out.push_back('\n');
+    at_line_start_ = true;
+  }
+}
+
+void HtmlToText::emit_entity(std::string& out) {
+  uint32_t cp = 0;
+  bool ok = false;
+  if (ent_len_ > 1 && ent_[0] == '#') {
+    bool hex = ent_[1] == 'x' || ent_[1] == 'X';
+    ok = ent_len_ > (hex ? 2 : 1);
+    for (size_t i = hex ? 2 : 1; i < ent_len_ && ok; ++i) {
+      char c = lc(ent_[i]);
+      uint32_t d = c >= '0' && c <= '9' ? uint32_t(c - '0') : hex && c >= 'a' && c <= 'f' ? uint32_t(c - 'a' + 10) : 99;
+      if (d == 99) ok = false;
+      else cp = cp * (hex ? 16 : 10) + d;
+      if (cp > 0x10ffff) cp = 0x110000;
+    }
+  } else {
+    for (const auto& e : kNamed)
+      if (eq(ent_, ent_len_, e.name)) {
+        cp = e.cp;
+        ok = true;
+        break;
+      }
+  }
+  std::string* dst = &out;
+  std::string tmp;
+  if (entity_return_ != St::text) dst = &tmp;  // inside an attribute value
+  if (ok) {
+    if (cp == 0xa0 && dst == &out) {
+      pending_space_ = true;
+      return;
+    }
+    put_utf8(cp, *dst);
+  } else {  // not a reference we know: keep it as written
+    dst->push_back('&');
+    dst->append(ent_, ent_len_);
+  }
+  if (dst == &out) {
+    at_line_start_ = false;
+  } else if (want_value_ && value_.size() + tmp.size() <= kMaxValue) {
+    value_.append(tmp);
+  }
+}
+
+void HtmlToText::end_attr() {
+  if (want_value_ && urls_ && !value_.empty()) urls_->on_attribute_url(value_);
+  want_value_ = false;
+  value_.clear();
+}
+
+void HtmlToText::end_tag(std::string& out) {
+  end_attr();
+  if (!closing_ && (eq(tag_, tag_len_, "script") || eq(tag_, tag_len_, "style"))) {
+    std::memcpy(skip_until_, tag_, tag_len_);
+    skip_len_ = tag_len_;
+    st_ = St::skip;
+    return;
+  }
+  if (block_tag(tag_, tag_len_)) emit_break(out);
+  else if (eq(tag_, tag_len_, "td") || eq(tag_, tag_len_, "th") || eq(tag_, tag_len_, "img")) emit_space(out);
+  st_ = St::text;
+}
+
+void HtmlToText::feed(const char* in, size_t n, std::string& out) {
+  for (size_t i = 0; i < n; ++i) {
+    char c = in[i];
+    switch (st_) {
+      case St::text: {
+        // Run of plain text up to the next markup or whitespace.
+        size_t j = i;
+        while (j < n && in[j] != '<' && in[j] != '&' && !is_space(in[j])) ++j;
+        if (j > i) {
+          if (pending_space_ && !at_line_start_) out.push_back(' ');
+          pending_space_ = false;
+          out.append(in + i, j - i);
+          at_line_start_ = false;
+          i = j;
+          if (i >= n) break;
+          c = in[i];
+        }
+        if (c == '<') {
+          st_ = St::lt;
+        } else if (c == '&') {
+          ent_len_ = 0;
+          entity_return_ = St::text;
+          st_ = St::entity;
+          if (pending_space_ && !at_line_start_) out.push_back(' ');
+          pending_space_ = false;
+        } else {
+          pending_space_ = true;
+        }
+        break;
+      }
+      case St::lt:
+        tag_len_ = 0;
+        closing_ = false;
+        if (c == '/') {
+          closing_ = true;
+          st_ = St::tag_name;
+        } else if (c == '!') {
+          st_ = St::bang;
+        } else if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z')) {
+          st_ = St::tag_name;
+          --i;
+        } else if (c == '?') {
+          st_ = St::decl;
+        } else {  // a lone '<' is text
+          if (pending_space_ && !at_line_start_) out.push_back(' ');
+          pending_space_ = false;
+          out.push_back('<');
+          at_line_start_ = false;
+          st_ = St::text;
+          --i;
+        }
+        break;
+      case St::tag_name:
+        if (is_space(c) || c == '/') {
+          st_ = St::in_tag;
+        } else if (c == '>') {
+          end_tag(out);
+        } else if (tag_len_ < sizeof tag_) {
+          tag_[tag_len_++] = lc(c);
+        }
+        break;
+      case St::in_tag:
+        if (c == '>') {
+          end_tag(out);
+        } else if (!is_space(c) && c != '/') {
+          end_attr();
+          attr_len_ = 0;
+          attr_[attr_len_++] = lc(c);
+          st_ = St::attr_name;
+        }
+        break;
+      case St::attr_name:
+        if (c == '=') {
+          want_value_ = url_attr(attr_, attr_len_);
+          st_ = St::before_value;
+        } else if (is_space(c)) {
+          st_ = St::after_attr_name;
+        } else if (c == '>') {
+          end_tag(out);
+        } else if (attr_len_ < sizeof attr_) {
+          attr_[attr_len_++] = lc(c);
+        }
+        break;
+      case St::after_attr_name:
+        if (c == '=') {
+          want_value_ = url_attr(attr_, attr_len_);
+          st_ = St::before_value;
+        } else if (c == '>') {
+          end_tag(out);
+        } else if (!is_space(c)) {
+          st_ = St::in_tag;
+          --i;
+        }
+        break;
+      case St::before_value:
+        if (c == '"') st_ = St::value_dq;
+        else if (c == '\'') st_ = St::value_sq;
+        else if (c == '>') end_tag(out);
+        else if (!is_space(c)) st_ = St::value_unq, --i;
+        break;
+      case St::value_dq:
+      case St::value_sq:
+      case St::value_unq: {
+        bool end = st_ == St::value_dq ? c == '"' : st_ == St::value_sq ? c == '\'' : (is_space(c) || c == '>');
+        if (end) {
+          end_attr();
+          if (st_ == St::value_unq && c == '>') {
+            end_tag(out);
+          } else {
+            st_ = St::in_tag;
+          }
+        } else if (c == '&' && want_value_) {
+          ent_len_ = 0;
+          entity_return_ = st_;
+          st_ = St::entity;
+        } else if (want_value_) {
+          if (value_.size() < kMaxValue) {
+            if (c != '\r' && c != '\n' && c != '\t') value_.push_back(c);
+          } else {
+            ++truncated_;
+            want_value_ = false;  // an absurd URL is not followed
+            value_.clear();
+          }
+        }
+        break;
+      }
+      case St::bang:
+        if (c == '-') st_ = St::comment_dash1;
+        else st_ = c == '>' ? St::text : St::decl;
+        break;
+      case St::comment_dash1:  // "<!-" seen
+        st_ = c == '-' ? St::comment : St::decl;
+        break;
+      case St::comment: {
+        const void* p = std::memchr(in + i, '-', n - i);
+        if (!p) {
+          i = n - 1;
+          break;
+        }
+        i = size_t(static_cast<const char*>(p) - in);
+        st_ = St::comment_dash2;
+        tag_len_ = 1;  // dashes seen
+        break;
+      }
+      case St::comment_dash2:
+        if (c == '-') ++tag_len_;
+        else if (c == '>' && tag_len_ >= 2) st_ = St::text;
+        else st_ = St::comment;
+        break;
+      case St::decl:
+        if (c == '>') st_ = St::text;
+        break;
+      case St::entity:
+        if (c == ';' || !((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '#') ||
+            ent_len_ >= sizeof ent_) {
+          St back = entity_return_;
+          emit_entity(out);
+          st_ = back;
+          if (c != ';') --i;  // the terminator is not part of the reference
+        } else {
+          ent_[ent_len_++] = c;
+        }
+        break;
+      case St::skip: {
+        const void* p = std::memchr(in + i, '<', n - i);
+        if (!p) {
+          i = n - 1;
+          break;
+        }
+        i = size_t(static_cast<const char*>(p) - in);
+        st_ = St::skip_lt;
+        break;
+      }
+      case St::skip_lt:
+        if (c == '/') {
+          tag_len_ = 0;
+          st_ = St::skip_name;
+        } else {
+          st_ = St::skip;
+          --i;
+        }
+        break;
+      case St::skip_name:
+        if (tag_len_ < skip_len_ && lc(c) == skip_until_[tag_len_]) {
+          ++tag_len_;
+        } else if (tag_len_ == skip_len_ && (c == '>' || is_space(c))) {
+          st_ = c == '>' ? St::text : St::decl;  // the rest of the end tag up to '>'
+          emit_break(out);
+        } else {
+          st_ = St::skip;
+          --i;
+        }
+        break;
+    }
+  }
+}
+
+void HtmlToText::finish(std::string& out) {
+  if (st_ == St::entity) {
+    St back = entity_return_;
+    emit_entity(out);
+    st_ = back;
+  }
+  end_attr();
+  st_ = St::text;
+}
+
+}  // namespace sekisho::mime

@@ -1,0 +1,521 @@
+#include "mime/mime_parser.hpp"
+
+#include <algorithm>
+#include <cstring>
+
+namespace sekisho::mime {
+namespace {
+
+// RFC 2046: a boundary is at most 70 characters; "--" before, "--" after,
+// then transport padding. Longer lines are never taken as delimiters, so the
+// answer does not depend on where chunks are cut.
+constexpr size_t kMaxBoundaryLine = 1024;
+constexpr size_t kSlice = 64 * 1024;  // decode in slices of this much input
+
+std::string lower(std::string_view s) {
+  std::string o(s);
+  for (auto& c : o)
+    if (c >= 'A' && c <= 'Z') c = char(c + 32);
+  return o;
+}
+
+std::string_view trim(std::string_view s) {
+  while (!s.empty() && (s.front() == ' ' || s.front() == '\t' || s.front() == '\r' || s.front() == '\n')) s.remove_prefix(1);
+  while (!s.empty() && (s.back() == ' ' || s.back() == '\t' || s.back() == '\r' || s.back() == '\n')) s.remove_suffix(1);
+  return s;
+}
+
+std::string hex(const unsigned char* md, unsigned len) {
+  static const char kHex[] = "0123456789abcdef";
+  std::string s(len * 2, '0');
+  for (unsigned i = 0; i < len; ++i) s[2 * i] = kHex[md[i] >> 4], s[2 * i + 1] = kHex[md[i] & 15];
+  return s;
+}
+
+std::string digest_hex(EVP_MD_CTX* c) {
+  unsigned char md[32];
+  unsigned len = 0;
+  if (!c || EVP_DigestFinal_ex(c, md, &len) != 1) return "";
+  return hex(md, len);
+}
+
+}  // namespace
+
+MimeParser::MimeParser(const MimeLimits& limits, MimeSink* sink)
+    : limits_(limits), sink_(sink), html_(this), urls_(limits.max_urls) {
+  if (limits_.leaf_digests) {
+    leaf_sha_ = EVP_MD_CTX_new();
+    text_sha_ = EVP_MD_CTX_new();
+  }
+}
+
+MimeParser::~MimeParser() {
+  EVP_MD_CTX_free(leaf_sha_);
+  EVP_MD_CTX_free(text_sha_);
+}
+
+void MimeParser::reset() {
+  facts_ = MessageFacts{};
+  mode_ = Mode::headers;
+  top_ = true;
+  finished_ = false;
+  msg_depth_ = 0;
+  default_rfc822_ = false;
+  frames_.clear();
+  hdr_.clear();
+  if (hdr_.capacity() > 65536) hdr_.shrink_to_fit();
+  hdr_over_ = false;
+  line_.clear();
+  mid_line_ = false;
+  pending_n_ = 0;
+  leaf_ = Leaf::discard;
+  urls_.reset();
+}
+
+void MimeParser::on_attribute_url(std::string_view url) { urls_.attribute(url); }
+
+int MimeParser::match_boundary(const uint8_t* p, size_t n, bool& close) const {
+  // p[0..n) is a line without its EOL, starting with "--".
+  if (n > kMaxBoundaryLine) return -1;
+  std::string_view l(reinterpret_cast<const char*>(p), n);
+  for (int k = int(frames_.size()) - 1; k >= 0; --k) {
+    const std::string& d = frames_[size_t(k)].delim;
+    if (l.size() < d.size() || l.compare(0, d.size(), d) != 0) continue;
+    std::string_view rest = l.substr(d.size());
+    close = rest.size() >= 2 && rest[0] == '-' && rest[1] == '-';
+    if (close) rest.remove_prefix(2);
+    bool pad_only = std::all_of(rest.begin(), rest.end(), [](char c) { return c == ' ' || c == '\t'; });
+    if (pad_only) return k;
+  }
+  return -1;
+}
+
+void MimeParser::feed(std::span<const uint8_t> bytes) {
+  if (finished_) return;
+  const uint8_t* p = bytes.data();
+  size_t n = bytes.size();
+  size_t i = 0;
+  while (i < n) {
+    // No multipart open and inside a leaf (a single-part message, or an
+    // epilogue): no line can change anything, so no line is looked at.
+    if (frames_.empty() && line_.empty() && (mode_ == Mode::leaf || mode_ == Mode::epilogue)) {
+      if (mode_ == Mode::leaf) {
+        if (pending_n_) body(pending_eol_, pending_n_), pending_n_ = 0;
+        body(p + i, n - i);
+      }
+      mid_line_ = n > i && p[n - 1] != '\n';
+      return;
+    }
+    if (mode_ == Mode::leaf && line_.empty()) {
+      // Lines of a leaf inside a multipart: content runs are passed on in
+      // one piece; only lines starting "--" are checked against boundaries.
+      const uint8_t* run = nullptr;  // start of the content run
+      const uint8_t* run_end = nullptr;
+      while (i < n) {
+        const uint8_t* nl = static_cast<const uint8_t*>(std::memchr(p + i, '\n', n - i));
+        if (!nl) break;
+        size_t len = size_t(nl - (p + i)) + 1;
+        size_t eol = len >= 2 && p[i + len - 2] == '\r' ? 2 : 1;
+        bool cont = mid_line_;
+        mid_line_ = false;
+        if (!cont && len - eol >= 2 && p[i] == '-' && p[i + 1] == '-') {
+          bool close = false;
+          int k = match_boundary(p + i, len - eol, close);
+          if (k >= 0) {
+            flush_run(run, run_end);
+            run = nullptr;
+            pending_n_ = 0;  // the EOL before the delimiter is the delimiter's
+            boundary(k, close);
+            i += len;
+            goto next;  // the mode changed
+          }
+        }
+        if (!run) {
+          if (pending_n_ && !cont) body(pending_eol_, pending_n_);
+          pending_n_ = 0;
+          run = p + i;
+        }
+        run_end = p + i + len - eol;
+        std::memcpy(pending_eol_, p + i + len - eol, eol);
+        pending_n_ = uint8_t(eol);
+        i += len;
+      }
+      flush_run(run, run_end);
+      if (i < n) {  // a line cut by the chunk's end
+        bool cand = !mid_line_ && (n - i < 2 ? p[i] == '-' : (p[i] == '-' && p[i + 1] == '-')) && n - i <= kMaxBoundaryLine;
+        if (cand) line_.assign(reinterpret_cast<const char*>(p + i), n - i);
+        else fragment(p + i, n - i);
+        i = n;
+      }
+      return;
+    next:
+      continue;
+    }
+    // Everything else goes line by line: header blocks, preambles and
+    // epilogues, and lines cut by chunk boundaries.
+    const uint8_t* nl = static_cast<const uint8_t*>(std::memchr(p + i, '\n', n - i));
+    size_t take = nl ? size_t(nl - (p + i)) + 1 : n - i;
+    if (!nl) {
+      // Incomplete: keep it if it can still matter (headers, a delimiter candidate).
+      bool keep;
+      if (mode_ == Mode::headers) {
+        size_t cap = top_ ? limits_.max_header_bytes : limits_.max_part_header_bytes;
+        keep = hdr_.size() + line_.size() + take <= cap + kMaxBoundaryLine;
+      } else {
+        std::string_view sofar = line_;
+        keep = !mid_line_ && line_.size() + take <= kMaxBoundaryLine &&
+               (sofar.size() >= 2 ? sofar[0] == '-' && sofar[1] == '-'
+                                  : (sofar.empty() ? (p[i] == '-' && (take < 2 || p[i + 1] == '-'))
+                                                   : (p[i] == '-')));
+      }
+      if (keep) {
+        line_.append(reinterpret_cast<const char*>(p + i), take);
+      } else {
+        if (mode_ == Mode::leaf) {
+          std::string frag;
+          frag.swap(line_);
+          frag.append(reinterpret_cast<const char*>(p + i), take);
+          fragment(reinterpret_cast<const uint8_t*>(frag.data()), frag.size());
+          i = n;
+          break;
+        } else if (mode_ == Mode::headers && !hdr_over_) {
+          ++facts_.header_truncated;
+          hdr_over_ = true;
+        }
+        line_.clear();
+        mid_line_ = true;
+      }
+      i = n;
+      break;
+    }
+    if (!line_.empty()) {
+      line_.append(reinterpret_cast<const char*>(p + i), take);
+      i += take;
+      std::string l;
+      l.swap(line_);
+      size_t eol = l.size() >= 2 && l[l.size() - 2] == '\r' ? 2 : 1;
+      line(reinterpret_cast<const uint8_t*>(l.data()), l.size(), eol);
+      if (line_.empty()) line_.swap(l), line_.clear();  // keep the capacity
+    } else {
+      size_t eol = take >= 2 && p[i + take - 2] == '\r' ? 2 : 1;
+      line(p + i, take, eol);
+      i += take;
+    }
+  }
+}
+
+// Part of a line that cannot be a delimiter, passed on before its end is
+// seen. A trailing CR is held back: with the LF after it, it is the line's
+// EOL, which belongs to a delimiter on the next line.
+void MimeParser::fragment(const uint8_t* p, size_t n) {
+  if (pending_n_ && !mid_line_) body(pending_eol_, pending_n_);
+  pending_n_ = 0;
+  size_t k = n && p[n - 1] == '\r' ? n - 1 : n;
+  body(p, k);
+  line_.assign(reinterpret_cast<const char*>(p + k), n - k);
+  mid_line_ = true;
+}
+
+void MimeParser::flush_run(const uint8_t* run, const uint8_t* end) {
+  if (run && end > run) body(run, size_t(end - run));
+}
+
+// One complete line (with its EOL), in any mode.
+void MimeParser::line(const uint8_t* p, size_t n, size_t eol) {
+  bool cont = mid_line_;
+  mid_line_ = false;
+  size_t text = n - eol;
+  if (!cont && !frames_.empty() && text >= 2 && p[0] == '-' && p[1] == '-') {
+    bool close = false;
+    int k = match_boundary(p, text, close);
+    if (k >= 0) {
+      pending_n_ = 0;
+      if (mode_ == Mode::headers) end_headers();  // a part with no blank line after its headers
+      boundary(k, close);
+      return;
+    }
+  }
+  switch (mode_) {
+    case Mode::headers: {
+      if (cont) return;  // the rest of an over-long header line
+      if (text == 0) {
+        end_headers();
+        return;
+      }
+      size_t cap = top_ ? limits_.max_header_bytes : limits_.max_part_header_bytes;
+      if (!hdr_over_ && hdr_.size() + n <= cap) {
+        hdr_.append(reinterpret_cast<const char*>(p), n);
+      } else if (!hdr_over_) {  // over the limit: the rest of the block is dropped
+        hdr_over_ = true;
+        ++facts_.header_truncated;
+      }
+      return;
+    }
+    case Mode::leaf:
+      if (pending_n_ && !cont) body(pending_eol_, pending_n_);
+      pending_n_ = 0;
+      body(p, text);
+      std::memcpy(pending_eol_, p + text, eol);
+      pending_n_ = uint8_t(eol);
+      return;
+    case Mode::preamble:
+    case Mode::epilogue:
+      return;
+  }
+}
+
+void MimeParser::boundary(int k, bool close) {
+  if (mode_ == Mode::leaf) end_leaf();
+  // Multiparts inside frame k that never closed.
+  while (int(frames_.size()) - 1 > k) {
+    ++facts_.missing_close_boundary;
+    frames_.pop_back();
+  }
+  const Frame& f = frames_[size_t(k)];
+  msg_depth_ = f.msg_depth;
+  if (close) {
+    frames_.pop_back();
+    mode_ = Mode::epilogue;
+    return;
+  }
+  default_rfc822_ = f.digest;
+  mode_ = Mode::headers;
+  top_ = false;
+  hdr_.clear();
+  hdr_over_ = false;
+}
+
+void MimeParser::end_headers() {
+  ++facts_.parts;
+  bool over_parts = facts_.parts > limits_.max_parts;
+  if (over_parts && facts_.parts == limits_.max_parts + 1) ++facts_.parts_exceeded;
+  ContentField ctype, disp;
+  std::string cte;
+  bool have_ctype = false;
+  FactsBuilder top{facts_.header};
+  for_each_field(hdr_, [&](std::string_view name, std::string_view raw) {
+    if (top_) {
+      top.field(name, raw);
+      if (sink_) {
+        uint32_t e = 0;
+        sink_->on_header(name, raw, decode_words(trim(unfold(raw)), e));
+      }
+    }
+    if (name_is(name, "content-type") && !have_ctype) {
+      have_ctype = true;
+      ctype = parse_content_field(raw, facts_.charset_errors);
+    } else if (name_is(name, "content-transfer-encoding") && cte.empty()) {
+      cte = lower(trim(unfold(raw)));
+    } else if (name_is(name, "content-disposition") && disp.value.empty()) {
+      disp = parse_content_field(raw, facts_.charset_errors);
+    }
+  });
+  if (top_) {
+    facts_.header.complete = true;
+    facts_.header.truncated = hdr_over_;
+    facts_.charset_errors += facts_.header.charset_errors;
+  }
+  top_ = false;
+  hdr_.clear();
+  hdr_over_ = false;
+  std::string type = ctype.value;
+  if (type.empty() || type.find('/') == std::string::npos) type = default_rfc822_ ? "message/rfc822" : "text/plain";
+  default_rfc822_ = false;
+  uint32_t depth = uint32_t(frames_.size()) + msg_depth_;
+  Cte enc = cte == "base64" ? Cte::base64 : cte == "quoted-printable" ? Cte::qp : Cte::identity;
+
+  if (over_parts) {
+    begin_leaf(Leaf::discard, Cte::identity, type, "", "");
+    return;
+  }
+  if (type.compare(0, 10, "multipart/") == 0) {
+    const std::string* b = ctype.param("boundary");
+    if (!b || b->empty()) {
+      ++facts_.no_boundary;
+      begin_leaf(Leaf::text, enc, "text/plain", "", "");  // as Python does: the body is text
+      return;
+    }
+    if (depth >= limits_.max_depth) {
+      ++facts_.depth_exceeded;
+      begin_leaf(Leaf::discard, Cte::identity, type, "", "");
+      return;
+    }
+    frames_.push_back(Frame{"--" + *b, msg_depth_, type == "multipart/digest"});
+    mode_ = Mode::preamble;
+    return;
+  }
+  const std::string* fname = disp.param("filename");
+  if (!fname || fname->empty()) fname = ctype.param("name");
+  std::string filename = fname ? *fname : "";
+  bool attachment = disp.value == "attachment" || !filename.empty();
+  // A forwarded message is parsed, attached or not: what it carries is scanned.
+  if ((type == "message/rfc822" || type == "message/global") && enc == Cte::identity) {
+    if (depth >= limits_.max_depth) {
+      ++facts_.depth_exceeded;
+      begin_leaf(Leaf::discard, Cte::identity, type, "", "");
+      return;
+    }
+    ++msg_depth_;  // the encapsulated message's own header block comes next
+    mode_ = Mode::headers;
+    return;
+  }
+  const std::string* cs = ctype.param("charset");
+  std::string charset = cs ? *cs : "";
+  Leaf kind;
+  if (attachment) kind = Leaf::attachment;
+  else if (type == "text/html") kind = Leaf::html;
+  else if (type.compare(0, 5, "text/") == 0 || type.compare(0, 8, "message/") == 0) kind = Leaf::text;
+  else kind = Leaf::attachment;
+  begin_leaf(kind, enc, std::move(type), std::move(charset), std::move(filename));
+  leaf_info_.encoding = cte;
+}
+
+void MimeParser::begin_leaf(Leaf kind, Cte cte, std::string type, std::string charset, std::string filename) {
+  mode_ = Mode::leaf;
+  leaf_ = kind;
+  cte_ = cte;
+  b64_.reset();
+  qp_.reset();
+  pending_n_ = 0;
+  if (kind == Leaf::text || kind == Leaf::html) text_dec_.begin(charset);
+  if (kind == Leaf::html) html_.reset();
+  if (kind == Leaf::attachment) {
+    if (!att_) att_ = std::make_unique<AttachmentAnalyzer>(limits_.attachment);
+    att_->begin(filename, type, msg_depth_);
+  }
+  if (limits_.leaf_digests) {
+    leaf_info_ = LeafInfo{std::move(type), std::move(charset), "", std::move(filename), 0, "", "", msg_depth_};
+    EVP_DigestInit_ex(leaf_sha_, EVP_sha256(), nullptr);
+    EVP_DigestInit_ex(text_sha_, EVP_sha256(), nullptr);
+  }
+}
+
+void MimeParser::body(const uint8_t* p, size_t n) {
+  if (leaf_ == Leaf::discard || n == 0) return;
+  if (cte_ == Cte::identity) {
+    decoded(p, n);
+    return;
+  }
+  while (n > 0) {
+    size_t take = std::min(n, kSlice);
+    if (dec_buf_.size() < take + kDecodeSlack) dec_buf_.resize(take + kDecodeSlack);
+    size_t m = cte_ == Cte::base64 ? b64_.feed(p, take, dec_buf_.data()) : qp_.feed(p, take, dec_buf_.data());
+    decoded(dec_buf_.data(), m);
+    p += take, n -= take;
+  }
+}
+
+void MimeParser::decoded(const uint8_t* p, size_t n) {
+  if (n == 0) return;
+  if (limits_.leaf_digests) {
+    EVP_DigestUpdate(leaf_sha_, p, n);
+    leaf_info_.size += n;
+  }
+  if (leaf_ == Leaf::attachment) {
+    att_->feed(p, n);
+    return;
+  }
+  utf8_.clear();
+  text_dec_.feed(p, n, utf8_);
+  text_out(utf8_);
+}
+
+void MimeParser::text_out(const std::string& utf8) {
+  if (utf8.empty()) return;
+  if (limits_.leaf_digests) EVP_DigestUpdate(text_sha_, utf8.data(), utf8.size());
+  if (sink_) sink_->on_rawbody(utf8);
+  if (leaf_ == Leaf::html) {
+    text_.clear();
+    html_.feed(utf8.data(), utf8.size(), text_);
+    if (text_.empty()) return;
+    facts_.text_bytes += text_.size();
+    urls_.text(text_.data(), text_.size());
+    if (sink_) sink_->on_text(text_);
+  } else {
+    facts_.text_bytes += utf8.size();
+    urls_.text(utf8.data(), utf8.size());
+    if (sink_) sink_->on_text(utf8);
+  }
+}
+
+void MimeParser::end_leaf() {
+  if (leaf_ == Leaf::discard) {
+    mode_ = Mode::epilogue;
+    return;
+  }
+  uint8_t tail[kDecodeSlack];
+  size_t m = cte_ == Cte::base64 ? b64_.finish(tail) : cte_ == Cte::qp ? qp_.finish(tail) : 0;
+  decoded(tail, m);
+  facts_.decode_errors += b64_.errors() + qp_.errors();
+  if (leaf_ == Leaf::text || leaf_ == Leaf::html) {
+    utf8_.clear();
+    text_dec_.finish(utf8_);
+    text_out(utf8_);
+    if (leaf_ == Leaf::html) {
+      text_.clear();
+      html_.finish(text_);
+      facts_.html_truncated += html_.truncated();
+      if (!text_.empty()) {
+        urls_.text(text_.data(), text_.size());
+        if (sink_) sink_->on_text(text_);
+      }
+    }
+    urls_.end_text();
+    facts_.charset_errors += text_dec_.errors();
+    if (sink_) sink_->on_text("\n");  // parts do not run into each other
+  } else if (leaf_ == Leaf::attachment) {
+    AttachmentFacts a = att_->finish();
+    if (sink_) sink_->on_attachment(a);
+    if (facts_.attachments.size() < limits_.max_attachments) facts_.attachments.push_back(std::move(a));
+    else ++facts_.attachments_dropped;
+  }
+  if (limits_.leaf_digests) {
+    leaf_info_.sha256 = digest_hex(leaf_sha_);
+    std::string t = digest_hex(text_sha_);
+    if (leaf_ == Leaf::text || leaf_ == Leaf::html) leaf_info_.text_sha256 = t;
+    facts_.leaves.push_back(std::move(leaf_info_));
+    leaf_info_ = LeafInfo{};
+  }
+  leaf_ = Leaf::discard;
+  mode_ = Mode::epilogue;
+}
+
+void MimeParser::finish() {
+  if (finished_) return;
+  // A last line without EOL.
+  if (!line_.empty()) {
+    std::string l;
+    l.swap(line_);
+    if (mode_ == Mode::leaf) {
+      bool close = false;
+      if (!mid_line_ && !frames_.empty() && match_boundary(reinterpret_cast<const uint8_t*>(l.data()), l.size(), close) >= 0) {
+        pending_n_ = 0;
+        boundary(match_boundary(reinterpret_cast<const uint8_t*>(l.data()), l.size(), close), close);
+      } else {
+        if (pending_n_ && !mid_line_) body(pending_eol_, pending_n_);
+        pending_n_ = 0;
+        body(reinterpret_cast<const uint8_t*>(l.data()), l.size());
+      }
+    } else if (mode_ == Mode::headers) {
+      hdr_.append(l);
+    }
+  }
+  if (mode_ == Mode::headers && (top_ || !hdr_.empty())) {  // the message ended inside a header block
+    bool was_top = top_;
+    end_headers();
+    if (was_top) facts_.header.complete = false;
+  }
+  if (mode_ == Mode::leaf) {
+    if (pending_n_) body(pending_eol_, pending_n_);
+    pending_n_ = 0;
+    end_leaf();
+  }
+  facts_.missing_close_boundary += uint32_t(frames_.size());
+  frames_.clear();
+  facts_.urls_seen = urls_.seen();
+  facts_.urls_dropped = urls_.dropped();
+  facts_.urls = urls_.take();
+  finished_ = true;
+}
+
+}  // namespace sekisho::mime

@@ -1,0 +1,164 @@
+// MimeParser: the MIME engine. Push-style, fed the message bytes as the
+// server stores them (after dot-unstuffing), in chunks of any size; bounded
+// memory; never buffers a message. Feeding a message in 1-byte chunks gives
+// the same result as feeding it whole.
+//
+//   feed(bytes)* -> finish() -> facts()
+//
+// Structure: header blocks (top-level, parts, message/rfc822), multipart
+// nesting (bounded depth; boundaries checked against every open multipart,
+// innermost first; boundary lines cut across chunks are reassembled),
+// preamble and epilogue skipped, a missing close delimiter tolerated.
+// Per leaf part: base64 / quoted-printable decoding (streaming), then
+//   text/*       -> charset to UTF-8 -> (HTML reduced to text) -> text, URLs
+//   attachments  -> AttachmentAnalyzer (size, SHA-256, type, macros, ...)
+// A MimeSink, if given, receives the top-level header fields and the text
+// as it is produced (for the matching engine).
+//
+// Limits (rspamd's lesson): depth, part count, header sizes, URL count; what
+// exceeds them is counted in MessageFacts, never fatal.
+//
+// Thread-safety: one instance per message in flight, one thread.
+#pragma once
+
+#include <openssl/evp.h>
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "mime/attachment.hpp"
+#include "mime/charset.hpp"
+#include "mime/decode.hpp"
+#include "mime/header_scan.hpp"
+#include "mime/html_text.hpp"
+#include "mime/urls.hpp"
+
+namespace sekisho::mime {
+
+struct MimeLimits {
+  size_t max_header_bytes = 256 * 1024;      // the top-level header block
+  size_t max_part_header_bytes = 64 * 1024;  // each part's header block
+  uint32_t max_depth = 16;                   // multipart and message/rfc822 nesting
+  uint32_t max_parts = 1024;                 // entities (as Python's walk() counts them)
+  uint32_t max_attachments = 64;             // facts kept; the rest counted
+  size_t max_urls = 256;
+  AttachmentLimits attachment;
+  bool leaf_digests = false;  // per-leaf SHA-256 of the transfer-decoded bytes (reference checks)
+};
+
+// One leaf part, for reference checks (MimeLimits::leaf_digests).
+struct LeafInfo {
+  std::string type, charset, encoding, filename;
+  uint64_t size = 0;    // transfer-decoded bytes
+  std::string sha256;   // of those bytes
+  std::string text_sha256;  // of the UTF-8 text (text parts that are not attachments)
+  uint32_t depth = 0;
+};
+
+struct MessageFacts {
+  HeaderFacts header;                    // the top-level header block
+  std::vector<std::string> urls;         // normalised, deduplicated, capped
+  std::vector<AttachmentFacts> attachments;
+  std::vector<LeafInfo> leaves;          // only with leaf_digests
+  uint32_t parts = 0;                    // entities, containers included (Python's walk())
+  uint64_t text_bytes = 0;               // UTF-8 text produced for scanning
+  uint32_t charset_errors = 0;           // headers and text parts
+  uint32_t decode_errors = 0;            // base64 / quoted-printable
+  uint32_t urls_seen = 0, urls_dropped = 0;
+  uint32_t attachments_dropped = 0;
+  // structure anomalies
+  uint32_t missing_close_boundary = 0;   // a multipart ended without its "--b--"
+  uint32_t no_boundary = 0;              // multipart without a boundary parameter
+  uint32_t depth_exceeded = 0, parts_exceeded = 0;
+  uint32_t header_truncated = 0;         // header blocks over their limit
+  uint32_t html_truncated = 0;
+};
+
+class MimeSink {
+ public:
+  virtual ~MimeSink() = default;
+  // Each top-level header field, in order: raw value (folded, as written) and decoded (unfolded, RFC 2047).
+  virtual void on_header(std::string_view /*name*/, std::string_view /*raw*/, std::string_view /*decoded*/) {}
+  // UTF-8 text of text parts (HTML reduced to text), in order.
+  virtual void on_text(std::string_view /*utf8*/) {}
+  // UTF-8 text parts before HTML reduction (SpamAssassin's rawbody).
+  virtual void on_rawbody(std::string_view /*utf8*/) {}
+  virtual void on_attachment(const AttachmentFacts&) {}
+};
+
+class MimeParser : private HtmlToText::UrlHandler {
+ public:
+  explicit MimeParser(const MimeLimits& limits = {}, MimeSink* sink = nullptr);
+  ~MimeParser() override;
+  MimeParser(const MimeParser&) = delete;
+  MimeParser& operator=(const MimeParser&) = delete;
+
+  void feed(std::span<const uint8_t> bytes);
+  void finish();  // the message ended (end of data, or the session did)
+  bool finished() const { return finished_; }
+  const MessageFacts& facts() const { return facts_; }
+  MessageFacts take_facts() { return std::move(facts_); }
+  void reset();   // ready for the next message (keeps buffers' capacity)
+  void set_sink(MimeSink* s) { sink_ = s; }
+
+ private:
+  enum class Mode : uint8_t { headers, leaf, preamble, epilogue };
+  enum class Leaf : uint8_t { discard, text, html, attachment };
+  enum class Cte : uint8_t { identity, base64, qp };
+  struct Frame {
+    std::string delim;   // "--" + boundary
+    uint32_t msg_depth;  // message/rfc822 nesting of the multipart
+    bool digest;         // multipart/digest: parts default to message/rfc822
+  };
+
+  void on_attribute_url(std::string_view url) override;
+  void line(const uint8_t* p, size_t n, size_t eol);  // one complete line (n includes the EOL of eol bytes)
+  int match_boundary(const uint8_t* p, size_t n, bool& close) const;
+  void boundary(int frame, bool close);
+  void end_headers();
+  void begin_leaf(Leaf kind, Cte cte, std::string type, std::string charset, std::string filename);
+  void body(const uint8_t* p, size_t n);     // transfer-encoded leaf bytes
+  void decoded(const uint8_t* p, size_t n);  // transfer-decoded leaf bytes
+  void text_out(const std::string& utf8);
+  void end_leaf();
+  void flush_run(const uint8_t* run, const uint8_t* end);
+  void fragment(const uint8_t* p, size_t n);
+
+  MimeLimits limits_;
+  MimeSink* sink_;
+  MessageFacts facts_;
+  Mode mode_ = Mode::headers;
+  bool top_ = true;              // the header block being read is the message's own
+  bool finished_ = false;
+  uint32_t msg_depth_ = 0;       // message/rfc822 nesting of the current entity
+  bool default_rfc822_ = false;  // the current entity is a part of multipart/digest
+  std::vector<Frame> frames_;
+  std::string hdr_;              // header block being read
+  bool hdr_over_ = false;
+  std::string line_;             // a line cut by a chunk boundary
+  bool mid_line_ = false;        // the current line was already passed on as content
+  uint8_t pending_eol_[2];       // a content line's EOL, held: before a boundary it belongs to the delimiter
+  uint8_t pending_n_ = 0;
+
+  // the leaf being decoded
+  Leaf leaf_ = Leaf::discard;
+  Cte cte_ = Cte::identity;
+  Base64Stream b64_;
+  QpStream qp_;
+  TextDecoder text_dec_;
+  HtmlToText html_;
+  UrlCollector urls_;
+  std::unique_ptr<AttachmentAnalyzer> att_;
+  std::vector<uint8_t> dec_buf_;
+  std::string utf8_, text_;
+  EVP_MD_CTX* leaf_sha_ = nullptr;
+  EVP_MD_CTX* text_sha_ = nullptr;
+  LeafInfo leaf_info_;
+};
+
+}  // namespace sekisho::mime
