@@ -42,11 +42,14 @@ size_t Base64Stream::feed(const uint8_t* in, size_t n, uint8_t* out) {
       if (i >= n) break;
     }
     uint8_t v = kB64.v[in[i++]];
-    if (v < 64) {
-      if (padded_) {  // data after padding: a new quantum starts (concatenated base64), counted
+    if (padded_) {  // after the padding: ignored (as most decoders do), counted once
+      if (v < 64 && !after_pad_) {
+        after_pad_ = true;
         ++errors_;
-        padded_ = false;
       }
+      continue;
+    }
+    if (v < 64) {
       acc_ = acc_ << 6 | v;
       if (++n_ == 4) {
         o[0] = uint8_t(acc_ >> 16), o[1] = uint8_t(acc_ >> 8), o[2] = uint8_t(acc_);
@@ -55,14 +58,12 @@ size_t Base64Stream::feed(const uint8_t* in, size_t n, uint8_t* out) {
         acc_ = 0;
       }
     } else if (v == 64) {
-      if (!padded_) {
-        if (n_ == 2) *o++ = uint8_t(acc_ >> 4);
-        else if (n_ == 3) *o++ = uint8_t(acc_ >> 10), *o++ = uint8_t(acc_ >> 2);
-        else if (n_ == 1) ++errors_;
-        n_ = 0;
-        acc_ = 0;
-        padded_ = true;
-      }
+      if (n_ == 2) *o++ = uint8_t(acc_ >> 4);
+      else if (n_ == 3) *o++ = uint8_t(acc_ >> 10), *o++ = uint8_t(acc_ >> 2);
+      else ++errors_;  // '=' where no padding can be
+      n_ = 0;
+      acc_ = 0;
+      padded_ = true;
     } else if (v == 66) {
       ++errors_;
     }
@@ -133,11 +134,11 @@ size_t QpStream::feed(const uint8_t* in, size_t n, uint8_t* out) {
         } else if (c == '\r' || c == '\n' || c == ' ' || c == '\t') {
           st_ = St::eq_ws;  // soft line break, possibly with whitespace before the CRLF
           if (c == '\n') st_ = St::text;
-        } else {
+        } else {  // RFC 2045 6.7 note (2): keep "=" and the character after it as they are
           ++errors_;
           *o++ = '=';
+          *o++ = c;
           st_ = St::text;
-          --i;
         }
         break;
       case St::eq_hex:

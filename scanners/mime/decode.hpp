@@ -23,19 +23,21 @@ class Base64Stream {
   size_t feed(const uint8_t* in, size_t n, uint8_t* out);
   // End of the part: a dangling partial quantum is counted (its whole bytes kept).
   size_t finish(uint8_t* out);
-  uint32_t errors() const { return errors_; }  // bytes outside the alphabet, data after '='
+  uint32_t errors() const { return errors_; }  // bytes outside the alphabet, data after the padding
   void reset() { *this = Base64Stream(); }
 
  private:
   uint32_t acc_ = 0;
   int n_ = 0;            // sextets in acc_
-  bool padded_ = false;  // '=' seen: the rest until a new quantum is padding
+  bool padded_ = false;     // '=' seen: the rest of the part is ignored
+  bool after_pad_ = false;  // data came after the padding (counted once)
   uint32_t errors_ = 0;
 };
 
 // RFC 2045 6.7: "=XY" octets, soft line breaks "=" CRLF, trailing
 // whitespace on a line dropped. Hard line breaks come out as CRLF. An "="
-// not followed by two hex digits is kept literally (as Python does) and counted.
+// followed by anything else is kept with that character (RFC 2045 6.7 note 2)
+// and counted.
 class QpStream {
  public:
   size_t feed(const uint8_t* in, size_t n, uint8_t* out);

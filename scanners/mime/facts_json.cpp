@@ -41,11 +41,13 @@ void add_facts_json(const MessageFacts& mf, nlohmann::json& j) {
   j["mime_anomalies"] = an;
   if (!mf.leaves.empty()) {
     json lv = json::array();
-    for (const auto& l : mf.leaves)
+    for (const auto& l : mf.leaves) {
       lv.push_back({{"type", l.type}, {"charset", l.charset}, {"encoding", l.encoding}, {"filename", l.filename},
                     {"size", l.size}, {"sha256", l.sha256},
                     {"text_sha256", l.text_sha256.empty() ? json(nullptr) : json(l.text_sha256)},
                     {"depth", l.depth}});
+      if (!l.text.empty()) lv.back()["text"] = l.text;
+    }
     j["leaves"] = lv;
   }
 }

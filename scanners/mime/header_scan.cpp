@@ -1,5 +1,7 @@
 #include "mime/header_scan.hpp"
 
+#include "mime/charset.hpp"
+
 #include <iconv.h>
 
 #include <algorithm>
@@ -48,14 +50,20 @@ void latin1_to_utf8(std::string_view s, std::string& out) {
   }
 }
 
-// 8-bit header text: UTF-8 as it is (RFC 6532), else Latin-1 (counted).
-void raw_to_utf8(std::string_view s, std::string& out, uint32_t& errors) {
-  if (valid_utf8(s)) {
+bool to_utf8_impl(std::string_view charset, std::string_view bytes, std::string& out);
+
+// 8-bit header text without an encoded word: UTF-8 as it is (RFC 6532);
+// raw ISO-2022-JP (ESC sequences, as Japanese mailers still send); else the
+// message's declared charset, if any; else Latin-1. All but UTF-8 counted.
+void raw_to_utf8(std::string_view s, std::string& out, uint32_t& errors, std::string_view fallback = {}) {
+  if (valid_utf8(s) && s.find('\x1b') == std::string_view::npos) {
     out.append(s);
-  } else {
-    ++errors;
-    latin1_to_utf8(s, out);
+    return;
   }
+  ++errors;
+  if (s.find("\x1b$") != std::string_view::npos && to_utf8_impl("ISO-2022-JP", s, out)) return;
+  if (!fallback.empty() && to_utf8_impl(fallback, s, out)) return;
+  latin1_to_utf8(s, out);
 }
 
 int b64val(unsigned char c) {
@@ -126,19 +134,24 @@ size_t encoded_word(std::string_view s, std::string& charset, char& enc, std::st
 
 }  // namespace
 
-bool to_utf8(std::string_view charset, std::string_view bytes, std::string& out) {
+bool to_utf8(std::string_view charset, std::string_view bytes, std::string& out) { return to_utf8_impl(charset, bytes, out); }
+
+namespace {
+bool to_utf8_impl(std::string_view charset, std::string_view bytes, std::string& out) {
   std::string cs = lower(charset);
   if (cs == "utf-8" || cs == "utf8" || cs == "us-ascii" || cs == "ascii") {
     if (!valid_utf8(bytes)) return false;
     out.append(bytes);
     return true;
   }
-  // Names mail gets wrong, mapped to what iconv (glibc) knows.
-  if (cs == "shift-jis" || cs == "sjis" || cs == "x-sjis" || cs == "shift_jis") cs = "CP932";
-  else if (cs == "iso-2022-jp" || cs == "iso2022jp") cs = "ISO-2022-JP-3";  // a superset of ISO-2022-JP
-  else if (cs == "gb2312" || cs == "x-gbk") cs = "GBK";
-  else if (cs == "ks_c_5601-1987") cs = "CP949";
-  else if (cs == "unknown-8bit" || cs == "x-unknown" || cs == "default") return false;
+  // Names mail gets wrong, mapped to what iconv (glibc) knows (the same map as bodies).
+  if (cs == "unknown-8bit" || cs == "x-unknown" || cs == "default") return false;
+  cs = iconv_name(cs);
+  if (cs.empty()) {  // another name for UTF-8 or ASCII
+    if (!valid_utf8(bytes)) return false;
+    out.append(bytes);
+    return true;
+  }
   // iconv_open loads conversion modules: keep a few descriptors per thread.
   struct Converter {
     std::string charset;
@@ -177,7 +190,9 @@ bool to_utf8(std::string_view charset, std::string_view bytes, std::string& out)
   return true;
 }
 
-std::string decode_words(std::string_view v, uint32_t& errors) {
+}  // namespace
+
+std::string decode_words(std::string_view v, uint32_t& errors, std::string_view fallback) {
   std::string out;
   size_t i = 0;
   bool last_was_word = false;
@@ -188,12 +203,17 @@ std::string decode_words(std::string_view v, uint32_t& errors) {
     std::string_view text;
     size_t n = v[i] == '=' ? encoded_word(v.substr(i), charset, enc, text) : 0;
     if (n) {
-      if (!last_was_word) raw_to_utf8(pending_ws, out, errors);  // whitespace between two words is dropped
+      if (!last_was_word) raw_to_utf8(pending_ws, out, errors, fallback);  // whitespace between two words is dropped
       pending_ws.clear();
       std::string bytes = enc == 'B' ? b64decode(text) : qdecode(text);
       if (!to_utf8(charset, bytes, out)) {
+        // Some bytes do not convert: the rest still does, those become U+FFFD
+        // (an unknown charset is read as UTF-8 the same way). Counted.
         ++errors;
-        raw_to_utf8(bytes, out, errors);
+        TextDecoder td;
+        td.begin(charset);
+        td.feed(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size(), out);
+        td.finish(out);
       }
       i += n;
       last_was_word = true;
@@ -204,17 +224,17 @@ std::string decode_words(std::string_view v, uint32_t& errors) {
       ++i;
       continue;
     }
-    raw_to_utf8(pending_ws, out, errors);
+    raw_to_utf8(pending_ws, out, errors, fallback);
     pending_ws.clear();
     size_t j = i;
     while (j < v.size() && v[j] != ' ' && v[j] != '\t' && !(v[j] == '=' && j + 1 < v.size() && v[j + 1] == '?' && j > i))
       ++j;
     if (j == i) j = i + 1;
-    raw_to_utf8(v.substr(i, j - i), out, errors);
+    raw_to_utf8(v.substr(i, j - i), out, errors, fallback);
     i = j;
     last_was_word = false;
   }
-  raw_to_utf8(pending_ws, out, errors);
+  raw_to_utf8(pending_ws, out, errors, fallback);
   return out;
 }
 
@@ -276,7 +296,7 @@ std::string bare_address(std::string_view s) {
 
 }  // namespace
 
-std::vector<Address> parse_addresses(std::string_view v, uint32_t& errors) {
+std::vector<Address> parse_addresses(std::string_view v, uint32_t& errors, std::string_view fallback) {
   // Tokenise into mailboxes at top-level commas, remembering for each the
   // display part, the <angle> part and comments.
   std::vector<Address> out;
@@ -294,10 +314,10 @@ std::vector<Address> parse_addresses(std::string_view v, uint32_t& errors) {
         auto c = a.address.find(':');
         if (c != std::string::npos) a.address.erase(0, c + 1);
       }
-      a.name = decode_words(disp, errors);
+      a.name = decode_words(disp, errors, fallback);
     } else {
       a.address = bare_address(trim(bare));
-      a.name = decode_words(trim(comment), errors);
+      a.name = decode_words(trim(comment), errors, fallback);
     }
     if (!a.address.empty() || !a.name.empty()) out.push_back(std::move(a));
     display.clear();
@@ -494,21 +514,21 @@ void FactsBuilder::field(std::string_view name, std::string_view raw_value) {
   ++f.headers;
   if (name_is(name, "from") && !have_from) {
     have_from = true;
-    auto a = parse_addresses(trim(unfold(raw_value)), f.charset_errors);
+    auto a = parse_addresses(trim(unfold(raw_value)), f.charset_errors, fallback);
     if (!a.empty()) {
       f.from = a[0].address;
       f.from_name = a[0].name;
     }
   } else if (name_is(name, "to") || name_is(name, "cc")) {
     bool to = name_is(name, "to");
-    for (auto& a : parse_addresses(trim(unfold(raw_value)), f.charset_errors))
+    for (auto& a : parse_addresses(trim(unfold(raw_value)), f.charset_errors, fallback))
       (to ? f.to : f.cc).push_back(std::move(a.address));
   } else if (name_is(name, "reply-to") && !f.reply_to) {
-    auto a = parse_addresses(trim(unfold(raw_value)), f.charset_errors);
+    auto a = parse_addresses(trim(unfold(raw_value)), f.charset_errors, fallback);
     if (!a.empty()) f.reply_to = a[0].address;
   } else if (name_is(name, "subject") && !have_subject) {
     have_subject = true;
-    f.subject = decode_words(trim(unfold(raw_value)), f.charset_errors);
+    f.subject = decode_words(trim(unfold(raw_value)), f.charset_errors, fallback);
   } else if (name_is(name, "message-id") && !have_mid) {
     have_mid = true;
     f.message_id = std::string(trim(unfold(raw_value)));

@@ -74,6 +74,7 @@ bool name_is(std::string_view name, std::string_view lower_want);
 // Builds HeaderFacts from the fields of one header block.
 struct FactsBuilder {
   HeaderFacts& f;
+  std::string fallback;  // charset for raw 8-bit text (the message's declared one), "" if none
   bool have_from = false, have_subject = false, have_mid = false, have_date = false;
   void field(std::string_view name, std::string_view raw_value);
 };
@@ -89,10 +90,12 @@ struct ContentField {
 ContentField parse_content_field(std::string_view raw_value, uint32_t& errors);
 
 // RFC 2047: decodes encoded words in an unstructured header value to UTF-8.
-// Raw 8-bit text that is not UTF-8 is taken as Latin-1 (and counted).
-std::string decode_words(std::string_view value, uint32_t& errors);
+// Raw 8-bit text that is not UTF-8: raw ISO-2022-JP, else |fallback_charset|
+// (the message's declared charset), else Latin-1 (counted).
+std::string decode_words(std::string_view value, uint32_t& errors, std::string_view fallback_charset = {});
 // RFC 5322 address list (also a single mailbox).
-std::vector<Address> parse_addresses(std::string_view value, uint32_t& errors);
+std::vector<Address> parse_addresses(std::string_view value, uint32_t& errors,
+                                     std::string_view fallback_charset = {});
 // Converts |bytes| in |charset| to UTF-8 with iconv; false if the charset is
 // unknown or the bytes do not convert.
 bool to_utf8(std::string_view charset, std::string_view bytes, std::string& out);

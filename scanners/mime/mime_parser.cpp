@@ -275,7 +275,7 @@ void MimeParser::boundary(int k, bool close) {
   msg_depth_ = f.msg_depth;
   if (close) {
     frames_.pop_back();
-    mode_ = Mode::epilogue;
+    begin_hidden();
     return;
   }
   default_rfc822_ = f.digest;
@@ -292,13 +292,22 @@ void MimeParser::end_headers() {
   ContentField ctype, disp;
   std::string cte;
   bool have_ctype = false;
-  FactsBuilder top{facts_.header};
+  FactsBuilder top{facts_.header, {}};
+  if (top_) {  // raw 8-bit header text is read in the charset the message declares
+    for_each_field(hdr_, [&](std::string_view name, std::string_view raw) {
+      if (name_is(name, "content-type") && top.fallback.empty()) {
+        uint32_t e = 0;
+        ContentField cf = parse_content_field(raw, e);
+        if (const std::string* cs = cf.param("charset")) top.fallback = *cs;
+      }
+    });
+  }
   for_each_field(hdr_, [&](std::string_view name, std::string_view raw) {
     if (top_) {
       top.field(name, raw);
       if (sink_) {
         uint32_t e = 0;
-        sink_->on_header(name, raw, decode_words(trim(unfold(raw)), e));
+        sink_->on_header(name, raw, decode_words(trim(unfold(raw)), e, top.fallback));
       }
     }
     if (name_is(name, "content-type") && !have_ctype) {
@@ -341,7 +350,7 @@ void MimeParser::end_headers() {
       return;
     }
     frames_.push_back(Frame{"--" + *b, msg_depth_, type == "multipart/digest"});
-    mode_ = Mode::preamble;
+    begin_hidden();
     return;
   }
   const std::string* fname = disp.param("filename");
@@ -370,8 +379,17 @@ void MimeParser::end_headers() {
   leaf_info_.encoding = cte;
 }
 
+// Preambles and epilogues are no part of the message a reader sees, but a
+// multipart whose boundary never comes is all preamble, and some clients show
+// it: their text is scanned (not listed as a part).
+void MimeParser::begin_hidden() {
+  begin_leaf(Leaf::text, Cte::identity, "text/plain", "", "");
+  hidden_ = true;
+}
+
 void MimeParser::begin_leaf(Leaf kind, Cte cte, std::string type, std::string charset, std::string filename) {
   mode_ = Mode::leaf;
+  hidden_ = false;
   leaf_ = kind;
   cte_ = cte;
   b64_.reset();
@@ -384,7 +402,11 @@ void MimeParser::begin_leaf(Leaf kind, Cte cte, std::string type, std::string ch
     att_->begin(filename, type, msg_depth_);
   }
   if (limits_.leaf_digests) {
-    leaf_info_ = LeafInfo{std::move(type), std::move(charset), "", std::move(filename), 0, "", "", msg_depth_};
+    leaf_info_ = LeafInfo{};
+    leaf_info_.type = std::move(type);
+    leaf_info_.charset = std::move(charset);
+    leaf_info_.filename = std::move(filename);
+    leaf_info_.depth = msg_depth_;
     EVP_DigestInit_ex(leaf_sha_, EVP_sha256(), nullptr);
     EVP_DigestInit_ex(text_sha_, EVP_sha256(), nullptr);
   }
@@ -422,7 +444,10 @@ void MimeParser::decoded(const uint8_t* p, size_t n) {
 
 void MimeParser::text_out(const std::string& utf8) {
   if (utf8.empty()) return;
-  if (limits_.leaf_digests) EVP_DigestUpdate(text_sha_, utf8.data(), utf8.size());
+  if (limits_.leaf_digests) {
+    EVP_DigestUpdate(text_sha_, utf8.data(), utf8.size());
+    if (limits_.leaf_text && leaf_info_.text.size() < (1u << 20)) leaf_info_.text.append(utf8);
+  }
   if (sink_) sink_->on_rawbody(utf8);
   if (leaf_ == Leaf::html) {
     text_.clear();
@@ -469,7 +494,7 @@ void MimeParser::end_leaf() {
     if (facts_.attachments.size() < limits_.max_attachments) facts_.attachments.push_back(std::move(a));
     else ++facts_.attachments_dropped;
   }
-  if (limits_.leaf_digests) {
+  if (limits_.leaf_digests && !hidden_) {
     leaf_info_.sha256 = digest_hex(leaf_sha_);
     std::string t = digest_hex(text_sha_);
     if (leaf_ == Leaf::text || leaf_ == Leaf::html) leaf_info_.text_sha256 = t;
@@ -477,6 +502,7 @@ void MimeParser::end_leaf() {
     leaf_info_ = LeafInfo{};
   }
   leaf_ = Leaf::discard;
+  hidden_ = false;
   mode_ = Mode::epilogue;
 }
 
@@ -506,7 +532,9 @@ void MimeParser::finish() {
     if (was_top) facts_.header.complete = false;
   }
   if (mode_ == Mode::leaf) {
-    if (pending_n_) body(pending_eol_, pending_n_);
+    // Inside a multipart the end of the message stands for the missing
+    // delimiter, and the EOL before it is the delimiter's (as in Python).
+    if (pending_n_ && frames_.empty()) body(pending_eol_, pending_n_);
     pending_n_ = 0;
     end_leaf();
   }

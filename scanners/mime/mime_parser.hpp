@@ -8,7 +8,8 @@
 // Structure: header blocks (top-level, parts, message/rfc822), multipart
 // nesting (bounded depth; boundaries checked against every open multipart,
 // innermost first; boundary lines cut across chunks are reassembled),
-// preamble and epilogue skipped, a missing close delimiter tolerated.
+// preamble and epilogue scanned as text but not listed as parts, a missing
+// close delimiter tolerated.
 // Per leaf part: base64 / quoted-printable decoding (streaming), then
 //   text/*       -> charset to UTF-8 -> (HTML reduced to text) -> text, URLs
 //   attachments  -> AttachmentAnalyzer (size, SHA-256, type, macros, ...)
@@ -49,6 +50,7 @@ struct MimeLimits {
   size_t max_urls = 256;
   AttachmentLimits attachment;
   bool leaf_digests = false;  // per-leaf SHA-256 of the transfer-decoded bytes (reference checks)
+  bool leaf_text = false;     // with leaf_digests: keep each text leaf's UTF-8 (debugging, bounded 1 MiB)
 };
 
 // One leaf part, for reference checks (MimeLimits::leaf_digests).
@@ -57,6 +59,7 @@ struct LeafInfo {
   uint64_t size = 0;    // transfer-decoded bytes
   std::string sha256;   // of those bytes
   std::string text_sha256;  // of the UTF-8 text (text parts that are not attachments)
+  std::string text;         // that text, with MimeLimits::leaf_text
   uint32_t depth = 0;
 };
 
@@ -121,6 +124,7 @@ class MimeParser : private HtmlToText::UrlHandler {
   int match_boundary(const uint8_t* p, size_t n, bool& close) const;
   void boundary(int frame, bool close);
   void end_headers();
+  void begin_hidden();
   void begin_leaf(Leaf kind, Cte cte, std::string type, std::string charset, std::string filename);
   void body(const uint8_t* p, size_t n);     // transfer-encoded leaf bytes
   void decoded(const uint8_t* p, size_t n);  // transfer-decoded leaf bytes
@@ -147,6 +151,7 @@ class MimeParser : private HtmlToText::UrlHandler {
 
   // the leaf being decoded
   Leaf leaf_ = Leaf::discard;
+  bool hidden_ = false;          // a preamble or epilogue (scanned, not a part)
   Cte cte_ = Cte::identity;
   Base64Stream b64_;
   QpStream qp_;

@@ -39,6 +39,13 @@ def py_fields(data):
             "to": addrs("to"), "cc": addrs("cc")}
 
 
+def read_source(path):
+    """A corpus message: raw bytes, or the "text" of an npm corpus .json file."""
+    if path.endswith(".json"):
+        return json.load(open(path, encoding="utf-8"))["text"].encode("utf-8", "surrogateescape")
+    return open(path, "rb").read()
+
+
 def main():
     replay, pcap, truth = sys.argv[1:4]
     show = int(sys.argv[sys.argv.index("--show") + 1]) if "--show" in sys.argv else 10
@@ -59,7 +66,7 @@ def main():
         e = events.get(t["sha256"])
         if e is None:
             continue
-        raw = open(t["source"], "rb").read()
+        raw = read_source(t["source"])
         if raw.startswith(b"From "):
             raw = raw.split(b"\n", 1)[1]
         lines = raw.replace(b"\r\n", b"\n").replace(b"\r", b"\n").split(b"\n")

@@ -8,6 +8,7 @@
 // --crlf              make line endings CRLF first (as SMTP delivers them);
 //                     an mbox "From " first line is dropped
 // --leaves            add each leaf part's transfer-decoded SHA-256
+// --leaf-text         and the UTF-8 text of text leaves (debugging)
 // --compare-chunks N  feed each file whole and in N-byte chunks; print only
 //                     files whose results differ; exit 1 if any does
 #include <cstdio>
@@ -63,13 +64,14 @@ nlohmann::json run(const std::string& data, size_t chunk, const MimeLimits& lim)
 
 int main(int argc, char** argv) {
   size_t chunk = 0, compare = 0;
-  bool leaves = false, make_crlf = false;
+  bool leaves = false, leaf_text = false, make_crlf = false;
   std::vector<std::string> files;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
     if (a == "--chunk" && i + 1 < argc) chunk = std::stoul(argv[++i]);
     else if (a == "--compare-chunks" && i + 1 < argc) compare = std::stoul(argv[++i]);
     else if (a == "--leaves") leaves = true;
+    else if (a == "--leaf-text") leaves = leaf_text = true;
     else if (a == "--crlf") make_crlf = true;
     else if (a == "--list" && i + 1 < argc) {
       std::ifstream l(argv[++i]);
@@ -84,6 +86,7 @@ int main(int argc, char** argv) {
   }
   MimeLimits lim;
   lim.leaf_digests = leaves;
+  lim.leaf_text = leaf_text;
   int differ = 0;
   for (const auto& f : files) {
     std::ifstream in(f, std::ios::binary);

@@ -128,13 +128,19 @@ def dot_stuff(msg):
 
 
 def load_corpus(paths, limit):
+    """Message files, or a directory of them. The npm SpamAssassin corpus
+    keeps each message as NAME.json ({"text": ...}); a NAME.txt beside it,
+    where there is one, is the same message as raw bytes and is preferred."""
     files = []
     for p in paths:
         if os.path.isdir(p):
             for root, _dirs, names in os.walk(p):
+                have = set(names)
                 for n in sorted(names):
-                    if n.endswith(".json") or n.startswith("."):
+                    if n.startswith(".") or n in ("file_list.json", "data.js"):
                         continue
+                    if n.endswith(".txt") and n[:-4] + ".json" in have:
+                        continue  # read through its .json entry
                     files.append(os.path.join(root, n))
         else:
             files.append(p)
@@ -142,6 +148,19 @@ def load_corpus(paths, limit):
     if limit:
         files = files[:limit]
     for f in files:
+        if f.endswith(".json"):
+            if os.path.exists(f[:-5] + ".txt"):
+                f = f[:-5] + ".txt"
+            else:
+                try:
+                    with open(f, encoding="utf-8") as fh:
+                        raw = json.load(fh)["text"].encode("utf-8", "surrogateescape")
+                except (KeyError, ValueError):
+                    continue
+                if raw.startswith(b"From "):
+                    raw = raw.split(b"\n", 1)[1] if b"\n" in raw else b""
+                yield f, raw
+                continue
         with open(f, "rb") as fh:
             raw = fh.read()
         if raw.startswith(b"From "):  # mbox separator line, not part of the message
