@@ -31,7 +31,9 @@ bool has(const uint8_t* p, size_t n, const char* needle, size_t m) {
 struct Magic {
   magic_t m = nullptr;
   Magic() {
-    m = magic_open(MAGIC_MIME_TYPE | MAGIC_ERROR);
+    // No decompression and no JSON/CSV/token tests: a type, not an analysis.
+    m = magic_open(MAGIC_MIME_TYPE | MAGIC_ERROR | MAGIC_NO_CHECK_COMPRESS | MAGIC_NO_CHECK_JSON | MAGIC_NO_CHECK_CSV |
+                   MAGIC_NO_CHECK_TOKENS);
     if (m && magic_load(m, nullptr) != 0) {
       magic_close(m);
       m = nullptr;

@@ -2,6 +2,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <vector>
 
 namespace sekisho::mime {
 namespace {
@@ -14,6 +15,48 @@ std::string lower(std::string_view s) {
 }
 
 constexpr char kReplacement[] = "\xef\xbf\xbd";
+
+// iconv_open dlopens the conversion module each time: descriptors are kept
+// in a per-thread pool and lent to one decoder at a time (ISO-2022-JP keeps
+// shift state in the descriptor, so two messages never share one).
+struct Pooled {
+  std::string name;
+  iconv_t cd;
+};
+struct Pool {
+  std::vector<Pooled> free;
+  ~Pool() {
+    for (auto& p : free) iconv_close(p.cd);
+  }
+};
+thread_local Pool t_pool;
+constexpr size_t kPoolMax = 64;
+
+iconv_t pool_take(const std::string& name) {
+  for (size_t i = t_pool.free.size(); i-- > 0;) {
+    if (t_pool.free[i].name == name) {
+      iconv_t cd = t_pool.free[i].cd;
+      t_pool.free.erase(t_pool.free.begin() + long(i));
+      iconv(cd, nullptr, nullptr, nullptr, nullptr);  // initial state
+      return cd;
+    }
+  }
+  return iconv_open("UTF-8", name.c_str());
+}
+
+void pool_give(const std::string& name, iconv_t cd) {
+  if (t_pool.free.size() >= kPoolMax) {
+    iconv_close(t_pool.free.front().cd);
+    t_pool.free.erase(t_pool.free.begin());
+  }
+  t_pool.free.push_back({name, cd});
+}
+
+// Windows-1252 0x80..0x9F (the rest of the upper half is Latin-1).
+constexpr uint16_t kCp1252[32] = {0x20ac, 0xfffd, 0x201a, 0x0192, 0x201e, 0x2026, 0x2020, 0x2021,
+                                  0x02c6, 0x2030, 0x0160, 0x2039, 0x0152, 0xfffd, 0x017d, 0xfffd,
+                                  0xfffd, 0x2018, 0x2019, 0x201c, 0x201d, 0x2022, 0x2013, 0x2014,
+                                  0x02dc, 0x2122, 0x0161, 0x203a, 0x0153, 0xfffd, 0x017e, 0x0178};
 
 // Length of the valid UTF-8 sequence at p (1..4), 0 if invalid, -1 if it is
 // cut off by the end of the buffer but valid so far.
@@ -63,7 +106,16 @@ void TextDecoder::begin(std::string_view mime_charset) {
     return;
   }
   close();
-  cd_ = iconv_open("UTF-8", name.c_str());
+  if (name == "iso-8859-1" || name == "latin1" || name == "iso8859-1" || name == "iso_8859-1" || name == "l1") {
+    mode_ = Mode::latin1;
+    return;
+  }
+  if (name == "windows-1252" || name == "cp1252" || name == "x-cp1252") {
+    mode_ = Mode::cp1252;
+    return;
+  }
+  cd_ = pool_take(name);
+  cd_name_ = name;
   if (cd_ == iconv_t(-1)) {
     ++errors_;  // unknown charset: UTF-8 if it is, else replacement characters (counted)
     mode_ = Mode::utf8;
@@ -120,6 +172,27 @@ void TextDecoder::convert(const uint8_t* in, size_t n, std::string& out) {
     utf8_feed(in, n, out);
     return;
   }
+  if (mode_ == Mode::latin1 || mode_ == Mode::cp1252) {  // one byte, one character: no state, no iconv
+    size_t old = out.size();
+    out.resize(old + 3 * n);
+    char* o = out.data() + old;
+    for (size_t i = 0; i < n; ++i) {
+      uint8_t c = in[i];
+      if (c < 0x80) {
+        *o++ = char(c);
+        continue;
+      }
+      uint32_t cp = mode_ == Mode::cp1252 && c < 0xa0 ? kCp1252[c - 0x80] : c;
+      if (cp == 0xfffd) ++errors_;
+      if (cp < 0x800) {
+        *o++ = char(0xc0 | cp >> 6), *o++ = char(0x80 | (cp & 0x3f));
+      } else {
+        *o++ = char(0xe0 | cp >> 12), *o++ = char(0x80 | ((cp >> 6) & 0x3f)), *o++ = char(0x80 | (cp & 0x3f));
+      }
+    }
+    out.resize(size_t(o - out.data()));
+    return;
+  }
   char* ip = const_cast<char*>(reinterpret_cast<const char*>(in));
   size_t ileft = n;
   while (ileft > 0) {
@@ -161,7 +234,7 @@ void TextDecoder::finish(std::string& out) {
 }
 
 void TextDecoder::close() {
-  if (cd_ != iconv_t(-1)) iconv_close(cd_);
+  if (cd_ != iconv_t(-1)) pool_give(cd_name_, cd_);
   cd_ = iconv_t(-1);
   mode_ = Mode::utf8;
 }

@@ -3,9 +3,10 @@
 // Bytes that do not convert become U+FFFD and are counted; an unknown
 // charset is read as UTF-8 (invalid bytes replaced) and counted once.
 //
-// Thread-safety: one instance per part, one thread. Each instance owns its
-// iconv descriptor: ISO-2022-JP keeps shift state in it, and a dataplane
-// worker interleaves many messages.
+// Thread-safety: one instance per part, one thread. An instance holds its
+// iconv descriptor (from a per-thread pool) from begin() to finish():
+// ISO-2022-JP keeps shift state in it, and a dataplane worker interleaves
+// many messages. Latin-1 and Windows-1252 are converted without iconv.
 #pragma once
 
 #include <iconv.h>
@@ -34,12 +35,13 @@ class TextDecoder {
   uint32_t errors() const { return errors_; }
 
  private:
-  enum class Mode : uint8_t { utf8, iconv };
+  enum class Mode : uint8_t { utf8, iconv, latin1, cp1252 };
   void utf8_feed(const uint8_t* in, size_t n, std::string& out);
   void convert(const uint8_t* in, size_t n, std::string& out);
   void close();
   Mode mode_ = Mode::utf8;
   iconv_t cd_ = iconv_t(-1);
+  std::string cd_name_;
   uint8_t carry_[16];
   size_t carry_n_ = 0;
   std::string joined_;

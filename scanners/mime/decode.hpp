@@ -3,9 +3,10 @@
 // the same output as one call over the whole body. Corrupt input is
 // tolerated (skipped or passed through) and counted, never fatal.
 //
-// Output size is bounded by input size (base64: 3/4 of it plus 3 pending
-// bytes; QP: input plus held whitespace), so callers pass an output buffer of
-// at least n + kDecodeSlack bytes.
+// Output size is bounded (base64: 3/4 of the input plus 3 pending bytes;
+// QP: twice the input, as a bare CR or LF becomes CRLF, plus held
+// whitespace), so callers pass an output buffer of at least
+// 2 * n + kDecodeSlack bytes.
 //
 // Thread-safety: one instance per body part, one thread.
 #pragma once

@@ -477,10 +477,14 @@ bool name_is(std::string_view name, std::string_view want) {
 // The value of a field, unfolded (the line breaks before continuation lines removed).
 std::string unfold(std::string_view raw) {
   std::string v;
-  v.reserve(std::min(raw.size(), kMaxFieldValue));
-  for (size_t i = 0; i < raw.size() && v.size() < kMaxFieldValue; ++i) {
-    if (raw[i] == '\r' || raw[i] == '\n') continue;
-    v.push_back(raw[i]);
+  size_t cap = std::min(raw.size(), kMaxFieldValue);
+  v.reserve(cap);
+  size_t i = 0;
+  while (i < raw.size() && v.size() < kMaxFieldValue) {
+    size_t j = raw.find_first_of("\r\n", i);
+    if (j == std::string_view::npos) j = raw.size();
+    v.append(raw.substr(i, std::min(j - i, kMaxFieldValue - v.size())));
+    i = j + 1;
   }
   return v;
 }

@@ -1,6 +1,7 @@
 #include "mime/html_text.hpp"
 
 #include <cstring>
+#include <string_view>
 
 namespace sekisho::mime {
 namespace {
@@ -10,21 +11,26 @@ constexpr size_t kMaxValue = 2048;
 inline bool is_space(char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\n' || c == '\f'; }
 inline char lc(char c) { return c >= 'A' && c <= 'Z' ? char(c + 32) : c; }
 
-bool eq(const char* s, size_t n, const char* lit) { return std::strlen(lit) == n && std::memcmp(s, lit, n) == 0; }
+using namespace std::literals;
+
+bool eq(const char* s, size_t n, std::string_view lit) { return lit.size() == n && std::memcmp(s, lit.data(), n) == 0; }
 
 bool block_tag(const char* t, size_t n) {
-  static const char* const kBlock[] = {"p", "br", "div", "tr", "li", "ul", "ol", "table", "h1", "h2", "h3", "h4",
-                                       "h5", "h6", "hr", "blockquote", "pre", "title", "dl", "dt", "dd", "section",
-                                       "article", "header", "footer", "form", "center", "body", "html", "head"};
-  for (const char* b : kBlock)
-    if (eq(t, n, b)) return true;
+  static constexpr std::string_view kBlock[] = {
+      "p"sv,  "br"sv, "div"sv,   "tr"sv,      "li"sv,  "ul"sv,         "ol"sv,  "table"sv, "h1"sv,   "h2"sv,
+      "h3"sv, "h4"sv, "h5"sv,    "h6"sv,      "hr"sv,  "blockquote"sv, "pre"sv, "title"sv, "dl"sv,   "dt"sv,
+      "dd"sv, "section"sv, "article"sv, "header"sv, "footer"sv, "form"sv, "center"sv, "body"sv, "html"sv, "head"sv};
+  if (n == 0 || n > 10) return false;
+  for (std::string_view b : kBlock)
+    if (b.size() == n && b[0] == t[0] && std::memcmp(b.data(), t, n) == 0) return true;
   return false;
 }
 
 bool url_attr(const char* a, size_t n) {
-  static const char* const kUrl[] = {"href", "src", "action", "background", "formaction", "cite", "poster", "data"};
-  for (const char* u : kUrl)
-    if (eq(a, n, u)) return true;
+  static constexpr std::string_view kUrl[] = {"href"sv, "src"sv, "action"sv, "background"sv,
+                                              "formaction"sv, "cite"sv, "poster"sv, "data"sv};
+  for (std::string_view u : kUrl)
+    if (u.size() == n && std::memcmp(u.data(), a, n) == 0) return true;
   return false;
 }
 
@@ -107,6 +113,7 @@ void HtmlToText::emit_entity(std::string& out) {
   } else {  // not a reference we know: keep it as written
     dst->push_back('&');
     dst->append(ent_, ent_len_);
+    if (ent_semicolon_) dst->push_back(';');
   }
   if (dst == &out) {
     at_line_start_ = false;
@@ -139,28 +146,38 @@ void HtmlToText::feed(const char* in, size_t n, std::string& out) {
     char c = in[i];
     switch (st_) {
       case St::text: {
-        // Run of plain text up to the next markup or whitespace.
-        size_t j = i;
-        while (j < n && in[j] != '<' && in[j] != '&' && !is_space(in[j])) ++j;
-        if (j > i) {
-          if (pending_space_ && !at_line_start_) out.push_back(' ');
-          pending_space_ = false;
-          out.append(in + i, j - i);
-          at_line_start_ = false;
-          i = j;
+        // Text up to the next markup, whitespace runs collapsed, written in place.
+        const char* lt = static_cast<const char*>(std::memchr(in + i, '<', n - i));
+        size_t end = lt ? size_t(lt - in) : n;
+        if (const void* amp = std::memchr(in + i, '&', end - i)) end = size_t(static_cast<const char*>(amp) - in);
+        if (end > i) {
+          size_t old = out.size();
+          out.resize(old + (end - i) + 1);
+          char* o = out.data() + old;
+          for (size_t k = i; k < end; ++k) {
+            char ch = in[k];
+            if (is_space(ch)) {
+              pending_space_ = true;
+            } else {
+              if (pending_space_ && !at_line_start_) *o++ = ' ';
+              pending_space_ = false;
+              at_line_start_ = false;
+              *o++ = ch;
+            }
+          }
+          out.resize(size_t(o - out.data()));
+          i = end;
           if (i >= n) break;
           c = in[i];
         }
         if (c == '<') {
           st_ = St::lt;
-        } else if (c == '&') {
+        } else {  // '&'
           ent_len_ = 0;
           entity_return_ = St::text;
           st_ = St::entity;
           if (pending_space_ && !at_line_start_) out.push_back(' ');
           pending_space_ = false;
-        } else {
-          pending_space_ = true;
         }
         break;
       }
@@ -236,6 +253,16 @@ void HtmlToText::feed(const char* in, size_t n, std::string& out) {
         break;
       case St::value_dq:
       case St::value_sq:
+        if (!want_value_) {  // a value nobody reads: jump to its closing quote
+          const void* q = std::memchr(in + i, st_ == St::value_dq ? '"' : '\'', n - i);
+          if (!q) {
+            i = n - 1;
+            break;
+          }
+          i = size_t(static_cast<const char*>(q) - in);
+          c = in[i];
+        }
+        [[fallthrough]];
       case St::value_unq: {
         bool end = st_ == St::value_dq ? c == '"' : st_ == St::value_sq ? c == '\'' : (is_space(c) || c == '>');
         if (end) {
@@ -290,6 +317,7 @@ void HtmlToText::feed(const char* in, size_t n, std::string& out) {
         if (c == ';' || !((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '#') ||
             ent_len_ >= sizeof ent_) {
           St back = entity_return_;
+          ent_semicolon_ = c == ';';
           emit_entity(out);
           st_ = back;
           if (c != ';') --i;  // the terminator is not part of the reference
@@ -333,6 +361,7 @@ void HtmlToText::feed(const char* in, size_t n, std::string& out) {
 
 void HtmlToText::finish(std::string& out) {
   if (st_ == St::entity) {
+    ent_semicolon_ = false;
     St back = entity_return_;
     emit_entity(out);
     st_ = back;

@@ -54,6 +54,7 @@ class HtmlToText {
   char ent_[12] = {};
   std::string value_;  // attribute value (URL attributes only), bounded
   bool want_value_ = false;
+  bool ent_semicolon_ = false;  // the reference being emitted ended with ';'
   uint32_t truncated_ = 0;
 };
 

@@ -293,7 +293,14 @@ void MimeParser::end_headers() {
   std::string cte;
   bool have_ctype = false;
   FactsBuilder top{facts_.header, {}};
-  if (top_) {  // raw 8-bit header text is read in the charset the message declares
+  bool eight_bit = false;
+  if (top_)
+    for (unsigned char c : hdr_)
+      if (c >= 0x80 || c == 0x1b) {
+        eight_bit = true;
+        break;
+      }
+  if (eight_bit) {  // raw 8-bit header text is read in the charset the message declares
     for_each_field(hdr_, [&](std::string_view name, std::string_view raw) {
       if (name_is(name, "content-type") && top.fallback.empty()) {
         uint32_t e = 0;
@@ -420,7 +427,7 @@ void MimeParser::body(const uint8_t* p, size_t n) {
   }
   while (n > 0) {
     size_t take = std::min(n, kSlice);
-    if (dec_buf_.size() < take + kDecodeSlack) dec_buf_.resize(take + kDecodeSlack);
+    if (dec_buf_.size() < 2 * take + kDecodeSlack) dec_buf_.resize(2 * take + kDecodeSlack);
     size_t m = cte_ == Cte::base64 ? b64_.feed(p, take, dec_buf_.data()) : qp_.feed(p, take, dec_buf_.data());
     decoded(dec_buf_.data(), m);
     p += take, n -= take;

@@ -195,19 +195,44 @@ std::vector<std::string> UrlCollector::take() {
 }
 
 void UrlCollector::scan(const char* p, size_t n) {
-  // Tokens are runs of non-stop bytes; only those holding "://" or "www." matter.
-  size_t i = 0;
-  while (i < n) {
-    while (i < n && kStop.v[static_cast<unsigned char>(p[i])]) ++i;
-    size_t s = i;
-    while (i < n && !kStop.v[static_cast<unsigned char>(p[i])]) ++i;
-    if (i - s < 8) continue;
-    std::string_view tok(p + s, i - s);
+  // Driven by the hits: each "://" or "www." found, the token around it
+  // (a run of non-stop bytes) is taken; text without them costs a memchr.
+  std::string_view sv(p, n);
+  size_t done = 0;  // tokens before this offset were handled
+  auto token_at = [&](size_t k) {
+    size_t s = k, e = k;
+    while (s > done && !kStop.v[static_cast<unsigned char>(p[s - 1])]) --s;
+    while (e < n && !kStop.v[static_cast<unsigned char>(p[e])]) ++e;
+    std::string_view tok(p + s, e - s);
+    done = e;
     size_t u = url_start(tok);
-    if (u == std::string_view::npos) continue;
+    if (u == std::string_view::npos) return;
     tok.remove_prefix(u);
     while (!tok.empty() && std::strchr(".,;:!?)]}*'\"", tok.back())) tok.remove_suffix(1);
     add(text_, tok);
+  };
+  size_t a = sv.find("://"), w = std::string_view::npos;
+  auto next_www = [&](size_t from) {
+    size_t best = std::string_view::npos;
+    for (size_t k = from; k + 4 <= n; ++k) {
+      const void* q = std::memchr(p + k, '.', n - k);
+      if (!q) break;
+      k = size_t(static_cast<const char*>(q) - p);
+      if (k >= 3 && lc(p[k - 1]) == 'w' && lc(p[k - 2]) == 'w' && lc(p[k - 3]) == 'w') {
+        best = k - 3;
+        break;
+      }
+    }
+    return best;
+  };
+  w = next_www(0);
+  while (a != std::string_view::npos || w != std::string_view::npos) {
+    size_t k = std::min(a, w);
+    if (k >= done) token_at(k);
+    if (a != std::string_view::npos && a < done) a = sv.find("://", done);
+    else if (k == a) a = sv.find("://", std::max(done, a + 3));
+    if (w != std::string_view::npos && w < done) w = next_www(done);
+    else if (k == w) w = next_www(std::max(done, w + 4));
   }
 }
 
@@ -225,11 +250,7 @@ void UrlCollector::text(const char* p, size_t n) {
   // Hold back a token that touches the end of the chunk.
   size_t end = n;
   while (end > i && !kStop.v[static_cast<unsigned char>(p[end - 1])]) --end;
-  // Quick reject: no ':' and no 'w'/'W' means no URL in this span.
-  std::string_view span(p + i, end - i);
-  if (span.find("://") != std::string_view::npos || span.find("ww") != std::string_view::npos ||
-      span.find("WW") != std::string_view::npos)
-    scan(p + i, end - i);
+  scan(p + i, end - i);
   if (end < n) carry_.assign(p + end, std::min(n - end, kMaxToken));
 }
 
