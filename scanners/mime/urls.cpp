@@ -147,10 +147,10 @@ bool normalise_url(std::string_view in, std::string& out) {
         out.push_back('%'), out.push_back(kHex[d >> 4]), out.push_back(kHex[d & 15]);
       }
       i += 2;
-    } else if (static_cast<unsigned char>(c) <= 0x20) {
+    } else if (static_cast<unsigned char>(c) <= 0x20 || static_cast<unsigned char>(c) >= 0x7f) {  // as WHATWG URL does
       static const char kHex[] = "0123456789ABCDEF";
       out.push_back('%'), out.push_back(kHex[static_cast<unsigned char>(c) >> 4]);
-      out.push_back(kHex[c & 15]);
+      out.push_back(kHex[static_cast<unsigned char>(c) & 15]);
     } else {
       out.push_back(c);
     }

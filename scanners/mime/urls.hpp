@@ -3,7 +3,8 @@
 //
 // Normal form: scheme and host lower-cased, "www." given "http://", IDN
 // hosts to punycode (libidn2), percent-escapes of unreserved characters
-// decoded (others upper-cased), the default port dropped, an empty path
+// decoded (others upper-cased), non-ASCII and control bytes of the path
+// percent-encoded (UTF-8, as WHATWG URL does), the default port dropped, an empty path
 // made "/", the fragment dropped. Trailing punctuation that mail text puts
 // after a URL ('.', ',', ')', '>', quotes, ...) is not part of it.
 //
