@@ -107,49 +107,51 @@ void MimeParser::feed(std::span<const uint8_t> bytes) {
       return;
     }
     if (mode_ == Mode::leaf && line_.empty()) {
-      // Lines of a leaf inside a multipart: content runs are passed on in
-      // one piece; only lines starting "--" are checked against boundaries.
-      const uint8_t* run = nullptr;  // start of the content run
-      const uint8_t* run_end = nullptr;
-      while (i < n) {
+      // A leaf inside a multipart: only lines starting with '-' can end it.
+      // Content between them is passed on in runs found with memmem, not
+      // line by line; each content line's EOL is held (see pending_eol_).
+      if (!mid_line_ && p[i] == '-') {  // a line start that may be a delimiter
         const uint8_t* nl = static_cast<const uint8_t*>(std::memchr(p + i, '\n', n - i));
-        if (!nl) break;
+        if (!nl) {  // cut by the chunk's end
+          if ((n - i < 2 || p[i + 1] == '-') && n - i <= kMaxBoundaryLine) line_.assign(reinterpret_cast<const char*>(p + i), n - i);
+          else fragment(p + i, n - i);
+          return;
+        }
         size_t len = size_t(nl - (p + i)) + 1;
         size_t eol = len >= 2 && p[i + len - 2] == '\r' ? 2 : 1;
-        bool cont = mid_line_;
-        mid_line_ = false;
-        if (!cont && len - eol >= 2 && p[i] == '-' && p[i + 1] == '-') {
+        if (len - eol >= 2 && p[i + 1] == '-') {
           bool close = false;
           int k = match_boundary(p + i, len - eol, close);
           if (k >= 0) {
-            flush_run(run, run_end);
-            run = nullptr;
             pending_n_ = 0;  // the EOL before the delimiter is the delimiter's
             boundary(k, close);
             i += len;
-            goto next;  // the mode changed
+            continue;  // the mode changed
           }
         }
-        if (!run) {
-          if (pending_n_ && !cont) body(pending_eol_, pending_n_);
-          pending_n_ = 0;
-          run = p + i;
-        }
-        run_end = p + i + len - eol;
+        if (pending_n_) body(pending_eol_, pending_n_);
+        body(p + i, len - eol);
         std::memcpy(pending_eol_, p + i + len - eol, eol);
         pending_n_ = uint8_t(eol);
         i += len;
+        continue;
       }
-      flush_run(run, run_end);
-      if (i < n) {  // a line cut by the chunk's end
-        bool cand = !mid_line_ && (n - i < 2 ? p[i] == '-' : (p[i] == '-' && p[i + 1] == '-')) && n - i <= kMaxBoundaryLine;
-        if (cand) line_.assign(reinterpret_cast<const char*>(p + i), n - i);
-        else fragment(p + i, n - i);
-        i = n;
+      const void* q = memmem(p + i, n - i, "\n-", 2);
+      const uint8_t* last = q ? static_cast<const uint8_t*>(q)
+                              : static_cast<const uint8_t*>(memrchr(p + i, '\n', n - i));
+      if (last) {  // complete lines up to |last|: one run
+        size_t stop = size_t(last - p) + 1;
+        size_t eol = stop - i >= 2 && p[stop - 2] == '\r' ? 2 : 1;
+        if (pending_n_) body(pending_eol_, pending_n_);
+        body(p + i, stop - i - eol);
+        std::memcpy(pending_eol_, p + stop - eol, eol);
+        pending_n_ = uint8_t(eol);
+        mid_line_ = false;
+        i = stop;
+        continue;
       }
+      fragment(p + i, n - i);  // the start of a line that is not a delimiter, or more of one
       return;
-    next:
-      continue;
     }
     // Everything else goes line by line: header blocks, preambles and
     // epilogues, and lines cut by chunk boundaries.
@@ -214,10 +216,6 @@ void MimeParser::fragment(const uint8_t* p, size_t n) {
   body(p, k);
   line_.assign(reinterpret_cast<const char*>(p + k), n - k);
   mid_line_ = true;
-}
-
-void MimeParser::flush_run(const uint8_t* run, const uint8_t* end) {
-  if (run && end > run) body(run, size_t(end - run));
 }
 
 // One complete line (with its EOL), in any mode.

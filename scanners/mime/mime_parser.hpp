@@ -130,7 +130,6 @@ class MimeParser : private HtmlToText::UrlHandler {
   void decoded(const uint8_t* p, size_t n);  // transfer-decoded leaf bytes
   void text_out(const std::string& utf8);
   void end_leaf();
-  void flush_run(const uint8_t* run, const uint8_t* end);
   void fragment(const uint8_t* p, size_t n);
 
   MimeLimits limits_;
