@@ -16,6 +16,21 @@ constexpr auto kB64 = [] {
   return t;
 }();
 
+// The sextet of each byte already shifted to its place in a quantum; bit 31
+// marks bytes outside the alphabet (also '=' and whitespace).
+struct B64Shifted {
+  uint32_t t[4][256];
+};
+constexpr B64Shifted kB64Shifted = [] {
+  B64Shifted s{};
+  for (int k = 0; k < 4; ++k)
+    for (int c = 0; c < 256; ++c) {
+      uint8_t v = kB64.v[c];
+      s.t[k][c] = v < 64 ? uint32_t(v) << (18 - 6 * k) : 0x80000000u;
+    }
+  return s;
+}();
+
 inline int hexval(uint8_t c) {
   if (c >= '0' && c <= '9') return c - '0';
   if (c >= 'A' && c <= 'F') return c - 'A' + 10;
@@ -29,12 +44,23 @@ size_t Base64Stream::feed(const uint8_t* in, size_t n, uint8_t* out) {
   uint8_t* o = out;
   size_t i = 0;
   while (i < n) {
-    // Fast path: four alphabet bytes in a row with no quantum pending.
+    // Fast path: whole quanta with no quantum pending; line breaks between
+    // quanta (where encoders put them) are stepped over.
     if (n_ == 0 && !padded_) {
+      const auto& t = kB64Shifted.t;
       while (i + 4 <= n) {
-        uint8_t a = kB64.v[in[i]], b = kB64.v[in[i + 1]], c = kB64.v[in[i + 2]], d = kB64.v[in[i + 3]];
-        if ((a | b | c | d) & 0xc0) break;
-        uint32_t v = uint32_t(a) << 18 | uint32_t(b) << 12 | uint32_t(c) << 6 | d;
+        uint32_t v = t[0][in[i]] | t[1][in[i + 1]] | t[2][in[i + 2]] | t[3][in[i + 3]];
+        if (v & 0x80000000u) {
+          if (in[i] == '\r' && in[i + 1] == '\n') {
+            i += 2;
+            continue;
+          }
+          if (in[i] == '\n') {
+            i += 1;
+            continue;
+          }
+          break;
+        }
         o[0] = uint8_t(v >> 16), o[1] = uint8_t(v >> 8), o[2] = uint8_t(v);
         o += 3;
         i += 4;

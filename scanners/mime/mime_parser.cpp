@@ -12,6 +12,18 @@ namespace {
 constexpr size_t kMaxBoundaryLine = 1024;
 constexpr size_t kSlice = 64 * 1024;  // decode in slices of this much input
 
+// The first "\n-" in p[i..n) (its '\n'), or null. '-' is rare in encoded
+// bodies (not in the base64 alphabet), so memchr on it beats memmem.
+const uint8_t* nl_dash(const uint8_t* p, size_t i, size_t n) {
+  for (size_t k = i + 1; k < n;) {
+    const uint8_t* d = static_cast<const uint8_t*>(std::memchr(p + k, '-', n - k));
+    if (!d) return nullptr;
+    if (d[-1] == '\n') return d - 1;
+    k = size_t(d - p) + 1;
+  }
+  return nullptr;
+}
+
 std::string lower(std::string_view s) {
   std::string o(s);
   for (auto& c : o)
@@ -136,9 +148,8 @@ void MimeParser::feed(std::span<const uint8_t> bytes) {
         i += len;
         continue;
       }
-      const void* q = memmem(p + i, n - i, "\n-", 2);
-      const uint8_t* last = q ? static_cast<const uint8_t*>(q)
-                              : static_cast<const uint8_t*>(memrchr(p + i, '\n', n - i));
+      const uint8_t* q = nl_dash(p, i, n);
+      const uint8_t* last = q ? q : static_cast<const uint8_t*>(memrchr(p + i, '\n', n - i));
       if (last) {  // complete lines up to |last|: one run
         size_t stop = size_t(last - p) + 1;
         size_t eol = stop - i >= 2 && p[stop - 2] == '\r' ? 2 : 1;
