@@ -211,7 +211,7 @@ int main(int argc, char** argv) {
   printf("  reassembly + SMTP engine (decode, flow table, TCP inline, SMTP, body to a counting sink):\n");
   printf("                                                      %6.2f Gbit/s %8.0f msgs/s  (%.3f of memcpy)\n",
          gbit(best_engine), double(engine.messages) / best_engine, gbit(best_engine) / copy_gbps);
-  printf("  + SmtpFlow (SHA-256 of every message, header scan, events):\n");
+  printf("  + SmtpFlow (SHA-256 of every message, MIME engine, events):\n");
   printf("                                                      %6.2f Gbit/s %8.0f msgs/s  (%.3f of memcpy)\n",
          gbit(best_pipe), double(last.messages) / best_pipe, gbit(best_pipe) / copy_gbps);
   printf("  + every message retained for quarantine:            %6.2f Gbit/s %8.0f msgs/s\n", gbit(best_retain),
