@@ -222,11 +222,11 @@ int main(int argc, char** argv) {
            (unsigned long)last.body);
   printf("idle SMTP flow after handshake and EHLO: %.0f bytes (table slot %.0f + heap %.0f)\n", per_flow, table_slot,
          per_flow - table_slot);
-  printf("  of the slot: TcpFlow %zu, SmtpSession %zu, rest of SmtpFlow %zu; only while a message is open: header "
-         "scanner %zu + its buffer, hash context\n",
+  printf("  of the slot: TcpFlow %zu, SmtpSession %zu, rest of SmtpFlow %zu; only while a message is open: MIME "
+         "engine %zu + its buffers, hash context\n",
          sizeof(tcp::TcpFlow), sizeof(smtp::SmtpSession),
          sizeof(smtp::SmtpFlow) - sizeof(tcp::TcpFlow) - sizeof(std::optional<smtp::SmtpSession>),
-         sizeof(mime::HeaderScanner));
+         sizeof(mime::MimeParser));
   printf("targets (issue 3): >= 20 Gbit/s and >= 0.5 of memcpy; <= 1024 bytes per idle flow\n");
   return 0;
 }
