@@ -105,6 +105,13 @@ class Reader {
     return true;
   }
   bool at_end() const { return p_ == b_.size(); }
+  bool ref(std::span<const uint8_t>& out) {
+    uint32_t n;
+    if (!u32(n) || !need(n)) return false;
+    out = b_.subspan(p_, n);
+    p_ += n;
+    return true;
+  }
 
  private:
   bool need(size_t n) {
@@ -332,7 +339,7 @@ bool read_artifact(std::span<const uint8_t> bytes, Artifact& a, std::string& err
     r.u8(c);
     r.u32(d.source);
     r.u32(d.patterns);
-    r.str(d.blob);
+    r.ref(d.blob_ref);
     if (c > static_cast<uint8_t>(DbContext::mime_header)) return bad("database context");
     d.context = static_cast<DbContext>(c);
   }

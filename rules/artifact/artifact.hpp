@@ -96,7 +96,8 @@ struct ArtifactDb {
   DbContext context = DbContext::header;
   uint32_t source = kNone;  // header source for DbContext::header
   uint32_t patterns = 0;
-  std::string blob;         // hs_serialize_database output
+  std::string blob;         // hs_serialize_database output (written)
+  std::span<const uint8_t> blob_ref;  // read: points into the bytes given to read_artifact
 };
 
 struct PcreConfirm {
@@ -124,6 +125,8 @@ struct Artifact {
 };
 
 std::string write_artifact(const Artifact& a);
+// Database blobs are not copied: ArtifactDb::blob_ref points into |bytes|,
+// which must outlive their use (loading copies them into Hyperscan).
 bool read_artifact(std::span<const uint8_t> bytes, Artifact& a, std::string& error);
 std::string sha256_hex(const std::array<uint8_t, 32>& d);
 

@@ -216,6 +216,7 @@ bool compile_ruleset(const RuleSource& src, const CompileOptions& opts, std::str
     auto st = src.settings.find(r.name);
     if (st != src.settings.end()) {
       const RuleSettings& s = st->second;
+      if (s.nice && x.score[0] > 0) x.score.fill(-x.score[0]);  // SpamAssassin: nice rules default to -1
       if (s.has_score) x.score = s.score;
       x.describe = s.describe;
       if (s.multiple) x.flags |= flag_multiple;

@@ -1,11 +1,18 @@
 #include "match.hpp"
 
 #include <arpa/inet.h>
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
 #include <hs/hs.h>
 #define PCRE2_CODE_UNIT_WIDTH 8
 #include <pcre2.h>
 
 #include <algorithm>
+#include <cstdio>
 #include <cstring>
 #include <fstream>
 #include <iterator>
@@ -94,13 +101,28 @@ uint32_t Ruleset::find(std::string_view name) const {
 }
 
 std::unique_ptr<Ruleset> Ruleset::load(const std::string& path, std::string& error) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) {
-    error = path + ": cannot read";
+  // mmap: the Hyperscan blobs are copied once, straight from the page cache.
+  int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
+    error = path + ": cannot read: " + strerror(errno);
     return nullptr;
   }
-  std::vector<uint8_t> bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  struct stat sb;
+  if (fstat(fd, &sb) != 0 || sb.st_size <= 0) {
+    close(fd);
+    error = path + ": empty or unreadable";
+    return nullptr;
+  }
+  size_t size = static_cast<size_t>(sb.st_size);
+  void* map = mmap(nullptr, size, PROT_READ, MAP_PRIVATE | MAP_POPULATE, fd, 0);
+  close(fd);
+  if (map == MAP_FAILED) {
+    error = path + ": mmap failed: " + strerror(errno);
+    return nullptr;
+  }
+  std::span<const uint8_t> bytes(static_cast<const uint8_t*>(map), size);
   auto rs = load_bytes(bytes, error);
+  munmap(map, size);
   if (!rs) error = path + ": " + error;
   return rs;
 }
@@ -109,6 +131,7 @@ std::unique_ptr<Ruleset> Ruleset::load_bytes(std::span<const uint8_t> bytes, std
   std::unique_ptr<Ruleset> rs(new Ruleset());
   rules::Artifact& a = rs->a_;
   if (!rules::read_artifact(bytes, a, error)) return nullptr;
+  // The blobs point into |bytes|: they are copied into Hyperscan below and forgotten.
   Impl& im = *rs->impl_;
   im.dbs.reserve(a.dbs.size());
   im.source_dbs.resize(a.header_sources.size());
@@ -116,7 +139,9 @@ std::unique_ptr<Ruleset> Ruleset::load_bytes(std::span<const uint8_t> bytes, std
   for (size_t i = 0; i < a.dbs.size(); ++i) {
     const auto& d = a.dbs[i];
     hs_database_t* db = nullptr;
-    if (hs_deserialize_database(d.blob.data(), d.blob.size(), &db) != HS_SUCCESS) {
+    const char* blob = d.blob_ref.empty() ? d.blob.data() : reinterpret_cast<const char*>(d.blob_ref.data());
+    size_t blob_len = d.blob_ref.empty() ? d.blob.size() : d.blob_ref.size();
+    if (hs_deserialize_database(blob, blob_len, &db) != HS_SUCCESS) {
       error = "database " + std::to_string(i) + " (" + rules::db_context_name(d.context) +
               ") does not deserialize (built for another Hyperscan version or platform?)";
       return nullptr;
@@ -154,6 +179,7 @@ std::unique_ptr<Ruleset> Ruleset::load_bytes(std::span<const uint8_t> bytes, std
     }
     im.pcres = std::move(codes);
   }
+  for (auto& d : a.dbs) d.blob_ref = {};
   im.mctx = pcre2_match_context_create(nullptr);
   pcre2_set_match_limit(im.mctx, 2000000);
   pcre2_set_depth_limit(im.mctx, 10000);

@@ -1,0 +1,43 @@
+// A simple whole-message MIME reader for sekishoctl explain and the rules
+// tests: it builds the matching contexts (headers, part headers, body text,
+// raw body, URLs, attachment facts) from one .eml held in memory. It is a
+// stand-in until the streaming MIME engine (scanners/mime, issue 4) feeds
+// MessageScan directly; it is not used on the dataplane.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "match/match.hpp"
+
+namespace sekisho::ctl {
+
+struct EmlField {
+  std::string name, raw, decoded;
+};
+
+struct EmlAttachment {
+  std::string name, type, sniffed, sha256;
+  uint64_t size = 0;
+  bool macros = false, encrypted = false;
+};
+
+struct EmlMessage {
+  std::vector<EmlField> headers;                    // top level, in order
+  std::vector<std::vector<EmlField>> part_headers;  // nested parts
+  std::string body_text;  // rendered text of text parts (HTML tags stripped), parts separated by "\n"
+  std::string rawbody;    // transfer-decoded text parts, not rendered
+  std::string full;       // the message as given
+  std::vector<std::string> uris;
+  std::vector<EmlAttachment> attachments;
+};
+
+EmlMessage parse_eml(std::string_view bytes);
+
+// Feeds every context to |scan| (headers, part headers, body in chunks of
+// |chunk| bytes, raw body, full, URLs, attachments).
+void feed(match::MessageScan& scan, const EmlMessage& m, size_t chunk = 4096);
+
+}  // namespace sekisho::ctl
