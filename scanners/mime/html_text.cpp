@@ -16,6 +16,14 @@ using namespace std::literals;
 bool eq(const char* s, size_t n, std::string_view lit) { return lit.size() == n && std::memcmp(s, lit.data(), n) == 0; }
 
 bool block_tag(const char* t, size_t n) {
+  // Most tags in mail are a, span, font, b, i, img, td: out at the first letter.
+  switch (t[0]) {
+    case 'p': case 'b': case 'd': case 't': case 'l': case 'u': case 'o': case 'h': case 's': case 'f':
+    case 'c':
+      break;
+    default:
+      return false;
+  }
   static constexpr std::string_view kBlock[] = {
       "p"sv,  "br"sv, "div"sv,   "tr"sv,      "li"sv,  "ul"sv,         "ol"sv,  "table"sv, "h1"sv,   "h2"sv,
       "h3"sv, "h4"sv, "h5"sv,    "h6"sv,      "hr"sv,  "blockquote"sv, "pre"sv, "title"sv, "dl"sv,   "dt"sv,
@@ -261,6 +269,24 @@ void HtmlToText::feed(const char* in, size_t n, std::string& out) {
           }
           i = size_t(static_cast<const char*>(q) - in);
           c = in[i];
+        }
+        else {  // a URL value: take the run up to the quote (or an entity) at once
+          const char quote = st_ == St::value_dq ? '"' : '\'';
+          size_t j = i;
+          while (j < n && in[j] != quote && in[j] != '&' && in[j] != '\r' && in[j] != '\n' && in[j] != '\t') ++j;
+          if (j > i) {
+            size_t take = std::min(j - i, kMaxValue - std::min(kMaxValue, value_.size()));
+            if (take < j - i) {
+              ++truncated_;
+              want_value_ = false;  // an absurd URL is not followed
+              value_.clear();
+            } else {
+              value_.append(in + i, take);
+            }
+            i = j;
+            if (i >= n) break;
+            c = in[i];
+          }
         }
         [[fallthrough]];
       case St::value_unq: {
