@@ -1200,8 +1200,8 @@ RuleSource parse_paths(const std::vector<std::string>& paths, const ParseOptions
     std::error_code ec;
     if (std::filesystem::is_directory(path, ec)) {
       std::vector<std::string> files;
-      for (auto& e : std::filesystem::directory_iterator(path, ec))
-        if (e.path().extension() == ".cf") files.push_back(e.path().string());
+      for (auto& e : std::filesystem::recursive_directory_iterator(path, ec))
+        if (e.path().extension() == ".cf" && e.is_regular_file()) files.push_back(e.path().string());
       std::sort(files.begin(), files.end());
       if (files.empty()) src.errors.push_back({path, 0, "directory has no .cf files"});
       for (auto& f : files) p.parse_file(f, 0);

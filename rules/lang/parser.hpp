@@ -22,8 +22,8 @@ struct ParseOptions {
   ParseOptions();
 };
 
-// Parses files and directories (a directory contributes its *.cf files in
-// name order; "include" is followed, relative to the including file).
+// Parses files and directories (a directory contributes its *.cf files,
+// recursively, in path order; "include" is followed, relative to the including file).
 RuleSource parse_paths(const std::vector<std::string>& paths, const ParseOptions& opts = {});
 
 // Parses one file's text as if read from |file| (tests, tools).
