@@ -69,6 +69,7 @@ void SmtpFlow::on_message_end(const SessionFacts& f, const Transaction& t) {
   m.policy = policy_;
   m.sha256 = ended_.back().sha256;
   m.mime = &ended_.back().mime;
+  m.content = content_.get();
   m.ts = now_;
   m.client = client_;
   m.server = server_;
@@ -85,6 +86,10 @@ void SmtpFlow::on_message_end(const SessionFacts& f, const Transaction& t) {
   e.action = decided;
   e.rule = m.verdict_rule;
   e.id = m.id;
+  e.score = m.score;
+  e.rules_hit = std::move(m.rules_hit);
+  e.sender_class = std::move(m.sender_class);
+  e.categories = std::move(m.categories);
 }
 
 tcp::SegmentVerdict SmtpFlow::on_segment(bool from_a, const net::Packet& p, std::span<uint8_t> payload,
@@ -114,6 +119,11 @@ void SmtpFlow::on_message_begin(const SessionFacts&, const Transaction&) {
   retain_overflow_ = false;
   if (mime_) mime_->reset();
   else mime_.reset(new (std::nothrow) mime::MimeParser());  // null if out of memory: no MIME facts
+  if (content_limits_) {
+    if (content_) content_->reset();
+    else content_.reset(new (std::nothrow) mime::ContentCollector(*content_limits_));
+  }
+  if (mime_) mime_->set_sink(content_.get());
   streaming_ = true;
   if (events_) {
     if (policy_) events_->message_released(policy_);  // a message that never ended
@@ -124,6 +134,7 @@ void SmtpFlow::on_message_begin(const SessionFacts&, const Transaction&) {
 void SmtpFlow::on_body(std::span<const uint8_t> b) {
   if (sha_open_) EVP_DigestUpdate(sha_, b.data(), b.size());
   if (mime_) mime_->feed(b);
+  if (content_) content_->message_bytes(b);
   if (retain_limit_ && !retain_overflow_) {
     if (retained_.size() + b.size() > retain_limit_) {
       retain_overflow_ = true;
@@ -179,12 +190,17 @@ void SmtpFlow::on_transaction_done(const SessionFacts& f, const Transaction& t) 
   m.verdict_rule = std::move(e.rule);
   m.id = std::move(e.id);
   m.spool = std::move(e.spool);
+  m.score = e.score;
+  m.rules_hit = std::move(e.rules_hit);
+  m.sender_class = std::move(e.sender_class);
+  m.categories = std::move(e.categories);
   if (events_) events_->on_message(m);
   if (!streaming_) release_message_state();
 }
 
 void SmtpFlow::release_message_state() {
   mime_.reset();
+  content_.reset();
   sha_open_ = false;
   if (sha_) EVP_MD_CTX_free(sha_);
   sha_ = nullptr;
@@ -237,6 +253,14 @@ nlohmann::json message_json(const MessageRecord& m) {
   if (m.mime) mime::add_facts_json(*m.mime, j);
   j["verdict"] = {{"action", action_name(m.action)}};
   if (!m.verdict_rule.empty()) j["verdict"]["rule"] = m.verdict_rule;
+  if (!m.rules_hit.empty() || !m.sender_class.empty()) {
+    json hits = json::array();
+    for (const auto& [rule, ctx] : m.rules_hit) hits.push_back({{"rule", rule}, {"context", ctx}});
+    j["verdict"]["score"] = m.score;
+    j["verdict"]["rules"] = hits;
+    j["verdict"]["sender_class"] = m.sender_class;
+    j["verdict"]["categories"] = m.categories;
+  }
   if (!m.id.empty()) j["id"] = m.id;
   j["spool"] = m.spool.empty() ? json(nullptr) : json(m.spool);
   return j;

@@ -16,6 +16,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "mime/collect.hpp"
 #include "mime/mime_parser.hpp"
 #include "smtp/smtp_session.hpp"
 #include "tcp/tcp_stream.hpp"
@@ -38,6 +39,14 @@ struct MessageRecord {
   std::string spool;         // where a quarantined message was written
   const void* policy = nullptr;  // what message_started() returned for this message
   const mime::MessageFacts* mime = nullptr;  // what the MIME engine found: header fields, URLs, attachments
+  // At the hold point only (on_message_end), when content collection is on:
+  // the header fields, text and raw message, bounded, for a content scan.
+  const mime::ContentCollector* content = nullptr;
+  // Filled by the deciding policy for the event: content scan results.
+  double score = 0;
+  std::vector<std::pair<std::string, std::string>> rules_hit;  // (rule, context)
+  std::string sender_class;
+  std::vector<std::string> categories;
 };
 
 struct SessionRecord {
@@ -119,6 +128,9 @@ class SmtpFlow : public tcp::StreamSink, public MessageSink {
     retain_overflow_ = false;
     return std::move(retained_);
   }
+  // Content collection for a scan at the hold point (null: off). The limits
+  // object must outlive the flow.
+  void set_content_limits(const mime::CollectLimits* lim) { content_limits_ = lim; }
   // Overrides the decided action (e.g. quarantine that could not be kept).
   void set_outcome(Action a, std::string spool_path) {
     if (ended_.empty()) return;
@@ -162,6 +174,8 @@ class SmtpFlow : public tcp::StreamSink, public MessageSink {
   // The MIME engine of the message streaming now; with the hash context,
   // held only while a message is open so idle flows stay small.
   std::unique_ptr<mime::MimeParser> mime_;
+  std::unique_ptr<mime::ContentCollector> content_;
+  const mime::CollectLimits* content_limits_ = nullptr;
   bool streaming_ = false;
   void release_message_state();
   // Messages whose end was seen, oldest first, until their reply: a
@@ -171,6 +185,10 @@ class SmtpFlow : public tcp::StreamSink, public MessageSink {
     mime::MessageFacts mime;
     Action action = Action::pass;
     std::string rule, id, spool;
+    double score = 0;
+    std::vector<std::pair<std::string, std::string>> rules_hit;
+    std::string sender_class;
+    std::vector<std::string> categories;
   };
   std::vector<Ended> ended_;
   size_t retain_limit_ = 0;
