@@ -28,6 +28,8 @@
 #include <nlohmann/json.hpp>
 
 #include "net/packet.hpp"
+#include "match/match.hpp"
+#include "smtp/content_policy.hpp"
 #include "smtp/smtp_flow.hpp"
 #include "tcp/flow_table.hpp"
 #include "tcp/tcp_stream.hpp"
@@ -40,6 +42,17 @@ namespace {
 // Prints the engines' events as JSON lines.
 struct Printer : smtp::FlowEvents {
   uint64_t messages = 0, sessions = 0;
+  // --rules: the content verdict of every message, as the dataplane decides it.
+  const match::Ruleset* rules = nullptr;
+  match::Scratch* scratch = nullptr;
+  uint64_t verdicts[4] = {};  // pass, tag, quarantine, reject
+  smtp::Action on_message_end(smtp::MessageRecord& m) override {
+    if (!rules || !scratch) return smtp::Action::pass;
+    smtp::ContentScan c = smtp::scan_content(*rules, *scratch, m);
+    ++verdicts[c.action == smtp::Action::reject ? 3 : c.action == smtp::Action::quarantine ? 2 : c.tagged ? 1 : 0];
+    // Offline nothing is held: the verdict is reported, the message was delivered as captured.
+    return c.action;
+  }
   static void emit(const json& j) { std::cout << j.dump(-1, ' ', false, json::error_handler_t::replace) << "\n"; }
   void on_message(const smtp::MessageRecord& m) override {
     emit(smtp::message_json(m));
@@ -87,18 +100,20 @@ bool to_ethernet(int dlt, const uint8_t* d, size_t n, std::vector<uint8_t>& out)
 }  // namespace
 
 constexpr const char* kUsage =
-    "usage: sekisho-replay [--smtp-port N ...] [--inline [--conflict drop] [--forwarded OUT.pcap]] "
+    "usage: sekisho-replay [--smtp-port N ...] [--rules ARTIFACT] [--inline [--conflict drop] [--forwarded OUT.pcap]] "
     "FILE.pcap|FILE.pcapng\n";
 
 int main(int argc, char** argv) {
   std::set<uint16_t> ports;
   const char* file = nullptr;
   const char* forwarded_file = nullptr;
+  const char* rules_file = nullptr;
   bool inline_mode = false, conflict_drop = false;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
     if (a == "--smtp-port" && i + 1 < argc) ports.insert(uint16_t(std::atoi(argv[++i])));
     else if (a == "--inline") inline_mode = true;
+    else if (a == "--rules" && i + 1 < argc) rules_file = argv[++i];
     else if (a == "--conflict" && i + 1 < argc && std::string(argv[i + 1]) == "drop") {
       conflict_drop = true;
       ++i;
@@ -116,6 +131,22 @@ int main(int argc, char** argv) {
     std::cerr << kUsage;
     return 2;
   }
+  std::unique_ptr<match::Ruleset> ruleset;
+  std::unique_ptr<match::Scratch> scratch;
+  static const mime::CollectLimits kCollect;
+  if (rules_file) {
+    std::string error;
+    ruleset = match::Ruleset::load(rules_file, error);
+    if (!ruleset) {
+      std::cerr << "sekisho-replay: " << rules_file << ": " << error << "\n";
+      return 2;
+    }
+    scratch = std::make_unique<match::Scratch>(*ruleset);
+    if (!scratch->ok()) {
+      std::cerr << "sekisho-replay: " << rules_file << ": cannot allocate Hyperscan scratch\n";
+      return 2;
+    }
+  }
   char err[PCAP_ERRBUF_SIZE];
   pcap_t* pc = pcap_open_offline(file, err);
   if (!pc) {
@@ -132,6 +163,8 @@ int main(int argc, char** argv) {
   }
 
   Printer out;
+  out.rules = ruleset.get();
+  out.scratch = scratch.get();
   tcp::Limits limits;
   limits.retain_delivered = inline_mode;  // offline: nothing is forwarded, nothing to normalise
   limits.buffer_bytes = 1u << 20;
@@ -212,7 +245,10 @@ int main(int argc, char** argv) {
       f.close(ev);  // port reuse: a new connection on a finished flow's key
       created = true;
     }
-    if (created) f.start(&limits, &pool, smtp_limits, &out, now);
+    if (created) {
+      f.start(&limits, &pool, smtp_limits, &out, now);
+      if (ruleset) f.set_content_limits(&kCollect);
+    }
     std::span<uint8_t> payload(frame.data() + p.payload_offset, p.payload_len);
     tcp::SegmentVerdict verdict = f.on_segment(ref.src_is_a, p, payload, ev, now);
     if (verdict == tcp::SegmentVerdict::drop) ++frames_dropped;
@@ -240,6 +276,11 @@ int main(int argc, char** argv) {
   sum["packets"] = packets;
   sum["messages"] = out.messages;
   sum["sessions"] = out.sessions;
+  if (ruleset) {
+    sum["ruleset"] = std::string(ruleset->version());
+    sum["verdicts"] = {{"pass", out.verdicts[0]}, {"tag", out.verdicts[1]}, {"quarantine", out.verdicts[2]},
+                       {"reject", out.verdicts[3]}};
+  }
   sum["decode_errors"] = decode_errors;
   sum["skipped_frames"] = skipped_frames;
   sum["flow_table_full"] = table_full;
