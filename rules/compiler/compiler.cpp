@@ -63,7 +63,8 @@ bool reason_documented(std::string_view reason) {
   // Hyperscan refusals, even in prefilter mode, with the messages we know.
   static const std::string_view hs_known[] = {
       "Hyperscan: Pattern is too large", "Hyperscan: Resource limit exceeded",
-      "Hyperscan: Expression is not valid UTF-8", "Hyperscan: Embedded anchors not supported",
+      "Hyperscan: Expression is not valid UTF-8", "Hyperscan: Embedded start anchors not supported",
+      "Hyperscan: Embedded end anchors not supported",
       "Hyperscan: Bounded repeat is too large", "Hyperscan: Pattern can never match",
   };
   for (auto p : hs_known)
@@ -408,7 +409,7 @@ bool compile_ruleset(const RuleSource& src, const CompileOptions& opts, std::str
       p.patterns.erase(p.patterns.begin() + bad);
     }
     if (!db) continue;
-    if (getenv("SEKISHO_COMPILE_TRACE")) {
+    if (getenv("SEKISHO_COMPILE_TRACE")) {  // per-database sizes, for tuning the partitioning
       size_t sz = 0;
       hs_database_size(db, &sz);
       fprintf(stderr, "trace: %s %zu patterns %zu bytes\n", p.label.c_str(), p.patterns.size(), sz);

@@ -721,6 +721,12 @@ Result MessageScan::finish() {
   return r;
 }
 
+void MessageScan::finish(Result& out, std::vector<double>& values) {
+  values_out_ = &values;
+  finish(out);
+  values_out_ = nullptr;
+}
+
 void MessageScan::finish(Result& out) {
   State& st = st_;
   const auto& a = rs_.artifact();
@@ -946,6 +952,7 @@ void MessageScan::finish(Result& out) {
   }
   out.unconfirmed = st.unconfirmed;
   out.truncated = st.truncated;
+  if (values_out_) *values_out_ = st.values;
   st.reset();
 }
 

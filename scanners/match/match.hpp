@@ -144,12 +144,17 @@ class MessageScan {
   // header, list, meta and brand rules, scores, classes and decides.
   void finish(Result& out);
   Result finish();
+  // As finish(), and copies every rule's value (by rule index: hit count
+  // after negation and maxhits; 0/1 for metas; 0 for inactive rules) into
+  // |values|, "__" sub-rules and unscored rules included (explain, tests).
+  void finish(Result& out, std::vector<double>& values);
   // Ready for the next message (finish() also leaves it ready).
   void reset();
 
  private:
   const Ruleset& rs_;
   Scratch::State& st_;
+  std::vector<double>* values_out_ = nullptr;
 };
 
 // Convenience for tools and tests: the text of a string as bytes.
