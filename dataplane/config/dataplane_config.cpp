@@ -18,7 +18,7 @@ const std::set<std::string> kDataplaneKeys = {
     "rx_descriptors", "tx_descriptors", "flow_table_size", "malformed", "dispatch", "smtp_ports",
     "reassembly_buffer_bytes", "reassembly_buffers", "starttls_mask_ports", "conflict_policy", "cap_policy", "flow_idle_timeout_s",
     "journal", "journal_flush_ms", "journal_flush_count", "envelope_policy", "spool", "retain_bytes",
-    "hold_timeout_ms"};
+    "hold_timeout_ms", "ruleset", "scan_bytes", "scan_overflow"};
 
 [[noreturn]] void fail(const std::string& file, const Setting& s, const std::string& reason) {
   throw ConfigError(file, int(s.getSourceLine()), reason);
@@ -253,6 +253,14 @@ DataplaneConfig load_dataplane_config(const std::string& path) {
   if (dp.exists("retain_bytes")) c.retain_bytes = get_uint(path, dp["retain_bytes"], 0, 1u << 30);
   if (dp.exists("hold_timeout_ms")) c.hold_timeout_ms = get_uint(path, dp["hold_timeout_ms"], 1, 600000);
   if (dp.exists("envelope_policy")) c.envelope_policy = parse_envelope_policy(path, dp["envelope_policy"]);
+  if (dp.exists("ruleset")) c.ruleset = get_string(path, dp["ruleset"]);
+  if (dp.exists("scan_bytes")) c.scan_bytes = get_uint(path, dp["scan_bytes"], 4096, 64u << 20);
+  if (dp.exists("scan_overflow")) {
+    std::string v = get_string(path, dp["scan_overflow"]);
+    if (v != "pass" && v != "tempfail")
+      fail(path, dp["scan_overflow"], "'dataplane.scan_overflow' must be \"pass\" (fail-open) or \"tempfail\" (fail-closed), not \"" + v + "\"");
+    c.scan_overflow_tempfail = v == "tempfail";
+  }
   if (c.mbufs < (c.rx_descriptors + c.tx_descriptors) * c.ports.size() + c.ring_size * 2 * c.workers)
     fail(path, dp, "'dataplane.mbufs' = " + std::to_string(c.mbufs) +
                        " cannot fill the rings and descriptors; raise it or lower ring_size/descriptors");

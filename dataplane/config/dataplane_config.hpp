@@ -88,6 +88,11 @@ struct DataplaneConfig {
   std::string spool_dir = "/var/lib/sekisho/spool";  // held (quarantined) messages
   unsigned retain_bytes = 32u << 20;  // largest message kept for quarantine; larger ones are tempfailed
   unsigned hold_timeout_ms = 2000;    // a held packet waits this long for the spool, then tempfail
+  // Content rules: a compiled ruleset artifact (sekishoctl rules compile), ""
+  // for none; swapped at run time with /sekisho/rules,PATH.
+  std::string ruleset;
+  unsigned scan_bytes = 256 * 1024;  // per context kept for the content scan (text, raw text, message)
+  bool scan_overflow_tempfail = false;  // a message over scan_bytes: "pass" (scan what was kept) or "tempfail"
 };
 
 DataplaneConfig load_dataplane_config(const std::string& path);

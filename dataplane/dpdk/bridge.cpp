@@ -31,6 +31,8 @@
 #include "enforce/tcp_inject.hpp"
 #include "net/flow_census.hpp"
 #include "net/packet.hpp"
+#include "match/match.hpp"
+#include "smtp/content_policy.hpp"
 #include "smtp/smtp_flow.hpp"
 #include "spool/spool.hpp"
 #include "tcp/flow_table.hpp"
@@ -75,8 +77,38 @@ struct Port {
 // message keeps the set it started with (inflight counts it per worker);
 // a replaced set is freed once the grace period has passed and no message
 // holds it.
+// A loaded content ruleset and one Hyperscan scratch per worker (a worker
+// scans one message at a time, at its hold point). Shared by the policy
+// sets that use it; freed with the last of them.
+struct ContentRules {
+  std::unique_ptr<match::Ruleset> ruleset;
+  std::vector<std::unique_ptr<match::Scratch>> scratch;  // by worker index
+  std::string path;
+  uint64_t version = 0;  // of the load, counted by the bridge
+};
+
+// Loads an artifact off the fast path (never compiles) and gives every
+// worker its scratch; null with |err| set when it cannot.
+std::shared_ptr<ContentRules> load_content_rules(const std::string& path, unsigned workers, uint64_t version,
+                                                 std::string& err) {
+  auto c = std::make_shared<ContentRules>();
+  c->ruleset = match::Ruleset::load(path, err);
+  if (!c->ruleset) return nullptr;
+  for (unsigned i = 0; i < workers; ++i) {
+    c->scratch.push_back(std::make_unique<match::Scratch>(*c->ruleset));
+    if (!c->scratch.back()->ok()) {
+      err = "cannot allocate a Hyperscan scratch for worker " + std::to_string(i);
+      return nullptr;
+    }
+  }
+  c->path = path;
+  c->version = version;
+  return c;
+}
+
 struct PolicySet {
   std::vector<EnvelopeRule> rules;
+  std::shared_ptr<ContentRules> content;  // null: no content rules
   std::string source;
   uint64_t version = 0;
   struct alignas(64) Count { uint64_t v = 0; };
@@ -110,6 +142,8 @@ struct WorkerEvents : smtp::FlowEvents {
   unsigned lcore = 0;
   uint32_t next_id = 0;
   uint64_t rejected = 0, tempfailed = 0, quarantined = 0, hold_failed = 0, hold_timeouts = 0, tls_sessions = 0;
+  uint64_t scanned = 0, scan_tagged = 0, scan_truncated = 0;  // content scans at the hold point
+  bool scan_overflow_tempfail = false;
   static bool glob(const std::string& pattern, const std::string& value) {
     return pattern.empty() || fnmatch(pattern.c_str(), value.c_str(), FNM_CASEFOLD) == 0;
   }
@@ -142,6 +176,25 @@ struct WorkerEvents : smtp::FlowEvents {
       if (r.action == "quarantine") return smtp::Action::quarantine;
       add(tempfailed, 1);
       return smtp::Action::tempfail;
+    }
+    if (set->content && m.content && worker < set->content->scratch.size()) {
+      // The content verdict: one scan of what the message's collector kept.
+      smtp::ContentScan c = smtp::scan_content(*set->content->ruleset, *set->content->scratch[worker], m);
+      add(scanned, 1);
+      if (c.tagged) add(scan_tagged, 1);
+      smtp::Action a = c.action;
+      if (c.content_truncated) {
+        add(scan_truncated, 1);
+        if (scan_overflow_tempfail && a == smtp::Action::pass) {
+          a = smtp::Action::tempfail;
+          m.verdict_rule = "scan_overflow";
+        }
+      }
+      if (a == smtp::Action::pass) return a;
+      m.id = spool::make_message_id(uint64_t(m.ts * 1e6), lcore, next_id++);
+      if (a == smtp::Action::reject) add(rejected, 1);
+      if (a == smtp::Action::tempfail) add(tempfailed, 1);
+      return a;
     }
     return smtp::Action::pass;
   }
@@ -207,6 +260,8 @@ struct BridgeState {
   DataplaneConfig cfg;
   std::atomic<bool> bypass{false};  // telemetry /sekisho/bypass: forward everything uninspected
   bool retain = false;              // some rule quarantines: keep a copy of every message
+  mime::CollectLimits collect;      // what each open message keeps for the content scan
+  uint64_t ruleset_loads = 0;       // under policy_mu
   std::atomic<PolicySet*> policy{nullptr};
   rte_rcu_qsbr* qs = nullptr;       // workers report quiescence once per loop
   std::mutex policy_mu;             // reload and reclaim (control side only)
@@ -378,6 +433,7 @@ Disposition inspect_segment(BridgeState& s, WorkerState& w, rte_mbuf* m, const n
   if (created) {
     ++w.tcp_local[size_t(tcp::Event::flows_created)];
     f.start(&w.tcp_limits, w.pool.get(), w.smtp_limits, &w.events, now, s.retain ? s.cfg.retain_bytes : 0);
+    f.set_content_limits(&s.collect);  // rules may be loaded at any time: always collect (bounded)
   }
   uint8_t* frame = rte_pktmbuf_mtod(m, uint8_t*);
   if (f.enforced.active) {
@@ -946,9 +1002,18 @@ Bridge::Bridge(const DataplaneConfig& cfg, const std::string& argv0) : s_(std::m
   // Messages are retained for quarantine whenever a spool exists: a policy
   // reloaded later may quarantine what the first one passed.
   s.retain = !cfg.spool_dir.empty() && cfg.retain_bytes > 0;
+  s.collect.text_bytes = s.collect.raw_text_bytes = s.collect.message_bytes = cfg.scan_bytes;
   {
     auto* first = new PolicySet;
     first->rules = cfg.envelope_policy;
+    if (!cfg.ruleset.empty()) {
+      std::string err;
+      first->content = load_content_rules(cfg.ruleset, cfg.workers, ++s.ruleset_loads, err);
+      if (!first->content) {
+        delete first;
+        throw ConfigError(cfg.file, 0, "dataplane.ruleset: " + err);
+      }
+    }
     first->source = cfg.file;
     first->version = ++s.policy_versions;
     first->inflight.resize(cfg.workers);
@@ -1003,6 +1068,7 @@ Bridge::Bridge(const DataplaneConfig& cfg, const std::string& argv0) : s_(std::m
     ws->flows = std::make_unique<tcp::FlowTable<smtp::SmtpFlow>>(cfg.flow_table_size);
     ws->events.policy = &s.policy;
     ws->events.worker = w;
+    ws->events.scan_overflow_tempfail = cfg.scan_overflow_tempfail;
     rte_rcu_qsbr_thread_register(s.qs, w);
     if (!cfg.spool_dir.empty()) {
       std::string a = "sk_sp" + std::to_string(w), b = "sk_sd" + std::to_string(w);
@@ -1148,11 +1214,40 @@ std::string Bridge::reload_policy(const std::string& path, uint64_t& version, si
   next->source = path;
   next->inflight.resize(s.workers.size());
   std::lock_guard<std::mutex> lock(s.policy_mu);
+  next->content = s.policy.load()->content;  // the content ruleset stays
   next->version = ++s.policy_versions;
   PolicySet* old = s.policy.exchange(next, std::memory_order_acq_rel);
   s.retired.emplace_back(old, rte_rcu_qsbr_start(s.qs));
   version = next->version;
   rules = next->rules.size();
+  return "";
+}
+
+std::string Bridge::load_rules(const std::string& path, uint64_t& version, std::string& ruleset_version) {
+  BridgeState& s = *s_;
+  uint64_t load_no;
+  {
+    std::lock_guard<std::mutex> lock(s.policy_mu);
+    load_no = ++s.ruleset_loads;
+  }
+  std::string err;
+  std::shared_ptr<ContentRules> rules;
+  if (!path.empty() && path != "none") {
+    rules = load_content_rules(path, unsigned(s.workers.size()), load_no, err);  // off the fast path
+    if (!rules) return path + ": " + err;
+  }
+  std::lock_guard<std::mutex> lock(s.policy_mu);
+  const PolicySet* cur = s.policy.load();
+  auto* next = new PolicySet;
+  next->rules = cur->rules;
+  next->source = cur->source;
+  next->content = std::move(rules);
+  next->inflight.resize(s.workers.size());
+  next->version = ++s.policy_versions;
+  PolicySet* old = s.policy.exchange(next, std::memory_order_acq_rel);
+  s.retired.emplace_back(old, rte_rcu_qsbr_start(s.qs));
+  version = next->version;
+  ruleset_version = next->content ? std::string(next->content->ruleset->version()) : "none";
   return "";
 }
 
@@ -1209,6 +1304,11 @@ nlohmann::json snapshot(const BridgeState& s) {
     const PolicySet* p = s.policy.load();
     j["policy"] = {{"version", p->version}, {"source", p->source}, {"rules", p->rules.size()},
                    {"retired_pending", s.retired.size()}, {"freed", s.policy_freed}};
+    if (p->content)
+      j["policy"]["ruleset"] = {{"path", p->content->path}, {"version", std::string(p->content->ruleset->version())},
+                                {"rules", p->content->ruleset->rule_count()}, {"load", p->content->version}};
+    else
+      j["policy"]["ruleset"] = nullptr;
   }
   j["uptime_s"] = s.started_tsc ? double(rte_rdtsc() - s.started_tsc) / double(rte_get_tsc_hz()) : 0.0;
   json ports = json::object();
@@ -1287,6 +1387,9 @@ nlohmann::json snapshot(const BridgeState& s) {
     stream["rejected"] = read_counter(w->events.rejected);
     stream["tempfailed"] = read_counter(w->events.tempfailed);
     stream["quarantined"] = read_counter(w->events.quarantined);
+    stream["content_scanned"] = read_counter(w->events.scanned);
+    stream["content_tagged"] = read_counter(w->events.scan_tagged);
+    stream["content_truncated"] = read_counter(w->events.scan_truncated);
     stream["hold_failed"] = read_counter(w->events.hold_failed);
     stream["hold_timeouts"] = read_counter(w->events.hold_timeouts);
     wj["stream"] = stream;

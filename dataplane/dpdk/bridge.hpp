@@ -63,6 +63,9 @@ class Bridge {
   // and the new version, or "FILE:LINE: reason" and changes nothing.
   // Call from one control thread at a time (the telemetry thread).
   std::string reload_policy(const std::string& path, uint64_t& version, size_t& rules);
+  // Loads a content ruleset artifact (or "none" to drop content rules) and
+  // publishes it with RCU, the envelope rules unchanged. "" or an error.
+  std::string load_rules(const std::string& path, uint64_t& version, std::string& ruleset_version);
 
  private:
   std::unique_ptr<BridgeState> s_;

@@ -67,6 +67,24 @@ int tel_reload(const char*, const char* params, rte_tel_data* d) {
   return 0;
 }
 
+int tel_rules(const char*, const char* params, struct rte_tel_data* d) {
+  rte_tel_data_start_dict(d);
+  if (!g_bridge || !params || !*params) {
+    rte_tel_data_add_dict_string(d, "error", "usage: /sekisho/rules,ARTIFACT (or none)");
+    return 0;
+  }
+  uint64_t version = 0;
+  std::string rs;
+  std::string err = g_bridge->load_rules(params, version, rs);
+  if (!err.empty()) {
+    rte_tel_data_add_dict_string(d, "error", err.substr(0, RTE_TEL_MAX_STRING_LEN - 1).c_str());
+    return 0;
+  }
+  rte_tel_data_add_dict_u64(d, "version", version);
+  rte_tel_data_add_dict_string(d, "ruleset", rs.substr(0, RTE_TEL_MAX_STRING_LEN - 1).c_str());
+  return 0;
+}
+
 void on_signal(int) { Bridge::request_stop(); }
 
 void usage() {
@@ -110,6 +128,8 @@ int main(int argc, char** argv) {
                                "Bypass switch: parameter on|off sets it; forwards everything uninspected when on.");
     rte_telemetry_register_cmd("/sekisho/reload", tel_reload,
                                "Loads an envelope policy file (parameter: its path) and publishes it with RCU.");
+    rte_telemetry_register_cmd("/sekisho/rules", tel_rules,
+                               "Loads a compiled ruleset artifact (parameter: its path, or none) and publishes it with RCU.");
     rte_telemetry_register_cmd("/sekisho/flows", tel_flows,
                                "Flow census per worker; parameter: a worker index to list up to 100 of its flows.");
     std::cout << "sekisho-dataplane: ready, " << cfg.workers << " worker(s), dispatch "
