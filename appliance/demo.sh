@@ -33,8 +33,13 @@ trap 'echo; echo "demo: interrupted"; exit 130' INT TERM
 eval "$("$WIRE" up "$ID")"
 echo "== virtual wire: $NS_OUT ($IP_OUT) <-> [$NS_APP: sekisho-dataplane on $IF_A, $IF_B] <-> $NS_IN ($IP_IN)"
 
-# The shipped configuration, with the journal and spool in this run's work dir.
+# The shipped rule packs and the demo's policy, compiled to one artifact.
+build/tools/sekishoctl/sekishoctl rules compile --quiet -o "$work/rules.srs" rules/packs appliance/demo-policy.cf \
+  > "$work/compile.log" 2>&1 || { cat "$work/compile.log"; exit 1; }
+echo "== ruleset: $(grep -m1 -E 'rules|artifact' "$work/compile.log" || echo compiled) -> $work/rules.srs"
+# The shipped configuration, with the journal, spool and ruleset in this run's work dir.
 sed -e "s#\"/var/lib/sekisho/journal\"#\"$work/journal\"#" -e "s#\"/var/lib/sekisho/spool\"#\"$work/spool\"#" \
+  -e "s#^  \# ruleset = .*#  ruleset = \"$work/rules.srs\";#" \
   appliance/sekisho.conf > "$work/sekisho.conf"
 ip netns exec "$NS_APP" build/dataplane/dpdk/sekisho-dataplane -c "$work/sekisho.conf" >"$work/dataplane.log" 2>&1 &
 dp_pid=$!
@@ -63,11 +68,21 @@ send "one refused recipient"  --to carol@inside.test,nobody@inside.test --h-Subj
 send "null sender (bounce)"   --to bob@inside.test -f '<>' --h-Subject "Undeliverable"
 send "spam.test sender (reject)" --to bob@inside.test -f spammer@spam.test --h-Subject "Cheap pills"
 send "to finance@ (quarantine)"  --to finance@inside.test --h-Subject "Invoice 4711 overdue"
+echo "== content verdicts: messages made by appliance/demo-mail.py, scanned with the rule packs"
+/usr/bin/python3 appliance/demo-mail.py "$work/msgs"
+send "clean mail"                     --to bob@inside.test --data "@$work/msgs/clean.eml"
+send "Japanese phishing (ISO-2022-JP)" --to bob@inside.test --data "@$work/msgs/phishing-ja.eml"
+send "Word macro attachment (.docm)"  --to bob@inside.test --data "@$work/msgs/macro.eml"
+send "password-protected ZIP (PPAP)"  --to bob@inside.test --data "@$work/msgs/ppap.eml"
 
 sleep 0.5
 echo "== delivered to the server in $NS_IN"
 for j in "$work"/mail/*.json; do
-  /usr/bin/python3 -c 'import json,sys; m=json.load(open(sys.argv[1])); print("  from <%s> to %s, %d bytes, sha256 %s..." % (m["mail_from"], ",".join(m["rcpt_to"]), m["size"], m["sha256"][:16]))' "$j"
+  /usr/bin/python3 -c '
+import email, email.policy, json, sys
+m = json.load(open(sys.argv[1]))
+subj = email.message_from_bytes(open(sys.argv[1][:-5] + ".eml", "rb").read(), policy=email.policy.default)["subject"]
+print("  from <%s> to %s, %d bytes, sha256 %s..., \"%s\"" % (m["mail_from"], ",".join(m["rcpt_to"]), m["size"], m["sha256"][:16], subj))' "$j"
 done
 echo "== what the dataplane inspected and decided (event journal)"
 sleep 0.3
@@ -78,8 +93,12 @@ for line in sys.stdin:
     if e.get("type") != "message":
         continue
     v = e["verdict"]["action"] + (" (" + e["verdict"]["rule"] + ")" if e["verdict"].get("rule") else "")
-    print("  <%s> -> %s \"%s\": %d bytes, %s%s" % (e["mail_from"], ",".join(e["rcpt_to"]) or "-", e["subject"], e["size"], v,
-          ", spooled " + e["spool"].split("/")[-1] if e.get("spool") else ""))
+    if e["verdict"].get("rules"):
+        v += ", score %.1f: %s" % (e["verdict"]["score"], " ".join(r["rule"] for r in e["verdict"]["rules"]))
+    att = "; ".join("%s%s%s" % (a["name"], " [macros]" if a["macros"] else "", " [encrypted]" if a["encrypted"] else "")
+                    for a in e.get("attachments", []))
+    print("  <%s> -> %s \"%s\"%s: %d bytes, %s%s" % (e["mail_from"], ",".join(e["rcpt_to"]) or "-", e["subject"],
+          " (" + att + ")" if att else "", e["size"], v, ", spooled " + e["spool"].split("/")[-1] if e.get("spool") else ""))
 '
 echo "== sekisho-dataplane counters (telemetry /sekisho/stats, /sekisho/flows)"
 /usr/bin/python3 "$TEL" "$PREFIX" --report | sed 's/^/  /'
