@@ -26,7 +26,7 @@ sys.path.insert(0, os.path.join(SRC, "appliance", "wire"))
 import telemetry  # noqa: E402
 
 WIRE = os.path.join(SRC, "appliance", "wire", "wire.sh")
-DATAPLANE = os.path.join(SRC, "build", "dataplane", "dpdk", "sekisho-dataplane")
+DATAPLANE = os.environ.get("SEKISHO_DATAPLANE") or os.path.join(SRC, "build", "dataplane", "dpdk", "sekisho-dataplane")
 PCAPGEN = os.path.join(SRC, "tools", "pcapgen", "sekisho-pcapgen.py")
 FETCH = os.path.join(SRC, "tests", "corpus", "fetch-spamassassin-corpus.sh")
 
@@ -66,6 +66,7 @@ def run(mode, env, wid, tmp, pcap, rules):
     tx = after["ports"]["inside"]["tx_pkts"] - before["ports"]["inside"]["tx_pkts"]
     w = after["workers"]["0"]["stream"]
     return {"rx_pkts": rx, "tx_pkts": tx, "seconds": secs, "pps": rx / secs, "gbit_s": rxb * 8 / secs / 1e9,
+            "fwd_pps": tx / secs, "fwd_share": tx / rx if rx else 0,
             "messages": w["messages"], "content_scanned": w.get("content_scanned", 0), "hold_samples": w["hold_samples"], "hold_p50_ns": w["hold_p50_ns"],
             "hold_p99_ns": w["hold_p99_ns"], "tcpreplay": r.stdout.strip().splitlines()[-3:] if r.stdout else []}
 
@@ -87,24 +88,29 @@ def main():
     wid = "e" + secrets.token_hex(2)
     env = dict(kv.split("=", 1) for kv in subprocess.run([WIRE, "up", wid], check=True, capture_output=True,
                                                           text=True).stdout.split())
-    res = {"rules": [], "inspect": [], "bridge": []}
+    MODES = os.environ.get("SEKISHO_BENCH_MODES", "rules,inspect,bridge").split(",")
+    res = {m: [] for m in ("rules", "inspect", "bridge")}
     try:
         for rnd in range(a.rounds):
-            for mode in ("rules", "inspect", "bridge"):
+            for mode in MODES:
                 r = run(mode, env, wid, tmp, pcap, rules)
                 res[mode].append(r)
-                print("round %d %-8s %8.0f frames/s %6.2f Gbit/s  forwarded %d/%d  messages %d  hold p50 %s ns p99 %s ns"
-                      % (rnd + 1, mode, r["pps"], r["gbit_s"], r["tx_pkts"], r["rx_pkts"], r["messages"],
-                         r["hold_p50_ns"], r["hold_p99_ns"]), flush=True)
+                print("round %d %-8s in %8.0f frames/s %6.2f Gbit/s  forwarded %8.0f frames/s (%d/%d)  messages %d  "
+                      "hold p50 %s ns p99 %s ns" % (rnd + 1, mode, r["pps"], r["gbit_s"], r["fwd_pps"], r["tx_pkts"],
+                                                    r["rx_pkts"], r["messages"], r["hold_p50_ns"], r["hold_p99_ns"]),
+                      flush=True)
     finally:
         subprocess.run([WIRE, "down", wid])
-    best = {m: max(rs, key=lambda r: r["pps"]) for m, rs in res.items()}
-    ratio = best["inspect"]["pps"] / best["bridge"]["pps"]
-    ratio_rules = best["rules"]["pps"] / best["bridge"]["pps"]
-    print("\ninspection (MIME, no rules) / plain bridge, frames per second, same pcap and devices: %.3f" % ratio)
-    print("inspection + shipped rule packs / plain bridge: %.3f (target >= 0.9); %d messages scanned"
-          % (ratio_rules, best["rules"]["content_scanned"]))
-    for m in ("rules", "inspect"):
+    best = {m: max(rs, key=lambda r: r["fwd_pps"]) for m, rs in res.items() if rs}
+    ratio = best["inspect"]["fwd_pps"] / best["bridge"]["fwd_pps"]
+    ratio_rules = best["rules"]["fwd_pps"] / best["bridge"]["fwd_pps"] if "rules" in best else 0
+    print("\nforwarded frames per second (what left the box; tcpreplay offers more than the wire takes), same pcap "
+          "and devices:")
+    print("inspection (MIME, no rules) / plain bridge: %.3f" % ratio)
+    if "rules" in best:
+        print("inspection + shipped rule packs / plain bridge: %.3f (target >= 0.9); %d messages scanned"
+              % (ratio_rules, best["rules"]["content_scanned"]))
+    for m in [x for x in ("rules", "inspect") if x in best]:
         print("hold latency of passed messages, %s (%d samples): p50 %d ns, p99 %d ns (target p99 < 50000 ns)"
               % (m, best[m]["hold_samples"], best[m]["hold_p50_ns"], best[m]["hold_p99_ns"]))
     print("(net_af_packet and tcpreplay share the 2 cores: this is the wire path's ceiling, see MEASURED.md)")

@@ -32,6 +32,7 @@
 #include "net/flow_census.hpp"
 #include "net/packet.hpp"
 #include "match/match.hpp"
+#include "mime/attachment.hpp"
 #include "smtp/content_policy.hpp"
 #include "smtp/smtp_flow.hpp"
 #include "spool/spool.hpp"
@@ -854,6 +855,7 @@ void io_loop(BridgeState& s) {
 
 int launch_worker(void* arg) {
   auto* pair = static_cast<std::pair<BridgeState*, WorkerState*>*>(arg);
+  mime::preload_sniffer();  // libmagic's database, per thread: not at the first attachment's hold point
   return pair->first->rss ? worker_loop_rss(*pair->first, *pair->second)
                           : worker_loop_software(*pair->first, *pair->second);
 }

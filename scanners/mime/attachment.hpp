@@ -46,6 +46,10 @@ struct AttachmentLimits {
   uint32_t max_archive_entries = 1000;
 };
 
+// Loads libmagic's database for the calling thread now (it takes tens of
+// milliseconds): dataplane workers call it before their loop.
+void preload_sniffer();
+
 // Name-only checks (also applied to archive entries).
 void classify_name(std::string_view name, bool& executable, bool& double_extension, bool& rtlo);
 
