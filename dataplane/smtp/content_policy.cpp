@@ -25,7 +25,10 @@ ContentScan scan_content(const match::Ruleset& rs, match::Scratch& scratch, Mess
   scan.envelope(t.mail_from, t.rcpt_to, m.session ? std::string_view(m.session->helo) : std::string_view());
   scan.client_ip(host_of(m.client));
   if (const mime::ContentCollector* c = m.content) {
-    for (size_t i = 0; i < c->fields(); ++i) scan.header(c->field_name(i), c->field_raw(i), c->field_decoded(i));
+    for (size_t i = 0; i < c->fields(); ++i)  // the message's own fields first: the body stream starts with its Subject
+      if (c->field_part(i) == 0) scan.header(c->field_name(i), c->field_raw(i), c->field_decoded(i));
+    for (size_t i = 0; i < c->fields(); ++i)
+      if (c->field_part(i) != 0) scan.part_header(c->field_name(i), c->field_raw(i), c->field_decoded(i));
     scan.body_text(bytes(c->text()));
     scan.rawbody(bytes(c->raw_text()));
     scan.full(bytes(c->message()));

@@ -9,6 +9,7 @@ void ContentCollector::reset() {
   raw_text_.clear();
   message_.clear();
   truncated_ = false;
+  part_ = 0;
   // A big message does not leave big buffers with the flow.
   for (std::string* s : {&headers_, &text_, &raw_text_, &message_})
     if (s->capacity() > 65536) s->shrink_to_fit();
@@ -24,6 +25,14 @@ void ContentCollector::add(std::string& s, std::string_view v, size_t cap) {
 }
 
 void ContentCollector::on_header(std::string_view name, std::string_view raw, std::string_view decoded) {
+  field(name, raw, decoded, 0);
+}
+
+void ContentCollector::on_part_header(std::string_view name, std::string_view raw, std::string_view decoded) {
+  field(name, raw, decoded, part_);
+}
+
+void ContentCollector::field(std::string_view name, std::string_view raw, std::string_view decoded, uint32_t part) {
   if (headers_.size() + name.size() + raw.size() + decoded.size() > lim_.header_bytes) {
     truncated_ = true;
     return;
@@ -35,6 +44,7 @@ void ContentCollector::on_header(std::string_view name, std::string_view raw, st
   headers_.append(raw);
   f.dec_off = uint32_t(headers_.size()), f.dec_len = uint32_t(decoded.size());
   headers_.append(decoded);
+  f.part = part;
   fields_.push_back(f);
 }
 

@@ -29,10 +29,13 @@ class ContentCollector : public MimeSink {
  public:
   struct Field {
     uint32_t name_off, name_len, raw_off, raw_len, dec_off, dec_len;
+    uint32_t part;  // 0: the message's own header; 1, 2, ...: nested parts in order
   };
   explicit ContentCollector(const CollectLimits& lim = {}) : lim_(lim) {}
   void reset();
   void on_header(std::string_view name, std::string_view raw, std::string_view decoded) override;
+  void on_part_begin() override { ++part_; }
+  void on_part_header(std::string_view name, std::string_view raw, std::string_view decoded) override;
   void on_text(std::string_view utf8) override { add(text_, utf8, lim_.text_bytes); }
   void on_rawbody(std::string_view utf8) override { add(raw_text_, utf8, lim_.raw_text_bytes); }
   void message_bytes(std::span<const uint8_t> b) {
@@ -40,6 +43,7 @@ class ContentCollector : public MimeSink {
   }
 
   size_t fields() const { return fields_.size(); }
+  uint32_t field_part(size_t i) const { return fields_[i].part; }
   std::string_view field_name(size_t i) const { return view(fields_[i].name_off, fields_[i].name_len); }
   std::string_view field_raw(size_t i) const { return view(fields_[i].raw_off, fields_[i].raw_len); }
   std::string_view field_decoded(size_t i) const { return view(fields_[i].dec_off, fields_[i].dec_len); }
@@ -56,6 +60,8 @@ class ContentCollector : public MimeSink {
   std::vector<Field> fields_;
   std::string text_, raw_text_, message_;
   bool truncated_ = false;
+  uint32_t part_ = 0;
+  void field(std::string_view name, std::string_view raw, std::string_view decoded, uint32_t part);
 };
 
 }  // namespace sekisho::mime

@@ -193,6 +193,10 @@ bool to_utf8_impl(std::string_view charset, std::string_view bytes, std::string&
 }  // namespace
 
 std::string decode_words(std::string_view v, uint32_t& errors, std::string_view fallback) {
+  // Most header values are plain ASCII without encoded words: as they are.
+  if (v.find("=?") == std::string_view::npos &&
+      std::all_of(v.begin(), v.end(), [](char c) { return static_cast<unsigned char>(c) < 0x80 && c != 0x1b; }))
+    return std::string(v);
   std::string out;
   size_t i = 0;
   bool last_was_word = false;
@@ -470,7 +474,7 @@ void HeaderScanner::finish() {
 bool name_is(std::string_view name, std::string_view want) {
   if (name.size() != want.size()) return false;
   for (size_t i = 0; i < name.size(); ++i)
-    if (std::tolower(static_cast<unsigned char>(name[i])) != want[i]) return false;
+    if ((name[i] >= 'A' && name[i] <= 'Z' ? char(name[i] + 32) : name[i]) != want[i]) return false;
   return true;
 }
 

@@ -301,7 +301,7 @@ void MimeParser::end_headers() {
   ContentField ctype, disp;
   std::string cte;
   bool have_ctype = false;
-  FactsBuilder top{facts_.header, {}};
+  FactsBuilder top_facts{facts_.header, {}};
   bool eight_bit = false;
   if (top_)
     for (unsigned char c : hdr_)
@@ -311,20 +311,25 @@ void MimeParser::end_headers() {
       }
   if (eight_bit) {  // raw 8-bit header text is read in the charset the message declares
     for_each_field(hdr_, [&](std::string_view name, std::string_view raw) {
-      if (name_is(name, "content-type") && top.fallback.empty()) {
+      if (name_is(name, "content-type") && top_facts.fallback.empty()) {
         uint32_t e = 0;
         ContentField cf = parse_content_field(raw, e);
-        if (const std::string* cs = cf.param("charset")) top.fallback = *cs;
+        if (const std::string* cs = cf.param("charset")) top_facts.fallback = *cs;
       }
     });
   }
+  const bool top = top_;
+  if (!top && sink_) sink_->on_part_begin();
   for_each_field(hdr_, [&](std::string_view name, std::string_view raw) {
-    if (top_) {
-      top.field(name, raw);
+    if (top) {
+      top_facts.field(name, raw);
       if (sink_) {
         uint32_t e = 0;
-        sink_->on_header(name, raw, decode_words(trim(unfold(raw)), e, top.fallback));
+        sink_->on_header(name, raw, decode_words(trim(unfold(raw)), e, top_facts.fallback));
       }
+    } else if (sink_) {
+      uint32_t e = 0;
+      sink_->on_part_header(name, raw, decode_words(trim(unfold(raw)), e));
     }
     if (name_is(name, "content-type") && !have_ctype) {
       have_ctype = true;

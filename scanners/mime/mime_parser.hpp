@@ -87,6 +87,9 @@ class MimeSink {
   virtual ~MimeSink() = default;
   // Each top-level header field, in order: raw value (folded, as written) and decoded (unfolded, RFC 2047).
   virtual void on_header(std::string_view /*name*/, std::string_view /*raw*/, std::string_view /*decoded*/) {}
+  // Each header field of a nested part (a new part begins with part_begin).
+  virtual void on_part_begin() {}
+  virtual void on_part_header(std::string_view /*name*/, std::string_view /*raw*/, std::string_view /*decoded*/) {}
   // UTF-8 text of text parts (HTML reduced to text), in order.
   virtual void on_text(std::string_view /*utf8*/) {}
   // UTF-8 text parts before HTML reduction (SpamAssassin's rawbody).

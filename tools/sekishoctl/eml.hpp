@@ -1,8 +1,7 @@
-// A simple whole-message MIME reader for sekishoctl explain and the rules
-// tests: it builds the matching contexts (headers, part headers, body text,
-// raw body, URLs, attachment facts) from one .eml held in memory. It is a
-// stand-in until the streaming MIME engine (scanners/mime, issue 4) feeds
-// MessageScan directly; it is not used on the dataplane.
+// The matching contexts of one .eml held in memory (headers, part headers,
+// body text, raw body, the message, URLs, attachment facts), built by the
+// MIME engine (scanners/mime) exactly as the dataplane builds them, for
+// sekishoctl explain and the rules tests.
 #pragma once
 
 #include <cstdint>
