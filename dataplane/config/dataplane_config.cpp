@@ -18,7 +18,7 @@ const std::set<std::string> kDataplaneKeys = {
     "rx_descriptors", "tx_descriptors", "flow_table_size", "malformed", "dispatch", "smtp_ports",
     "reassembly_buffer_bytes", "reassembly_buffers", "starttls_mask_ports", "conflict_policy", "cap_policy", "flow_idle_timeout_s",
     "journal", "journal_flush_ms", "journal_flush_count", "envelope_policy", "spool", "retain_bytes",
-    "hold_timeout_ms", "ruleset", "scan_bytes", "scan_overflow"};
+    "hold_timeout_ms", "hold_timeout_action", "spool_fault_delay_ms", "ruleset", "scan_bytes", "scan_overflow"};
 
 [[noreturn]] void fail(const std::string& file, const Setting& s, const std::string& reason) {
   throw ConfigError(file, int(s.getSourceLine()), reason);
@@ -253,6 +253,13 @@ DataplaneConfig load_dataplane_config(const std::string& path) {
   if (dp.exists("retain_bytes")) c.retain_bytes = get_uint(path, dp["retain_bytes"], 0, 1u << 30);
   if (dp.exists("hold_timeout_ms")) c.hold_timeout_ms = get_uint(path, dp["hold_timeout_ms"], 1, 600000);
   if (dp.exists("envelope_policy")) c.envelope_policy = parse_envelope_policy(path, dp["envelope_policy"]);
+  if (dp.exists("hold_timeout_action")) {
+    std::string v = get_string(path, dp["hold_timeout_action"]);
+    if (v != "pass" && v != "tempfail")
+      fail(path, dp["hold_timeout_action"], "'dataplane.hold_timeout_action' must be \"tempfail\" (fail-closed) or \"pass\" (fail-open), not \"" + v + "\"");
+    c.hold_timeout_pass = v == "pass";
+  }
+  if (dp.exists("spool_fault_delay_ms")) c.spool_fault_delay_ms = get_uint(path, dp["spool_fault_delay_ms"], 0, 600000);
   if (dp.exists("ruleset")) c.ruleset = get_string(path, dp["ruleset"]);
   if (dp.exists("scan_bytes")) c.scan_bytes = get_uint(path, dp["scan_bytes"], 4096, 64u << 20);
   if (dp.exists("scan_overflow")) {

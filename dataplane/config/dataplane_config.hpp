@@ -87,7 +87,9 @@ struct DataplaneConfig {
   std::vector<EnvelopeRule> envelope_policy;
   std::string spool_dir = "/var/lib/sekisho/spool";  // held (quarantined) messages
   unsigned retain_bytes = 32u << 20;  // largest message kept for quarantine; larger ones are tempfailed
-  unsigned hold_timeout_ms = 2000;    // a held packet waits this long for the spool, then tempfail
+  unsigned hold_timeout_ms = 2000;    // a held packet waits this long for the spool, then the fallback
+  bool hold_timeout_pass = false;     // the fallback: "tempfail" (451, default) or "pass" (deliver the message)
+  unsigned spool_fault_delay_ms = 0;  // fault injection for tests: the spool thread waits this long before a write
   // Content rules: a compiled ruleset artifact (sekishoctl rules compile), ""
   // for none; swapped at run time with /sekisho/rules,PATH.
   std::string ruleset;

@@ -1,6 +1,7 @@
 #include "bridge.hpp"
 
 #include <fnmatch.h>
+#include <unistd.h>
 #include <net/if.h>
 #include <sched.h>
 
@@ -143,6 +144,7 @@ struct WorkerEvents : smtp::FlowEvents {
   unsigned lcore = 0;
   uint32_t next_id = 0;
   uint64_t rejected = 0, tempfailed = 0, quarantined = 0, hold_failed = 0, hold_timeouts = 0, tls_sessions = 0;
+  uint64_t hold_timeout_passed = 0;
   uint64_t scanned = 0, scan_tagged = 0, scan_truncated = 0;  // content scans at the hold point
   bool scan_overflow_tempfail = false;
   static bool glob(const std::string& pattern, const std::string& value) {
@@ -534,11 +536,28 @@ void settle_held(BridgeState& s, WorkerState& w, Injected& out) {
     rte_pktmbuf_free(held);
     job->held = nullptr;
   };
+  // The deadline's fail-open fallback: the held segment goes on to the
+  // server, which accepts the message as if nothing had held it.
+  auto release = [&](SpoolJob* job) {
+    rte_mbuf* held = job->held;
+    job->held = nullptr;
+    bool created = false;
+    auto* slot = w.flows->find(job->key, net::symmetric_hash(job->key), false, created);
+    if (slot) {
+      slot->value.enforced = smtp::SmtpFlow::Enforced{};
+      slot->value.set_outcome(smtp::Action::pass, "", "hold_timeout");
+    }
+    if (out.n < Injected::kMax) out.m[out.n++] = held;  // to the peer of the port it came in on: the server
+    else rte_pktmbuf_free(held);                        // the client retransmits it
+    WorkerEvents::add(w.events.hold_timeout_passed, 1);
+  };
   void* done[16];
   unsigned n = rte_ring_sc_dequeue_burst(w.done_ring, done, 16, nullptr);
   for (unsigned i = 0; i < n; ++i) {
     auto* job = static_cast<SpoolJob*>(done[i]);
     if (!job->timed_out) finish(job, job->ok);
+    else if (job->ok && s.cfg.hold_timeout_pass && !job->path.empty())
+      unlink(job->path.c_str());  // delivered by the fallback: no held copy may be released a second time
     w.parked.erase(std::remove(w.parked.begin(), w.parked.end(), job), w.parked.end());
     delete job;
   }
@@ -548,7 +567,8 @@ void settle_held(BridgeState& s, WorkerState& w, Injected& out) {
     if (!job->timed_out && now > job->deadline_tsc) {
       job->timed_out = true;  // the spool thread still owns it; it comes back on done_ring
       WorkerEvents::add(w.events.hold_timeouts, 1);
-      finish(job, false);
+      if (s.cfg.hold_timeout_pass) release(job);
+      else finish(job, false);
     }
   }
 }
@@ -1166,6 +1186,8 @@ void spool_loop(BridgeState& s, std::atomic<bool>& done) {
       unsigned n = rte_ring_sc_dequeue_burst(w->spool_ring, jobs, 16, nullptr);
       for (unsigned i = 0; i < n; ++i) {
         auto* job = static_cast<SpoolJob*>(jobs[i]);
+        if (s.cfg.spool_fault_delay_ms)  // fault injection (tests): a slow disk
+          std::this_thread::sleep_for(std::chrono::milliseconds(s.cfg.spool_fault_delay_ms));
         spool::SpoolResult r = writer.write(job->id, job->header,
                                             {reinterpret_cast<const uint8_t*>(job->message.data()), job->message.size()});
         job->ok = r.ok;
@@ -1389,6 +1411,7 @@ nlohmann::json snapshot(const BridgeState& s) {
     stream["rejected"] = read_counter(w->events.rejected);
     stream["tempfailed"] = read_counter(w->events.tempfailed);
     stream["quarantined"] = read_counter(w->events.quarantined);
+    stream["hold_timeout_passed"] = read_counter(w->events.hold_timeout_passed);
     stream["content_scanned"] = read_counter(w->events.scanned);
     stream["content_tagged"] = read_counter(w->events.scan_tagged);
     stream["content_truncated"] = read_counter(w->events.scan_truncated);

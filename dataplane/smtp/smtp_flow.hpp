@@ -132,10 +132,11 @@ class SmtpFlow : public tcp::StreamSink, public MessageSink {
   // object must outlive the flow.
   void set_content_limits(const mime::CollectLimits* lim) { content_limits_ = lim; }
   // Overrides the decided action (e.g. quarantine that could not be kept).
-  void set_outcome(Action a, std::string spool_path) {
+  void set_outcome(Action a, std::string spool_path, const char* rule = nullptr) {
     if (ended_.empty()) return;
     ended_.back().action = a;
     ended_.back().spool = std::move(spool_path);
+    if (rule) ended_.back().rule = rule;
   }
 
   // Enforcement state once a verdict has cut the server off: the dataplane
