@@ -18,7 +18,7 @@ const std::set<std::string> kDataplaneKeys = {
     "rx_descriptors", "tx_descriptors", "flow_table_size", "malformed", "dispatch", "smtp_ports",
     "reassembly_buffer_bytes", "reassembly_buffers", "starttls_mask_ports", "conflict_policy", "cap_policy", "flow_idle_timeout_s",
     "journal", "journal_flush_ms", "journal_flush_count", "envelope_policy", "spool", "retain_bytes",
-    "hold_timeout_ms", "hold_timeout_action", "spool_fault_delay_ms", "ruleset", "scan_bytes", "scan_overflow"};
+    "hold_timeout_ms", "hold_timeout_action", "smuggling_action", "spool_fault_delay_ms", "ruleset", "scan_bytes", "scan_overflow"};
 
 [[noreturn]] void fail(const std::string& file, const Setting& s, const std::string& reason) {
   throw ConfigError(file, int(s.getSourceLine()), reason);
@@ -258,6 +258,12 @@ DataplaneConfig load_dataplane_config(const std::string& path) {
     if (v != "pass" && v != "tempfail")
       fail(path, dp["hold_timeout_action"], "'dataplane.hold_timeout_action' must be \"tempfail\" (fail-closed) or \"pass\" (fail-open), not \"" + v + "\"");
     c.hold_timeout_pass = v == "pass";
+  }
+  if (dp.exists("smuggling_action")) {
+    std::string v = get_string(path, dp["smuggling_action"]);
+    if (v != "pass" && v != "tempfail" && v != "reject")
+      fail(path, dp["smuggling_action"], "'dataplane.smuggling_action' must be \"pass\", \"tempfail\" or \"reject\", not \"" + v + "\"");
+    c.smuggling_action = v;
   }
   if (dp.exists("spool_fault_delay_ms")) c.spool_fault_delay_ms = get_uint(path, dp["spool_fault_delay_ms"], 0, 600000);
   if (dp.exists("ruleset")) c.ruleset = get_string(path, dp["ruleset"]);

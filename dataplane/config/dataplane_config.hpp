@@ -94,7 +94,11 @@ struct DataplaneConfig {
   // for none; swapped at run time with /sekisho/rules,PATH.
   std::string ruleset;
   unsigned scan_bytes = 256 * 1024;  // per context kept for the content scan (text, raw text, message)
-  bool scan_overflow_tempfail = false;  // a message over scan_bytes: "pass" (scan what was kept) or "tempfail"
+  bool scan_overflow_tempfail = false;
+  // A message ended by <LF>.<CR><LF> (SMTP smuggling: a strict server reads
+  // on, and what follows may be a second, uninspected message): "pass",
+  // "tempfail" or "reject".
+  std::string smuggling_action = "reject";  // a message over scan_bytes: "pass" (scan what was kept) or "tempfail"
 };
 
 DataplaneConfig load_dataplane_config(const std::string& path);

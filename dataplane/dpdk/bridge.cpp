@@ -144,7 +144,8 @@ struct WorkerEvents : smtp::FlowEvents {
   unsigned lcore = 0;
   uint32_t next_id = 0;
   uint64_t rejected = 0, tempfailed = 0, quarantined = 0, hold_failed = 0, hold_timeouts = 0, tls_sessions = 0;
-  uint64_t hold_timeout_passed = 0;
+  uint64_t hold_timeout_passed = 0, smuggling_refused = 0;
+  smtp::Action smuggling = smtp::Action::reject;  // for messages ended by <LF>.<CR><LF>
   uint64_t scanned = 0, scan_tagged = 0, scan_truncated = 0;  // content scans at the hold point
   bool scan_overflow_tempfail = false;
   static bool glob(const std::string& pattern, const std::string& value) {
@@ -163,6 +164,15 @@ struct WorkerEvents : smtp::FlowEvents {
     __atomic_store_n(&c, c - 1, __ATOMIC_RELEASE);
   }
   smtp::Action on_message_end(smtp::MessageRecord& m) override {
+    if (m.txn->bare_lf_end && smuggling != smtp::Action::pass) {
+      // Where this message ends depends on the server: refuse it whole.
+      add(smuggling_refused, 1);
+      m.verdict_rule = "smtp_smuggling";
+      m.id = spool::make_message_id(uint64_t(m.ts * 1e6), lcore, next_id++);
+      if (smuggling == smtp::Action::reject) add(rejected, 1);
+      else add(tempfailed, 1);
+      return smuggling;
+    }
     const auto* set = static_cast<const PolicySet*>(m.policy);
     if (!set) return smtp::Action::pass;
     const std::string sender = m.txn->mail_from.empty() ? "<>" : m.txn->mail_from;
@@ -1091,6 +1101,9 @@ Bridge::Bridge(const DataplaneConfig& cfg, const std::string& argv0) : s_(std::m
     ws->events.policy = &s.policy;
     ws->events.worker = w;
     ws->events.scan_overflow_tempfail = cfg.scan_overflow_tempfail;
+    ws->events.smuggling = cfg.smuggling_action == "pass"       ? smtp::Action::pass
+                           : cfg.smuggling_action == "tempfail" ? smtp::Action::tempfail
+                                                                : smtp::Action::reject;
     rte_rcu_qsbr_thread_register(s.qs, w);
     if (!cfg.spool_dir.empty()) {
       std::string a = "sk_sp" + std::to_string(w), b = "sk_sd" + std::to_string(w);
@@ -1412,6 +1425,7 @@ nlohmann::json snapshot(const BridgeState& s) {
     stream["tempfailed"] = read_counter(w->events.tempfailed);
     stream["quarantined"] = read_counter(w->events.quarantined);
     stream["hold_timeout_passed"] = read_counter(w->events.hold_timeout_passed);
+    stream["smuggling_refused"] = read_counter(w->events.smuggling_refused);
     stream["content_scanned"] = read_counter(w->events.scanned);
     stream["content_tagged"] = read_counter(w->events.scan_tagged);
     stream["content_truncated"] = read_counter(w->events.scan_truncated);

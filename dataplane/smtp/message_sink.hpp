@@ -43,6 +43,7 @@ struct Transaction {
   uint64_t body_bytes = 0;         // after dot-unstuffing
   bool complete = false;           // end of data seen
   bool gap = false;                // bytes missing inside the message
+  bool bare_lf_end = false;        // ended by <LF>.<CR><LF>: servers may disagree where (SMTP smuggling)
   int final_reply = 0;             // reply code to end of data (0: none seen)
 };
 

@@ -268,7 +268,10 @@ void SmtpSession::feed_data(const uint8_t* p, size_t n, size_t& used) {
         if (p[i] == '\n') {
           // <LF>.<CR><LF> ends the message here as lenient servers read it;
           // strict ones read on (SMTP smuggling): counted for the policy.
-          if (bare_lf_line_) anomaly(Anomaly::bare_lf_end_of_data);
+          if (bare_lf_line_) {
+            anomaly(Anomaly::bare_lf_end_of_data);
+            txn_.bare_lf_end = true;
+          }
           ++i;
           used = i;
           client_mode_ = ClientMode::command;
