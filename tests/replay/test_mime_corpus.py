@@ -33,7 +33,11 @@ def test_agreement_with_python_email(corpus, tmp_path, capsys):
         for line in out.splitlines()[:-1]:
             print(line)
     assert summary["messages"] > 6000
+    # Where Python decodes a header to U+FFFD (undeclared 8-bit bytes) it has no
+    # value to agree with; those messages are left out of the first figure and
+    # counted in the strict one (see compare_mime.py, python_lost_text).
     assert summary["subject_addresses_attachments"] >= 99.5
+    assert summary["subject_addresses_attachments_strict"] >= 99.0
     assert summary["unexplained"] == 0
 
 
