@@ -8,6 +8,7 @@
 // With --rules, the full pipeline also runs with each ruleset loaded: every
 // message's contexts collected and scanned at its end, as a worker does.
 #include <malloc.h>
+#include <nlohmann/json.hpp>
 #include <pcap/pcap.h>
 
 #include <chrono>
@@ -248,6 +249,11 @@ int main(int argc, char** argv) {
     printf("  WARNING: the two pipelines disagree (%lu/%lu messages, %lu/%lu bytes)\n",
            (unsigned long)engine.messages, (unsigned long)last.messages, (unsigned long)engine.body,
            (unsigned long)last.body);
+  nlohmann::json summary = {{"frames", frames.size()}, {"wire_bytes", wire_bytes}, {"messages", last.messages},
+                            {"memcpy_gbit_s", copy_gbps},
+                            {"engines_gbit_s", gbit(best_engine)}, {"engines_msgs_s", double(engine.messages) / best_engine},
+                            {"pipeline_gbit_s", gbit(best_pipe)}, {"pipeline_msgs_s", double(last.messages) / best_pipe},
+                            {"retain_gbit_s", gbit(best_retain)}, {"rulesets", nlohmann::json::array()}};
   for (const auto& rf : rule_files) {
     std::string error;
     auto rs = match::Ruleset::load(rf, error);
@@ -268,6 +274,9 @@ int main(int argc, char** argv) {
     printf("                                                      %6.2f Gbit/s %8.0f msgs/s  (%.3f of memcpy, %.3f of "
            "the pipeline without rules); %lu not passed\n",
            gbit(best), double(rr.messages) / best, gbit(best) / copy_gbps, best_pipe / best, (unsigned long)rr.not_passed);
+    summary["rulesets"].push_back({{"file", rf}, {"version", std::string(rs->version())}, {"rules", rs->rule_count()},
+                                   {"gbit_s", gbit(best)}, {"msgs_s", double(rr.messages) / best},
+                                   {"of_pipeline", best_pipe / best}, {"not_passed", rr.not_passed}});
   }
   printf("idle SMTP flow after handshake and EHLO: %.0f bytes (table slot %.0f + heap %.0f)\n", per_flow, table_slot,
          per_flow - table_slot);
@@ -277,5 +286,8 @@ int main(int argc, char** argv) {
          sizeof(smtp::SmtpFlow) - sizeof(tcp::TcpFlow) - sizeof(std::optional<smtp::SmtpSession>),
          sizeof(mime::MimeParser));
   printf("targets (issue 3): >= 20 Gbit/s and >= 0.5 of memcpy; <= 1024 bytes per idle flow\n");
+  summary["idle_flow_bytes"] = per_flow;
+  summary["open_message_state_bytes"] = sizeof(mime::MimeParser);
+  printf("%s\n", summary.dump().c_str());
   return 0;
 }
