@@ -420,9 +420,17 @@ class Parser {
       else r.unsupported = "header modifier :" + std::string(mod);
     }
     std::string ln = lower(r.header);
-    if (r.unsupported.empty() && (ln.rfind("x-spam-relays-", 0) == 0 || ln.rfind("all-", 0) == 0 ||
-                                  ln == "x-spam-dkim-signing-domains" || ln == "x-spam-auth-results"))
-      r.unsupported = "pseudo-header " + r.header + " needs Received/authentication parsing (not built)";
+    // X-Spam-Relays-* and ALL-* are built from the Received: fields at run time
+    // (scanners/match/received.hpp); the DKIM/authentication ones need plugins.
+    static const char* const kBuilt[] = {"x-spam-relays-trusted", "x-spam-relays-untrusted", "x-spam-relays-internal",
+                                         "x-spam-relays-external", "all-trusted", "all-untrusted", "all-internal",
+                                         "all-external"};
+    bool built = false;
+    for (const char* b : kBuilt) built = built || ln == b;
+    if (r.unsupported.empty() && !built &&
+        (ln.rfind("x-spam-relays-", 0) == 0 || ln.rfind("all-", 0) == 0 || ln == "x-spam-dkim-signing-domains" ||
+         ln == "x-spam-auth-results"))
+      r.unsupported = "pseudo-header " + r.header + " needs DKIM/authentication results (not built)";
   }
 
   void directive(const std::string& file, int line, std::string_view text, int depth) {

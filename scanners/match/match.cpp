@@ -17,6 +17,7 @@
 #include <fstream>
 #include <iterator>
 
+#include "received.hpp"
 #include "rules/lang/meta.hpp"
 
 namespace sekisho::match {
@@ -84,6 +85,7 @@ struct Ruleset::Impl {
   bool stream_pcre[kStreams] = {false, false, false};
   std::vector<uint32_t> exists_rules, listed_rules, spoof_rules, attach_flag_rules;
   std::vector<std::vector<Cidr>> ip_lists;           // by list index (ip lists only)
+  bool need_relays = false;                          // X-Spam-Relays-* or ALL-TRUSTED & co. are scanned
   ~Impl() {
     for (auto* d : dbs) hs_free_database(d);
     for (auto* c : pcres) pcre2_code_free(c);
@@ -148,6 +150,10 @@ std::unique_ptr<Ruleset> Ruleset::load_bytes(std::span<const uint8_t> bytes, std
     }
     im.dbs.push_back(db);
     uint32_t di = static_cast<uint32_t>(i);
+    if (d.context == DbContext::header && d.source < a.header_sources.size()) {
+      const std::string& n = a.header_sources[d.source].name;
+      if (n.rfind("x-spam-relays-", 0) == 0 || n.rfind("all-", 0) == 0) im.need_relays = true;
+    }
     if (d.context == DbContext::header || d.context == DbContext::mime_header) {
       if (d.source >= a.header_sources.size()) {
         error = "database header source out of range";
@@ -263,6 +269,8 @@ struct Scratch::State {
   std::pair<uint32_t, uint32_t> mail_from{0, 0}, helo{0, 0}, client{0, 0};
   bool envelope_seen = false;
   std::string value;  // a header source's value being scanned
+  RelayParser relay_parser;
+  Relays relays;      // X-Spam-Relays-* of the message (built in finish() when a rule needs them)
   std::vector<uint8_t> retained[kStreams];
   bool started[kStreams] = {false, false, false};
   bool retained_cut[kStreams] = {false, false, false};
@@ -333,6 +341,7 @@ Scratch::Scratch(const Ruleset& rs, ScratchLimits limits) : st_(std::make_unique
   s.cat_seen.assign(rs.artifact().categories.size(), 0);
   s.arena.reserve(limits.header_bytes);
   s.value.reserve(limits.header_bytes);
+  if (im.need_relays) s.relays.reserve(64 * 1024);
   s.fields.reserve(limits.max_headers);
   s.rcpts.reserve(1024);
   for (int k = 0; k < kStreams; ++k)
@@ -769,12 +778,60 @@ void MessageScan::finish(Result& out) {
     if (v.size() > room) st.truncated = true;
     st.value.append(v.substr(0, room));
   };
+  if (im.need_relays) {
+    size_t k = 0;
+    st.relay_parser.build(
+        [&](size_t, std::string_view& v) {
+          for (; k < st.fields.size(); ++k)
+            if (iequals(field_name(st.fields[k]), "received")) {
+              v = field_raw(st.fields[k++]);
+              return true;
+            }
+          return false;
+        },
+        st.relays);
+    if (st.relays.cut) st.truncated = true;
+  }
   for (uint32_t si = 0; si < a.header_sources.size(); ++si) {
     const auto& dbs = im.source_dbs[si];
     if (dbs.empty()) continue;
     const auto& h = a.header_sources[si];
     st.value.clear();
     bool any = false;
+    if (h.name.rfind("x-spam-relays-", 0) == 0) {
+      // SpamAssassin's pseudo-header: one value, no trailing newline, "" when no relay.
+      std::string_view which = std::string_view(h.name).substr(14);
+      append(which == "trusted" ? st.relays.trusted : which == "untrusted" ? st.relays.untrusted
+             : which == "internal" ? st.relays.internal : st.relays.external);
+      block_scan(st, dbs, st.value);
+      continue;
+    }
+    if (h.name == "all-trusted" || h.name == "all-internal" || h.name == "all-untrusted" || h.name == "all-external") {
+      // The header block cut at the trust (or internal) boundary, as SpamAssassin's
+      // get_all_hdrs_in_rcvd_index_range: the trusted part ends with the first
+      // Received: field outside it (included); the untrusted part starts there.
+      bool upper = h.name == "all-trusted" || h.name == "all-internal";
+      int boundary = 1 + (h.name == "all-trusted" || h.name == "all-untrusted" ? st.relays.last_trusted : st.relays.last_internal);
+      int idx = -1;
+      for (const auto& f : st.fields) {
+        bool rcvd = iequals(field_name(f), "received");
+        if (rcvd) ++idx;
+        bool take = upper ? idx <= boundary : idx >= boundary;
+        if (!take) {
+          if (upper) break;
+          continue;
+        }
+        any = true;
+        append(field_name(f));
+        append(": ");
+        append(h.form == HeaderForm::raw ? field_raw(f) : field_dec(f));
+        append("\n");
+        if (upper && rcvd && idx == boundary) break;
+      }
+      if (!any && h.has_unset) append(h.unset);
+      block_scan(st, dbs, st.value);
+      continue;
+    }
     auto add_instance = [&](const State::Field& f) {
       any = true;
       if (h.form == HeaderForm::raw) {

@@ -28,6 +28,7 @@
 
 #include "eml.hpp"
 #include "match/match.hpp"
+#include "match/received.hpp"
 #include "rules/compiler/compiler.hpp"
 #include "rules/lang/parser.hpp"
 #include "rules/lang/regex.hpp"
@@ -62,6 +63,44 @@ std::string header_value(const ctl::EmlMessage& m, const Rule& r, const std::str
       if (lower(f.name) == n) inst.push_back(&f);
   };
   std::string out;
+  if (name.rfind("x-spam-relays-", 0) == 0 || name.rfind("all-", 0) == 0) {
+    // The relays come from the runtime's Received parser (scanners/match/
+    // received.hpp; checked against SpamAssassin itself by
+    // relays_vs_spamassassin.py): this oracle checks the matching over them.
+    static match::RelayParser parser;
+    match::Relays rl;
+    rl.reserve(64 * 1024);
+    std::vector<std::string_view> rcvd;
+    for (const auto& f : m.headers)
+      if (lower(f.name) == "received") rcvd.push_back(f.raw);
+    parser.build([&](size_t i, std::string_view& v) {
+      if (i >= rcvd.size()) return false;
+      v = rcvd[i];
+      return true;
+    }, rl);
+    if (name == "x-spam-relays-trusted") return rl.trusted;
+    if (name == "x-spam-relays-untrusted") return rl.untrusted;
+    if (name == "x-spam-relays-internal") return rl.internal;
+    if (name == "x-spam-relays-external") return rl.external;
+    // ALL-*: SpamAssassin's get_all_hdrs_in_rcvd_index_range over the header block.
+    bool trusted_side = name == "all-trusted" || name == "all-untrusted";
+    int start = -2, end = -2;  // -2: open
+    int last = trusted_side ? rl.last_trusted : rl.last_internal;
+    if (name == "all-trusted" || name == "all-internal") end = last + 1;
+    else start = last + 1;
+    int cur = -1;
+    for (const auto& f : m.headers) {
+      if (lower(f.name) == "received") ++cur;
+      std::string line = f.name + ": " + (r.form == HeaderForm::raw ? f.raw : f.decoded) + "\n";
+      if ((start == -2 || start <= cur) && (end == -2 || cur < end)) out += line;
+      else if (end != -2 && cur == end) {
+        out += line;
+        break;
+      }
+    }
+    if (out.empty() && r.has_unset) return r.unset_value;
+    return out;
+  }
   if (name == "all") {
     for (const auto& f : m.headers) out += f.name + ": " + (r.form == HeaderForm::raw ? f.raw : f.decoded) + "\n";
     return out;
