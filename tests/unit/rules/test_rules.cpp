@@ -8,6 +8,7 @@
 #include <random>
 
 #include "match/match.hpp"
+#include "match/received.hpp"
 #include "rules/compiler/compiler.hpp"
 #include "rules/compiler/translate.hpp"
 #include "rules/lang/meta.hpp"
@@ -404,4 +405,134 @@ TEST(RulesRuntime, ScratchIsReusedAcrossMessages) {
     EXPECT_EQ(hit(r, "A"), i % 3 == 0) << i;
     EXPECT_EQ(hit(r, "B"), i % 2 == 1) << i;
   }
+}
+
+namespace {
+// The four pseudo-headers for Received values given newest first.
+match::Relays relays_of(const std::vector<std::string>& received) {
+  match::RelayParser p;
+  match::Relays r;
+  r.reserve(64 * 1024);
+  p.build([&](size_t i, std::string_view& v) {
+    if (i >= received.size()) return false;
+    v = received[i];
+    return true;
+  }, r);
+  return r;
+}
+}  // namespace
+
+TEST(RulesRelays, CommonReceivedFormatsAsSpamAssassinPrintsThem) {
+  struct Case {
+    const char* received;
+    const char* relay;
+  } cases[] = {
+      // Sendmail
+      {"from mail1.example.com (host66.example.com [65.217.159.66] (may be forged)) by dogma.example.org "
+       "(8.11.6/8.11.6) with ESMTP id h2F0c2x31856 for <jm@example.org>; Sat, 15 Mar 2003 00:38:03 GMT",
+       "[ ip=65.217.159.66 rdns=host66.example.com helo=mail1.example.com by=dogma.example.org ident= envfrom= "
+       "intl=0 id=h2F0c2x31856 auth= msa=0 ]"},
+      // Postfix, no rDNS
+      {"from nologic.org (unknown [217.114.163.124])\n\tby lugh.example.org (Postfix) with SMTP id 8E822340D5\n"
+       "\tfor <ilug@example.ie>; Mon, 7 Oct 2002 09:42:29 +0100 (IST)",
+       "[ ip=217.114.163.124 rdns= helo=nologic.org by=lugh.example.org ident= envfrom= intl=0 id=8E822340D5 auth= msa=0 ]"},
+      // qmail
+      {"from unknown (HELO terpsichore.example.com) (jdavid@[216.254.40.70]) (envelope-sender <jdavid@example.com>) "
+       "by mail13.example.net (qmail-ldap-1.03) with SMTP for <jm@example.org>; 12 Feb 2003 18:23:19 -0000",
+       "[ ip=216.254.40.70 rdns= helo=terpsichore.example.com by=mail13.example.net ident=jdavid "
+       "envfrom=jdavid@example.com intl=0 id= auth= msa=0 ]"},
+      {"from x1-6.example.dk (benelli@80.167.158.170) by totor.example.net with SMTP; 5 Nov 2003 23:18:42 -0000",
+       "[ ip=80.167.158.170 rdns=x1-6.example.dk helo=x1-6.example.dk by=totor.example.net ident=benelli envfrom= "
+       "intl=0 id= auth= msa=0 ]"},
+      // Exim
+      {"from dsl092.example.net ([66.92.72.213] helo=blazing.example.org) by list1.example.net with esmtp "
+       "(Exim 3.31-VA-mm2 #1 (Debian)) id 18lyuU-0007TI-00; Thu, 20 Feb 2003 14:11:18 -0800",
+       "[ ip=66.92.72.213 rdns=dsl092.example.net helo=blazing.example.org by=list1.example.net ident= envfrom= "
+       "intl=0 id=18lyuU-0007TI-00 auth= msa=0 ]"},
+      {"from [61.174.163.26] (helo=host) by list1.example.net with smtp (Exim 3.31) id 18t2z0-0001NX-00",
+       "[ ip=61.174.163.26 rdns= helo=host by=list1.example.net ident= envfrom= intl=0 id=18t2z0-0001NX-00 auth= msa=0 ]"},
+      // Microsoft SMTPSVC, authenticated submission, a bracketed HELO
+      {"from tthompson ([217.35.105.172] unverified) by mail.example.com with Microsoft SMTPSVC(5.0.2195.5329); "
+       "Tue, 11 Mar 2003 13:23:01 +0000",
+       "[ ip=217.35.105.172 rdns= helo=tthompson by=mail.example.com ident= envfrom= intl=0 id= auth= msa=0 ]"},
+      {"from [192.0.2.9] (p5.example.net [198.51.100.7]) by smtp.example.com (Postfix) with ESMTPSA id 1A2B3C",
+       // authenticated: trusted and internal (intl=1)
+       "[ ip=198.51.100.7 rdns=p5.example.net helo=!192.0.2.9! by=smtp.example.com ident= envfrom= intl=1 id=1A2B3C "
+       "auth=ESMTPSA msa=0 ]"},
+  };
+  for (const auto& c : cases) {
+    auto r = relays_of({c.received});
+    EXPECT_EQ(r.untrusted + r.trusted, c.relay) << c.received;
+  }
+  // Local hand-overs and fetcher hops give no relay.
+  EXPECT_EQ(relays_of({"(qmail 4141 invoked by uid 104); 22 Aug 2002 15:25:57 -0000"}).relays, 0u);
+  EXPECT_EQ(relays_of({"from andrew by trinity.example.net with local (Exim 4.12) id 18xeL6-000Dn1-00"}).relays, 0u);
+  EXPECT_EQ(relays_of({"by oak.example.cz (Postfix, from userid 1002) id DABBD1BED3"}).relays, 0u);
+}
+
+TEST(RulesRelays, TrustIsInferredFromPrivateAddressesAndAuthentication) {
+  auto r = relays_of({
+      "from localhost (localhost [127.0.0.1]) by mx.example.org (Postfix) with ESMTP id A1",
+      "from gw.example.org (gw.example.org [10.1.2.3]) by localhost (Postfix) with ESMTP id A2",
+      "from evil.example (dyn-1-2-3-4.example.net [203.0.113.4]) by gw.example.org (Postfix) with SMTP id A3",
+      "from inner (inner [192.168.1.5]) by evil.example (Postfix) with SMTP id A4",
+  });
+  EXPECT_EQ(r.relays, 4u);
+  // The two newest hops come from private addresses: trusted and internal.
+  EXPECT_NE(r.trusted.find("ip=127.0.0.1 "), std::string::npos);
+  EXPECT_NE(r.trusted.find("ip=10.1.2.3 "), std::string::npos);
+  EXPECT_NE(r.internal.find("intl=1"), std::string::npos);
+  // From the first public address on, everything is untrusted, even a private one after it.
+  EXPECT_EQ(r.untrusted.rfind("[ ip=203.0.113.4 ", 0), 0u);
+  EXPECT_NE(r.untrusted.find("ip=192.168.1.5 "), std::string::npos);
+  EXPECT_EQ(r.untrusted, r.external);
+  EXPECT_EQ(r.external.find("intl=1"), std::string::npos);
+  EXPECT_EQ(r.last_trusted, 1);
+}
+
+TEST(RulesRelays, HostileReceivedValuesNeverCrash) {
+  std::mt19937 rng(7);
+  const char* pieces[] = {"from ", "by ", "(", ")", "[", "]", "1.2.3.4", "::ffff:10.0.0.1", "helo=", "HELO ", "@",
+                          " with ", "ESMTPA", "Exim", " id ", "<", ">", ";", "\n\t", "IPv6:fe80::1%eth0", "\xff", " "};
+  match::RelayParser p(512, 8, 4096);
+  match::Relays out;
+  out.reserve(4096);
+  for (int n = 0; n < 3000; ++n) {
+    std::vector<std::string> rc(rng() % 12);
+    for (auto& v : rc) {
+      size_t len = rng() % 60;
+      for (size_t i = 0; i < len; ++i) v += pieces[rng() % (sizeof pieces / sizeof *pieces)];
+    }
+    rc.push_back(std::string(100000, '['));
+    p.build([&](size_t i, std::string_view& v) {
+      if (i >= rc.size()) return false;
+      v = rc[i];
+      return true;
+    }, out);
+    EXPECT_LE(out.untrusted.size(), 4096u);
+  }
+}
+
+TEST(RulesRuntime, RelayPseudoHeadersAndAllExternal) {
+  auto rs = build(
+      "header RDNS_NONE X-Spam-Relays-External =~ /^[^\\]]+ rdns= /\n"
+      "header DYN X-Spam-Relays-Untrusted =~ /^[^\\]]+ rdns=dyn-/\n"
+      "header SINGLE X-Spam-Relays-External =~ /^\\[ [^\\]]+ \\]$/\n"
+      "header TRUSTED_LOCAL X-Spam-Relays-Trusted =~ /ip=127\\.0\\.0\\.1 /\n"
+      "header EXT_HAS_RCVD ALL-EXTERNAL =~ /^Received: from evil/m\n"
+      "header EXT_NO_TOP ALL-EXTERNAL =~ /^X-Top:/m\n"
+      "header TRUSTED_TOP ALL-TRUSTED =~ /^X-Top:/m\n");
+  Msg m;
+  m.headers = {{"X-Top", "1"},
+               {"Received", "from localhost (localhost [127.0.0.1]) by mx.example.org (Postfix) with ESMTP id A1"},
+               {"Received", "from evil.example (dyn-1-2-3-4.example.net [203.0.113.4]) by mx.example.org (Postfix) with SMTP id A3"},
+               {"Subject", "x"}};
+  auto r = scan(*rs, m);
+  for (const char* n : {"DYN", "SINGLE", "TRUSTED_LOCAL", "EXT_HAS_RCVD", "TRUSTED_TOP"}) EXPECT_TRUE(hit(r, n)) << n;
+  EXPECT_FALSE(hit(r, "RDNS_NONE"));
+  EXPECT_FALSE(hit(r, "EXT_NO_TOP"));
+  Msg none;
+  none.headers = {{"Subject", "no relays"}};
+  auto r2 = scan(*rs, none);
+  EXPECT_TRUE(r2.hits.empty());
 }
