@@ -50,7 +50,7 @@ bool reason_documented(std::string_view reason) {
       "meta depends on undefined rule",      // SpamAssassin disables these too
       "meta: function",                      // rules_matching() (SpamAssassin 4)
       "header modifier :",                   // :first, :last, :host, :domain, :ip
-      "pseudo-header",                       // X-Spam-Relays-*, ALL-TRUSTED, ... (Received parsing)
+      "pseudo-header",                       // X-Spam-DKIM-Signing-Domains, X-Spam-Auth-Results, ... (plugins)
       "mimeheader:",                         // MIME part headers (MIME engine, issue 4)
       "uri_detail:",                         // URIDetail plugin
       "capture tags",                        // %{tag} captures (SpamAssassin 4)

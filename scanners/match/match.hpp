@@ -16,7 +16,9 @@
 // Matching model (SpamAssassin compatibility; rules/README.md):
 //  - header rules see all instances of the header, each followed by "\n";
 //    an absent header is "" (or its [if-unset: ...] value); ALL is every
-//    field as "Name: value\n"; ToCc, MESSAGEID, EnvelopeFrom are built in.
+//    field as "Name: value\n"; ToCc, MESSAGEID, EnvelopeFrom are built in;
+//    X-Spam-Relays-* and ALL-TRUSTED & co. come from the Received: fields
+//    (received.hpp), as SpamAssassin builds them.
 //  - body rules see the decoded Subject, "\n", then the body text, as one
 //    stream; ^ and $ match at every line (implicit /m), "." never crosses a
 //    newline unless /s. rawbody likewise; full sees the raw message as is.

@@ -41,7 +41,7 @@ namespace {
 
 // Floor for the active share of header/body/rawbody/uri/full/meta rules
 // (eval and network tests excepted). The target is 95%.
-constexpr double kActiveFloor = 0.85;
+constexpr double kActiveFloor = 0.95;
 constexpr double kTarget = 0.95;
 
 double since(std::chrono::steady_clock::time_point t) {
