@@ -158,6 +158,9 @@ struct WorkerEvents : smtp::FlowEvents {
     __atomic_store_n(&c, c + 1, __ATOMIC_RELEASE);
     return p;
   }
+  bool wants_content(const void* token) override {
+    return token && static_cast<const PolicySet*>(token)->content != nullptr;
+  }
   void message_released(const void* token) override {
     auto* p = const_cast<PolicySet*>(static_cast<const PolicySet*>(token));
     auto& c = p->inflight[worker].v;

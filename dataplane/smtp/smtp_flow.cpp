@@ -119,16 +119,18 @@ void SmtpFlow::on_message_begin(const SessionFacts&, const Transaction&) {
   retain_overflow_ = false;
   if (mime_) mime_->reset();
   else mime_.reset(new (std::nothrow) mime::MimeParser());  // null if out of memory: no MIME facts
-  if (content_limits_) {
-    if (content_) content_->reset();
-    else content_.reset(new (std::nothrow) mime::ContentCollector(*content_limits_));
-  }
-  if (mime_) mime_->set_sink(content_.get());
   streaming_ = true;
   if (events_) {
     if (policy_) events_->message_released(policy_);  // a message that never ended
     policy_ = events_->message_started();
   }
+  if (content_limits_ && (!events_ || events_->wants_content(policy_))) {
+    if (content_) content_->reset();
+    else content_.reset(new (std::nothrow) mime::ContentCollector(*content_limits_));
+  } else {
+    content_.reset();
+  }
+  if (mime_) mime_->set_sink(content_.get());
 }
 
 void SmtpFlow::on_body(std::span<const uint8_t> b) {

@@ -71,6 +71,12 @@ class FlowEvents {
   // flow and handed back in on_message_end), so a policy swapped in while
   // the message streams does not change its verdict.
   virtual const void* message_started() { return nullptr; }
+  // Whether a message judged by |policy| needs its contexts collected for a
+  // content scan (a ruleset is loaded). Default: yes.
+  virtual bool wants_content(const void* policy) {
+    (void)policy;
+    return true;
+  }
   // The message ended or was abandoned: the policy is no longer needed.
   virtual void message_released(const void* policy) { (void)policy; }
 };
