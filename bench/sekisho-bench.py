@@ -136,7 +136,7 @@ def main():
     # 6. matching alone
     rb = os.path.join(B, "bench", "rules", "rules_bench")
     if os.path.exists(rb):
-        r, _ = run([rb] + (["--quick"] if a.quick else []), timeout=3600)
+        r, _ = run([rb, "--passes", "1"] + (["--limit", "1500"] if a.quick else []) + [corpus], timeout=3600)
         res["rules_bench"] = last_json(r.stdout) or r.stdout[-3000:]
         for line in r.stdout.splitlines()[-15:]:
             note("rules: " + line)
