@@ -1,0 +1,93 @@
+#include "config/control_config.hpp"
+
+#include <arpa/inet.h>
+
+#include <libconfig.h++>
+#include <set>
+
+namespace sekisho::control::config {
+
+namespace {
+
+using libconfig::Setting;
+
+[[noreturn]] void fail(const std::string& file, const Setting& s, const std::string& reason) {
+  throw ConfigError(file, int(s.getSourceLine()), reason);
+}
+
+std::string get_string(const std::string& file, const Setting& s) {
+  if (s.getType() != Setting::TypeString) fail(file, s, std::string("'control.") + s.getName() + "' must be a string");
+  return s.c_str();
+}
+
+int get_int(const std::string& file, const Setting& s, int lo, int hi) {
+  if (s.getType() != Setting::TypeInt && s.getType() != Setting::TypeInt64)
+    fail(file, s, std::string("'control.") + s.getName() + "' must be an integer");
+  long long v = s.getType() == Setting::TypeInt ? (long long)int(s) : (long long)s;
+  if (v < lo || v > hi)
+    fail(file, s,
+         std::string("'control.") + s.getName() + "' must be from " + std::to_string(lo) + " to " + std::to_string(hi));
+  return int(v);
+}
+
+void parse_listen(const std::string& file, const Setting& s, ControlConfig& c) {
+  std::string v = get_string(file, s);
+  std::string host, port;
+  if (!v.empty() && v[0] == '[') {
+    size_t close = v.find(']');
+    if (close == std::string::npos || close + 1 >= v.size() || v[close + 1] != ':')
+      fail(file, s, "'control.listen' must be \"ADDRESS:PORT\" or \"[IPv6]:PORT\", not \"" + v + "\"");
+    host = v.substr(1, close - 1);
+    port = v.substr(close + 2);
+  } else {
+    size_t colon = v.rfind(':');
+    if (colon == std::string::npos || v.find(':') != colon)
+      fail(file, s, "'control.listen' must be \"ADDRESS:PORT\" or \"[IPv6]:PORT\", not \"" + v + "\"");
+    host = v.substr(0, colon);
+    port = v.substr(colon + 1);
+  }
+  unsigned char buf[16];
+  if (inet_pton(AF_INET, host.c_str(), buf) != 1 && inet_pton(AF_INET6, host.c_str(), buf) != 1)
+    fail(file, s, "'control.listen': \"" + host + "\" is not an IP address");
+  if (port.empty() || port.size() > 5 || port.find_first_not_of("0123456789") != std::string::npos ||
+      std::stoul(port) > 65535)
+    fail(file, s, "'control.listen': \"" + port + "\" is not a port (0-65535)");
+  c.listen_address = host;
+  c.listen_port = uint16_t(std::stoul(port));
+  c.listen_line = int(s.getSourceLine());
+}
+
+}  // namespace
+
+ControlConfig load_control_config(const std::string& path) {
+  libconfig::Config cfg;
+  try {
+    cfg.readFile(path.c_str());
+  } catch (const libconfig::FileIOException&) {
+    throw ConfigError(path, 0, "cannot read the configuration file");
+  } catch (const libconfig::ParseException& e) {
+    throw ConfigError(e.getFile() ? e.getFile() : path, e.getLine(), std::string("syntax error: ") + e.getError());
+  }
+  ControlConfig c;
+  c.file = path;
+  const Setting& root = cfg.getRoot();
+  if (!root.exists("control")) throw ConfigError(path, 1, "missing section 'control'");
+  const Setting& g = root["control"];
+  if (!g.isGroup()) fail(path, g, "'control' must be a group { ... }");
+  for (int i = 0; i < g.getLength(); ++i) {
+    const Setting& s = g[i];
+    std::string key = s.getName();
+    if (key == "listen") parse_listen(path, s, c);
+    else if (key == "journal") c.journal = get_string(path, s);
+    else if (key == "database") c.database = get_string(path, s);
+    else if (key == "ingest_interval_ms") c.ingest_interval_ms = get_int(path, s, 50, 60000);
+    else if (key == "http_threads") c.http_threads = get_int(path, s, 1, 64);
+    else if (key == "http_timeout_s") c.http_timeout_s = get_int(path, s, 1, 3600);
+    else fail(path, s, "unknown key 'control." + key + "'");
+    if ((key == "journal" || key == "database") && (key == "journal" ? c.journal : c.database).empty())
+      fail(path, s, "'control." + key + "' must not be empty");
+  }
+  return c;
+}
+
+}  // namespace sekisho::control::config

@@ -1,0 +1,351 @@
+#include "http/api.hpp"
+
+#include <charconv>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <ctime>
+#include <iostream>
+#include <nlohmann/json.hpp>
+#include <set>
+
+#include "ingest/journal_ingest.hpp"
+
+namespace sekisho::control::http {
+
+namespace bhttp = boost::beast::http;
+using nlohmann::json;
+
+namespace {
+
+class BadRequest : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+std::string dump(const json& j) { return j.dump(-1, ' ', false, json::error_handler_t::replace); }
+
+Response make(const Request& req, bhttp::status status, std::string content_type, std::string body) {
+  Response res{status, req.version()};
+  res.set(bhttp::field::server, "sekisho-control");
+  res.set(bhttp::field::content_type, content_type);
+  res.set(bhttp::field::cache_control, "no-store");
+  res.set("X-Content-Type-Options", "nosniff");
+  res.keep_alive(req.keep_alive());
+  res.body() = std::move(body);
+  res.prepare_payload();
+  return res;
+}
+
+Response error(const Request& req, bhttp::status status, const std::string& message) {
+  return make(req, status, "application/json", dump(json{{"error", message}}) + "\n");
+}
+
+std::optional<int64_t> parse_int(std::string_view s) {
+  int64_t v = 0;
+  auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
+  if (ec != std::errc() || p != s.data() + s.size() || s.empty()) return std::nullopt;
+  return v;
+}
+
+// ISO 8601 with zone, a UTC date, or Unix seconds.
+int64_t parse_time(const std::string& name, const std::string& v) {
+  if (auto t = ingest::parse_iso_time_us(v)) return *t;
+  if (v.size() == 10 && v[4] == '-' && v[7] == '-')
+    if (auto t = ingest::parse_iso_time_us(v + "T00:00:00Z")) return *t;
+  if (auto s = parse_int(v); s && *s >= 0 && *s < (int64_t(1) << 40)) return *s * 1000000;
+  throw BadRequest("'" + name + "' must be an ISO 8601 time with zone, YYYY-MM-DD or Unix seconds, not \"" + v +
+                   "\"");
+}
+
+int64_t parse_bounded(const std::string& name, const std::string& v, int64_t lo, int64_t hi) {
+  auto n = parse_int(v);
+  if (!n || *n < lo || *n > hi)
+    throw BadRequest("'" + name + "' must be an integer from " + std::to_string(lo) + " to " + std::to_string(hi));
+  return *n;
+}
+
+store::LogQuery log_query(const std::map<std::string, std::string>& params, int64_t default_limit,
+                          int64_t max_limit) {
+  static const std::set<std::string> kVerdicts = {"pass", "tag", "reject", "tempfail", "quarantine"};
+  store::LogQuery q;
+  q.limit = default_limit;
+  for (const auto& [k, v] : params) {
+    if (k == "q") q.q = v;
+    else if (k == "sender") q.sender = v;
+    else if (k == "rcpt") q.rcpt = v;
+    else if (k == "from") q.from = v;
+    else if (k == "subject") q.subject = v;
+    else if (k == "verdict") {
+      if (!v.empty() && !kVerdicts.count(v))
+        throw BadRequest("'verdict' must be pass, tag, reject, tempfail or quarantine, not \"" + v + "\"");
+      q.verdict = v;
+    } else if (k == "since") {
+      if (!v.empty()) q.since_us = parse_time(k, v);
+    } else if (k == "until") {
+      if (!v.empty()) q.until_us = parse_time(k, v);
+    } else if (k == "limit") {
+      q.limit = parse_bounded(k, v, 1, max_limit);
+    } else if (k == "offset") {
+      q.offset = parse_bounded(k, v, 0, int64_t(1) << 40);
+    } else {
+      throw BadRequest("unknown parameter '" + k + "'");
+    }
+  }
+  if (q.since_us && q.until_us && *q.since_us > *q.until_us) throw BadRequest("'since' is after 'until'");
+  return q;
+}
+
+std::string shown_sender(const std::string& s) { return s.empty() ? "<>" : s; }
+
+json parse_stored(const std::string& text) {
+  json j = json::parse(text, nullptr, false);
+  return j.is_discarded() ? json::array() : j;
+}
+
+json row_json(const store::TrackingRow& r) {
+  const store::MessageEvent& e = r.event;
+  json v = {{"action", e.action},
+            {"rule", e.rule.empty() ? json(nullptr) : json(e.rule)},
+            {"score", e.score ? json(*e.score) : json(nullptr)}};
+  return {{"event_id", e.event_id},
+          {"time", iso_time_us(e.ts_us)},
+          {"sender", shown_sender(e.envelope_sender)},
+          {"recipient", r.recipient},
+          {"from", e.header_from},
+          {"to", parse_stored(e.to_json)},
+          {"cc", parse_stored(e.cc_json)},
+          {"reply_to", e.reply_to ? json(*e.reply_to) : json(nullptr)},
+          {"subject", e.subject},
+          {"size", e.size},
+          {"message_id", e.message_id},
+          {"client", e.client},
+          {"server", e.server},
+          {"tls", e.tls},
+          {"verdict", v},
+          {"rules", parse_stored(e.rules_json)},
+          {"attachments", parse_stored(e.attachments_json)},
+          {"spool", e.spool ? json(*e.spool) : json(nullptr)}};
+}
+
+// Joins one string member (or the strings themselves) of a stored array.
+std::string join(const std::string& stored, const char* member, const char* sep) {
+  std::string out;
+  for (const json& x : parse_stored(stored)) {
+    std::string s;
+    if (member && x.is_object() && x.contains(member) && x[member].is_string()) s = x[member].get<std::string>();
+    else if (x.is_string()) s = x.get<std::string>();
+    else continue;
+    if (!out.empty()) out += sep;
+    out += s;
+  }
+  return out;
+}
+
+std::string log_csv(const store::LogPage& page) {
+  std::string out =
+      "time,event_id,sender,recipient,from,to,cc,reply_to,subject,size,message_id,client,server,tls,action,rule,"
+      "score,rules,attachments,spool\r\n";
+  for (const auto& r : page.rows) {
+    const store::MessageEvent& e = r.event;
+    char score[32] = "";
+    if (e.score) snprintf(score, sizeof score, "%g", *e.score);
+    std::string fields[] = {
+        csv_field(iso_time_us(e.ts_us), false),
+        csv_field(e.event_id, false),
+        csv_field(shown_sender(e.envelope_sender)),
+        csv_field(r.recipient),
+        csv_field(e.header_from),
+        csv_field(join(e.to_json, nullptr, ", ")),
+        csv_field(join(e.cc_json, nullptr, ", ")),
+        csv_field(e.reply_to.value_or("")),
+        csv_field(e.subject),
+        std::to_string(e.size),
+        csv_field(e.message_id),
+        csv_field(e.client, false),
+        csv_field(e.server, false),
+        e.tls ? "yes" : "no",
+        csv_field(e.action, false),
+        csv_field(e.rule),
+        score,
+        csv_field(join(e.rules_json, "rule", " ")),
+        csv_field(join(e.attachments_json, "name", "; ")),
+        csv_field(e.spool.value_or(""), false),
+    };
+    bool first = true;
+    for (const auto& f : fields) {
+      if (!first) out += ',';
+      out += f;
+      first = false;
+    }
+    out += "\r\n";
+  }
+  return out;
+}
+
+std::string label_value(const std::string& s) {
+  std::string o;
+  for (char c : s) {
+    if (c == '\\') o += "\\\\";
+    else if (c == '"') o += "\\\"";
+    else if (c == '\n') o += "\\n";
+    else o.push_back(c);
+  }
+  return o;
+}
+
+std::string metrics(store::Store& store, int64_t now_us) {
+  store::Counts c = store.counts();
+  std::string o;
+  char num[64];
+  o += "# HELP sekisho_control_events_ingested_total Message events stored in the tracking log.\n";
+  o += "# TYPE sekisho_control_events_ingested_total counter\n";
+  o += "sekisho_control_events_ingested_total " + std::to_string(c.events) + "\n";
+  o += "# HELP sekisho_control_ingest_lag_seconds Seconds since ingestion last had read every complete line of "
+       "the journal (+Inf before the first time).\n";
+  o += "# TYPE sekisho_control_ingest_lag_seconds gauge\n";
+  for (const auto& [source, cur] : c.cursors) {
+    if (cur.caught_up_us == 0) snprintf(num, sizeof num, "+Inf");
+    else snprintf(num, sizeof num, "%.3f", std::max<int64_t>(0, now_us - cur.caught_up_us) / 1e6);
+    o += "sekisho_control_ingest_lag_seconds{journal=\"" + label_value(source) + "\"} " + num + "\n";
+  }
+  o += "# HELP sekisho_control_tracking_rows Tracking-log rows (one per envelope recipient) by verdict action.\n";
+  o += "# TYPE sekisho_control_tracking_rows gauge\n";
+  std::map<std::string, int64_t> by = {{"pass", 0}, {"reject", 0}, {"tempfail", 0}, {"quarantine", 0}};
+  for (const auto& [a, n] : c.rows_by_action) by[a] = n;
+  for (const auto& [a, n] : by)
+    o += "sekisho_control_tracking_rows{action=\"" + label_value(a) + "\"} " + std::to_string(n) + "\n";
+  if (c.newest_event_us) {
+    o += "# HELP sekisho_control_newest_event_timestamp_seconds Time of the newest message event stored.\n";
+    o += "# TYPE sekisho_control_newest_event_timestamp_seconds gauge\n";
+    snprintf(num, sizeof num, "%.6f", *c.newest_event_us / 1e6);
+    o += std::string("sekisho_control_newest_event_timestamp_seconds ") + num + "\n";
+  }
+  return o;
+}
+
+int from_hex(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
+}
+
+std::optional<std::string> percent_decode(std::string_view s) {
+  std::string o;
+  for (size_t i = 0; i < s.size(); ++i) {
+    if (s[i] == '+') {
+      o.push_back(' ');
+    } else if (s[i] == '%') {
+      if (i + 2 >= s.size()) return std::nullopt;
+      int h = from_hex(s[i + 1]), l = from_hex(s[i + 2]);
+      if (h < 0 || l < 0) return std::nullopt;
+      o.push_back(char(h * 16 + l));
+      i += 2;
+    } else {
+      o.push_back(s[i]);
+    }
+  }
+  return o;
+}
+
+}  // namespace
+
+std::string iso_time_us(int64_t us) {
+  int64_t s = us >= 0 ? us / 1000000 : (us - 999999) / 1000000;
+  int64_t frac = us - s * 1000000;
+  time_t t = time_t(s);
+  struct tm tm {};
+  gmtime_r(&t, &tm);
+  char buf[64];
+  snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%06lldZ", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
+           tm.tm_hour, tm.tm_min, tm.tm_sec, static_cast<long long>(frac));
+  return buf;
+}
+
+std::string csv_field(std::string_view s, bool mail_text) {
+  std::string v;
+  if (mail_text && !s.empty() && (s[0] == '=' || s[0] == '+' || s[0] == '-' || s[0] == '@' || s[0] == '\t' ||
+                                  s[0] == '\r'))
+    v.push_back('\'');
+  v.append(s);
+  if (v.find_first_of(",\"\r\n") == std::string::npos) return v;
+  std::string o = "\"";
+  for (char c : v) {
+    if (c == '"') o.push_back('"');
+    o.push_back(c);
+  }
+  o.push_back('"');
+  return o;
+}
+
+std::optional<std::map<std::string, std::string>> parse_query(std::string_view query) {
+  std::map<std::string, std::string> out;
+  while (!query.empty()) {
+    size_t amp = query.find('&');
+    std::string_view pair = query.substr(0, amp);
+    query = amp == std::string_view::npos ? std::string_view() : query.substr(amp + 1);
+    if (pair.empty()) continue;
+    size_t eq = pair.find('=');
+    auto k = percent_decode(pair.substr(0, eq));
+    auto v = percent_decode(eq == std::string_view::npos ? std::string_view() : pair.substr(eq + 1));
+    if (!k || !v || k->empty()) return std::nullopt;
+    if (!out.emplace(std::move(*k), std::move(*v)).second) return std::nullopt;
+  }
+  return out;
+}
+
+Response handle_request(const Request& req, store::Store& store) {
+  auto now = std::chrono::duration_cast<std::chrono::microseconds>(
+                 std::chrono::system_clock::now().time_since_epoch())
+                 .count();
+  return handle_request(req, store, now);
+}
+
+Response handle_request(const Request& req, store::Store& store, int64_t now_us) {
+  std::string_view target(req.target().data(), req.target().size());
+  size_t qpos = target.find('?');
+  std::string_view path = target.substr(0, qpos);
+  std::string_view query = qpos == std::string_view::npos ? std::string_view() : target.substr(qpos + 1);
+
+  static const std::set<std::string_view> kPaths = {"/api/log", "/api/log.csv", "/metrics"};
+  if (!kPaths.count(path)) return error(req, bhttp::status::not_found, "no such resource");
+  if (req.method() != bhttp::verb::get && req.method() != bhttp::verb::head) {
+    Response r = error(req, bhttp::status::method_not_allowed, "only GET and HEAD are allowed here");
+    r.set(bhttp::field::allow, "GET, HEAD");
+    return r;
+  }
+  Response res;
+  try {
+    auto params = parse_query(query);
+    if (!params) throw BadRequest("malformed query string (bad percent-encoding, empty or repeated name)");
+    if (path == "/metrics") {
+      if (!params->empty()) throw BadRequest("/metrics takes no parameters");
+      res = make(req, bhttp::status::ok, "text/plain; version=0.0.4; charset=utf-8", metrics(store, now_us));
+    } else if (path == "/api/log") {
+      store::LogQuery q = log_query(*params, 100, 1000);
+      store::LogPage page = store.search(q);
+      json rows = json::array();
+      for (const auto& r : page.rows) rows.push_back(row_json(r));
+      json body = {{"total", page.total}, {"limit", q.limit}, {"offset", q.offset}, {"rows", std::move(rows)}};
+      res = make(req, bhttp::status::ok, "application/json", dump(body) + "\n");
+    } else {
+      store::LogQuery q = log_query(*params, 10000, 100000);
+      res = make(req, bhttp::status::ok, "text/csv; charset=utf-8; header=present", log_csv(store.search(q)));
+      res.set(bhttp::field::content_disposition, "attachment; filename=\"sekisho-tracking-log.csv\"");
+    }
+  } catch (const BadRequest& e) {
+    return error(req, bhttp::status::bad_request, e.what());
+  } catch (const std::exception& e) {
+    std::cerr << "sekisho-control: " << req.method_string() << " " << target << ": " << e.what() << "\n";
+    return error(req, bhttp::status::internal_server_error, "internal error");
+  }
+  if (req.method() == bhttp::verb::head) {
+    auto n = res.body().size();
+    res.body().clear();
+    res.content_length(n);
+  }
+  return res;
+}
+
+}  // namespace sekisho::control::http

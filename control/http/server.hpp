@@ -1,0 +1,50 @@
+// The Boost.Beast HTTP server around handle_request (http/api.hpp).
+//
+// Per connection (a Session on its own strand): a request is read with a
+// header limit and a body limit, answered by handle_request, written, and
+// only then is the next one read, so pipelined requests wait in the
+// connection's bounded read buffer (one in service at a time). Every read
+// and write has a deadline (idle connections are closed); a connection is
+// closed after max_requests. Over-long headers get 431 and bodies over the
+// limit 413, then the connection closes.
+//
+// Thread-safety: run the io_context on any number of threads; sessions are
+// serialised by their strands, handle_request may run on several at once
+// (the Store serialises itself).
+#pragma once
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <chrono>
+#include <cstddef>
+#include <memory>
+
+#include "store/store.hpp"
+
+namespace sekisho::control::http {
+
+struct ServerOptions {
+  std::chrono::seconds timeout{30};   // per read and per write
+  std::size_t header_limit = 8 * 1024;
+  std::size_t body_limit = 64 * 1024;
+  std::size_t read_buffer_limit = 64 * 1024;  // bounds pipelined bytes waiting
+  unsigned max_requests = 1000;               // per connection
+};
+
+class Server {
+ public:
+  // Binds and listens; throws boost::system::system_error (e.g. address in
+  // use). Call start() to accept.
+  Server(boost::asio::io_context& ioc, const boost::asio::ip::tcp::endpoint& endpoint, store::Store& store,
+         ServerOptions options = {});
+  ~Server();
+  void start();
+  // The bound endpoint (the real port when 0 was asked for).
+  boost::asio::ip::tcp::endpoint local_endpoint() const;
+
+ private:
+  struct Listener;
+  std::shared_ptr<Listener> listener_;
+};
+
+}  // namespace sekisho::control::http

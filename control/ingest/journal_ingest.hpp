@@ -1,0 +1,69 @@
+// Ingestion of the dataplane's event journal (dataplane/spool/spool.hpp:
+// DIR/events-SEQ.jsonl, one JSON object per line, rotated, appended).
+//
+// Exactly once: a pass reads every complete line after the cursor stored
+// for DIR, and stores each batch of message events together with the
+// cursor past its last line in one transaction (Store::ingest). Events are
+// also idempotent by id, so a cursor lost with the database's last
+// transactions reads lines again without adding rows.
+//
+// Lines: "type":"message" becomes a MessageEvent; other types (session,
+// summary) are stepped over; a line that is not JSON or lacks required
+// fields is counted and stepped over. A last line without its newline is
+// left for the next pass — unless a newer file exists: the journal writer
+// never returns to a file once it opened the next (a failed write leaves a
+// partial line and moves on), so that tail is abandoned and counted.
+//
+// Thread-safety: one JournalIngester per thread; the Store may be shared.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "store/store.hpp"
+
+namespace sekisho::control::ingest {
+
+struct IngestStats {
+  uint64_t lines = 0;          // complete lines read
+  uint64_t events_new = 0;     // message events stored
+  uint64_t events_seen = 0;    // message events already stored (skipped)
+  uint64_t other_lines = 0;    // session/summary lines
+  uint64_t bad_lines = 0;      // not JSON, or a message without required fields
+  uint64_t abandoned_tails = 0;  // partial last lines of files the writer left
+  IngestStats& operator+=(const IngestStats& o);
+};
+
+// What one journal line is.
+enum class LineKind { message, other, bad };
+
+// Parses one line (without its newline). On message fills `out`; on bad
+// sets `error`. Pass events (no "id") get derive_event_id().
+LineKind parse_event_line(std::string_view line, store::MessageEvent& out, std::string& error);
+
+// "2024-05-01T09:30:00.123456Z" (also without fraction, or with an offset
+// "+09:00") to microseconds since the epoch; nullopt if malformed.
+std::optional<int64_t> parse_iso_time_us(std::string_view s);
+
+class JournalIngester {
+ public:
+  JournalIngester(std::string dir, store::Store& store, size_t batch_lines = 500);
+
+  // One pass over everything the journal holds now. Throws StoreError when
+  // the store fails (the failing batch is not stored; the next pass retries
+  // from the stored cursor).
+  IngestStats pass();
+
+  const IngestStats& totals() const { return totals_; }
+  const std::string& dir() const { return dir_; }
+
+ private:
+  std::string dir_;
+  store::Store& store_;
+  size_t batch_lines_;
+  IngestStats totals_;
+};
+
+}  // namespace sekisho::control::ingest
