@@ -1,0 +1,81 @@
+// The control group of the libconfig file: values, defaults, FILE:LINE errors.
+#include <gtest/gtest.h>
+
+#include "config/control_config.hpp"
+#include "control_test_util.hpp"
+
+namespace sekisho::control::config {
+namespace {
+
+using testing::TempDir;
+
+std::string write(const TempDir& d, const std::string& text) {
+  std::string p = d / "sekisho.conf";
+  std::ofstream(p, std::ios::trunc) << text;
+  return p;
+}
+
+TEST(ControlConfig, ReadsTheControlGroupAndIgnoresTheDataplanes) {
+  TempDir d;
+  auto p = write(d,
+                 "dataplane = { workers = 1; };\n"
+                 "control = {\n"
+                 "  listen = \"127.0.0.1:8025\";\n"
+                 "  journal = \"/srv/journal\";\n"
+                 "  database = \"/srv/control.db\";\n"
+                 "  ingest_interval_ms = 250;\n"
+                 "};\n");
+  ControlConfig c = load_control_config(p);
+  EXPECT_EQ(c.listen_address, "127.0.0.1");
+  EXPECT_EQ(c.listen_port, 8025);
+  EXPECT_EQ(c.listen_line, 3);
+  EXPECT_EQ(c.journal, "/srv/journal");
+  EXPECT_EQ(c.database, "/srv/control.db");
+  EXPECT_EQ(c.ingest_interval_ms, 250);
+  EXPECT_EQ(c.http_threads, 2);
+}
+
+TEST(ControlConfig, Ipv6Listen) {
+  TempDir d;
+  ControlConfig c = load_control_config(write(d, "control = { listen = \"[::1]:0\"; };\n"));
+  EXPECT_EQ(c.listen_address, "::1");
+  EXPECT_EQ(c.listen_port, 0);
+}
+
+void expect_error(const std::string& text, int line, const std::string& part) {
+  TempDir d;
+  auto p = write(d, text);
+  try {
+    load_control_config(p);
+    FAIL() << "no error for: " << text;
+  } catch (const ConfigError& e) {
+    EXPECT_EQ(e.line(), line) << e.what();
+    EXPECT_EQ(std::string(e.what()).rfind(p + ":" + std::to_string(line) + ": ", 0), 0u) << e.what();
+    EXPECT_NE(std::string(e.what()).find(part), std::string::npos) << e.what();
+  }
+}
+
+TEST(ControlConfig, ErrorsNameFileAndLine) {
+  expect_error("dataplane = {};\n", 1, "missing section 'control'");
+  expect_error("control = {\n  listen = \"localhost:8025\";\n};\n", 2, "not an IP address");
+  expect_error("control = {\n\n  listen = \"127.0.0.1:99999\";\n};\n", 3, "not a port");
+  expect_error("control = {\n  listen = \"127.0.0.1\";\n};\n", 2, "ADDRESS:PORT");
+  expect_error("control = {\n  journal = 5;\n};\n", 2, "must be a string");
+  expect_error("control = {\n  database = \"\";\n};\n", 2, "must not be empty");
+  expect_error("control = {\n  ingest_interval_ms = 10;\n};\n", 2, "from 50 to 60000");
+  expect_error("control = {\n  colour = \"red\";\n};\n", 2, "unknown key 'control.colour'");
+  expect_error("control = {\n  listen = ;\n};\n", 2, "syntax error");
+  expect_error("control = 5;\n", 1, "must be a group");
+}
+
+TEST(ControlConfig, UnreadableFile) {
+  try {
+    load_control_config("/nonexistent/sekisho.conf");
+    FAIL();
+  } catch (const ConfigError& e) {
+    EXPECT_EQ(e.line(), 0);
+  }
+}
+
+}  // namespace
+}  // namespace sekisho::control::config
