@@ -4,6 +4,7 @@
 #include <boost/asio/strand.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
+#include <array>
 #include <iostream>
 #include <optional>
 
@@ -73,9 +74,21 @@ class Session : public std::enable_shared_from_this<Session> {
     read();
   }
 
+  // Lingering close: after our FIN, read and discard what the client still
+  // sends (bounded in time and bytes) so that closing with unread bytes does
+  // not send an RST that could destroy the response in the client's buffer.
   void close() {
     beast::error_code ec;
     stream_.socket().shutdown(tcp::socket::shutdown_send, ec);
+    if (ec) return;
+    stream_.expires_after(std::chrono::seconds(2));
+    drain();
+  }
+  void drain() {
+    stream_.async_read_some(net::buffer(discard_), [self = shared_from_this()](beast::error_code ec, std::size_t n) {
+      self->drained_ += n;
+      if (!ec && self->drained_ < kDrainLimit) self->drain();
+    });
   }
 
   beast::tcp_stream stream_;
@@ -85,6 +98,9 @@ class Session : public std::enable_shared_from_this<Session> {
   std::optional<bhttp::request_parser<bhttp::string_body>> parser_;
   Response res_;
   unsigned served_ = 0;
+  static constexpr std::size_t kDrainLimit = 1 << 20;
+  std::array<char, 4096> discard_{};
+  std::size_t drained_ = 0;
 };
 
 }  // namespace
