@@ -62,7 +62,8 @@ def main():
     out_dir = a.out or tempfile.mkdtemp(prefix="sekisho-bench-")
     os.makedirs(out_dir, exist_ok=True)
     t_start = time.time()
-    res = {"machine": {"cpus": os.cpu_count(), "cpu": open("/proc/cpuinfo").read().split("model name")[1].split("\n")[0].strip(": ")},
+    res = {"machine": {"cpus": os.cpu_count(),
+                       "cpu": open("/proc/cpuinfo").read().split("model name")[1].split("\n")[0].strip(": \t")},
            "notes": []}
 
     def note(s):
@@ -109,8 +110,9 @@ def main():
         note("pipeline, one core: memcpy %.1f Gbit/s; engines %.2f; full (MIME, no rules) %.2f Gbit/s %.0f msgs/s"
              % (pipe["memcpy_gbit_s"], pipe["engines_gbit_s"], pipe["pipeline_gbit_s"], pipe["pipeline_msgs_s"]))
         for rs in pipe["rulesets"]:
+            rs["set"] = os.path.basename(rs["file"]).replace(".srs", "")
             note("  with %s: %.3f Gbit/s, %.0f msgs/s (%.3f of the pipeline without rules)"
-                 % (rs["version"], rs["gbit_s"], rs["msgs_s"], rs["of_pipeline"]))
+                 % (rs["set"], rs["gbit_s"], rs["msgs_s"], rs["of_pipeline"]))
 
     # 4. scaling: N independent pipelines at once (one per core)
     n = os.cpu_count() or 1
@@ -169,6 +171,16 @@ def main():
         rsp = res.get("rspamd") or {}
         if sa and isinstance(rsp, dict) and rsp.get("sa_rules"):
             cmp["sekisho_vs_rspamd_msgs_per_core_sa_rules"] = sa["msgs_s"] / rsp["sa_rules"]["msgs_per_s_per_core"]
+    # Raw Hyperscan over the same decoded contexts with the same databases (rules_bench, this run).
+    rb_text = res.get("rules_bench") if isinstance(res.get("rules_bench"), str) else json.dumps(res.get("rules_bench"))
+    for label, key in (("shipped packs", "packs"), ("SpamAssassin", "spamassassin")):
+        mm = re.search(label + r": raw hs\s+([0-9.]+) MB/s\s+([0-9.]+) msg/s", rb_text or "")
+        mp = re.search(label + r": pipeline\s+([0-9.]+) MB/s\s+([0-9.]+) msg/s\s+pipeline / raw hs = ([0-9.]+)", rb_text or "")
+        if mm and mp:
+            cmp["matching_%s_vs_raw_hyperscan" % key] = float(mp.group(3))
+            full = next((x for x in (pipe or {}).get("rulesets", []) if x.get("set") == key), None)
+            if full:
+                cmp["full_pipeline_%s_vs_raw_hyperscan_msgs" % key] = full["msgs_s"] / float(mm.group(2))
     m = re.search(r"ratio sekisho-replay / tshark.*?: ([0-9.]+)", res.get("tshark", ""))
     if m:
         cmp["sekisho_replay_vs_tshark"] = float(m.group(1))
@@ -184,8 +196,8 @@ def main():
                "| reassembly + SMTP engines | %.2f Gbit/s |" % pipe["engines_gbit_s"],
                "| full pipeline, no rules | %.2f Gbit/s, %.0f msgs/s |" % (pipe["pipeline_gbit_s"], pipe["pipeline_msgs_s"])]
         for rs in pipe["rulesets"]:
-            md.append("| full pipeline, %s | %.3f Gbit/s, %.0f msgs/s (%.3f of no rules) |"
-                      % (rs["version"], rs["gbit_s"], rs["msgs_s"], rs["of_pipeline"]))
+            md.append("| full pipeline, %s rules | %.3f Gbit/s, %.0f msgs/s (%.3f of no rules) |"
+                      % (rs.get("set", rs["version"]), rs["gbit_s"], rs["msgs_s"], rs["of_pipeline"]))
         md.append("| memory per idle tracked flow | %.0f bytes |" % pipe["idle_flow_bytes"])
     for name, info in res.get("rulesets", {}).items():
         md.append("| ruleset %s: compile time, artifact | %.1f s, %.1f MB |" % (name, info["compile_s"], info["artifact_bytes"] / 1e6))
