@@ -26,30 +26,10 @@
 #include <string>
 #include <vector>
 
+#include "mime/eml_file.hpp"
 #include "mime/mime_parser.hpp"
 
 namespace {
-
-std::string crlf(const std::string& s0) {
-  std::string s = s0;
-  if (s.rfind("From ", 0) == 0) {
-    size_t nl = s.find('\n');
-    s = nl == std::string::npos ? "" : s.substr(nl + 1);
-  }
-  std::string o;
-  o.reserve(s.size() + s.size() / 32);
-  for (size_t i = 0; i < s.size(); ++i) {
-    if (s[i] == '\r') {
-      o += "\r\n";
-      if (i + 1 < s.size() && s[i + 1] == '\n') ++i;
-    } else if (s[i] == '\n') {
-      o += "\r\n";
-    } else {
-      o.push_back(s[i]);
-    }
-  }
-  return o;
-}
 
 double now() { return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count(); }
 
@@ -167,7 +147,7 @@ int main(int argc, char** argv) {
     std::ifstream in(f, std::ios::binary);
     std::stringstream ss;
     ss << in.rdbuf();
-    msgs.push_back(crlf(ss.str()));
+    msgs.push_back(sekisho::mime::eml_as_smtp(ss.str()));
   }
   if (msgs.empty()) {
     std::fprintf(stderr, "mime_bench: no messages (give .eml files, a directory of them, or a list .txt)\n");

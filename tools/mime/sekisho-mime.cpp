@@ -20,34 +20,13 @@
 #include <vector>
 
 #include "mime/facts_json.hpp"
+#include "mime/eml_file.hpp"
 #include "mime/mime_parser.hpp"
 
 using sekisho::mime::MimeLimits;
 using sekisho::mime::MimeParser;
 
 namespace {
-
-std::string crlf(const std::string& in) {
-  std::string s = in;
-  if (s.rfind("From ", 0) == 0) {
-    size_t nl = s.find('\n');
-    s = nl == std::string::npos ? "" : s.substr(nl + 1);
-  }
-  std::string o;
-  o.reserve(s.size() + s.size() / 32);
-  for (size_t i = 0; i < s.size(); ++i) {
-    char c = s[i];
-    if (c == '\r') {
-      o += "\r\n";
-      if (i + 1 < s.size() && s[i + 1] == '\n') ++i;
-    } else if (c == '\n') {
-      o += "\r\n";
-    } else {
-      o.push_back(c);
-    }
-  }
-  return o;
-}
 
 nlohmann::json run(const std::string& data, size_t chunk, const MimeLimits& lim) {
   MimeParser p(lim);
@@ -96,7 +75,7 @@ int main(int argc, char** argv) {
     }
     std::stringstream ss;
     ss << in.rdbuf();
-    std::string data = make_crlf ? crlf(ss.str()) : ss.str();
+    std::string data = make_crlf ? sekisho::mime::eml_as_smtp(ss.str()) : ss.str();
     nlohmann::json j = run(data, compare ? 0 : chunk, lim);
     if (compare) {
       nlohmann::json k = run(data, compare, lim);
