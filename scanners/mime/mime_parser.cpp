@@ -120,7 +120,7 @@ void MimeParser::feed(std::span<const uint8_t> bytes) {
     }
     if (mode_ == Mode::leaf && line_.empty()) {
       // A leaf inside a multipart: only lines starting with '-' can end it.
-      // Content between them is passed on in runs found with memmem, not
+      // Content between them is passed on in runs found by a memchr for '-', not
       // line by line; each content line's EOL is held (see pending_eol_).
       if (!mid_line_ && p[i] == '-') {  // a line start that may be a delimiter
         const uint8_t* nl = static_cast<const uint8_t*>(std::memchr(p + i, '\n', n - i));
@@ -164,8 +164,8 @@ void MimeParser::feed(std::span<const uint8_t> bytes) {
       fragment(p + i, n - i);  // the start of a line that is not a delimiter, or more of one
       return;
     }
-    // Everything else goes line by line: header blocks, preambles and
-    // epilogues, and lines cut by chunk boundaries.
+    // Everything else goes line by line: header blocks, bytes no one reads,
+    // and lines cut by chunk boundaries.
     const uint8_t* nl = static_cast<const uint8_t*>(std::memchr(p + i, '\n', n - i));
     size_t take = nl ? size_t(nl - (p + i)) + 1 : n - i;
     if (!nl) {
@@ -267,7 +267,6 @@ void MimeParser::line(const uint8_t* p, size_t n, size_t eol) {
       std::memcpy(pending_eol_, p + text, eol);
       pending_n_ = uint8_t(eol);
       return;
-    case Mode::preamble:
     case Mode::epilogue:
       return;
   }

@@ -113,7 +113,7 @@ class MimeParser : private HtmlToText::UrlHandler {
   void set_sink(MimeSink* s) { sink_ = s; }
 
  private:
-  enum class Mode : uint8_t { headers, leaf, preamble, epilogue };
+  enum class Mode : uint8_t { headers, leaf, epilogue };  // epilogue: bytes no one reads (after a discarded part)
   enum class Leaf : uint8_t { discard, text, html, attachment };
   enum class Cte : uint8_t { identity, base64, qp };
   struct Frame {
