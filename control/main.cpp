@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "config/control_config.hpp"
+#include "http/api.hpp"
 #include "http/server.hpp"
 #include "ingest/journal_ingest.hpp"
 #include "store/sqlite_store.hpp"
@@ -93,6 +94,9 @@ int main(int argc, char** argv) {
     store::SqliteStore http_store(cfg.database);
     IngestLoop loop(cfg, ingest_store);
 
+    http::Router router;
+    http::add_log_routes(router, http_store);
+
     boost::asio::io_context ioc(cfg.http_threads);
     std::optional<http::Server> server;
     try {
@@ -100,7 +104,7 @@ int main(int argc, char** argv) {
       opt.timeout = std::chrono::seconds(cfg.http_timeout_s);
       server.emplace(ioc, boost::asio::ip::tcp::endpoint(boost::asio::ip::make_address(cfg.listen_address),
                                                           cfg.listen_port),
-                     http_store, opt);
+                     router, opt);
     } catch (const boost::system::system_error& e) {
       std::cerr << "sekisho-control: " << cfg.file << ":" << cfg.listen_line << ": cannot listen on "
                 << cfg.listen_address << ":" << cfg.listen_port << ": " << e.code().message() << "\n";

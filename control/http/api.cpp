@@ -18,28 +18,7 @@ using nlohmann::json;
 
 namespace {
 
-class BadRequest : public std::runtime_error {
- public:
-  using std::runtime_error::runtime_error;
-};
-
 std::string dump(const json& j) { return j.dump(-1, ' ', false, json::error_handler_t::replace); }
-
-Response make(const Request& req, bhttp::status status, std::string content_type, std::string body) {
-  Response res{status, req.version()};
-  res.set(bhttp::field::server, "sekisho-control");
-  res.set(bhttp::field::content_type, content_type);
-  res.set(bhttp::field::cache_control, "no-store");
-  res.set("X-Content-Type-Options", "nosniff");
-  res.keep_alive(req.keep_alive());
-  res.body() = std::move(body);
-  res.prepare_payload();
-  return res;
-}
-
-Response error(const Request& req, bhttp::status status, const std::string& message) {
-  return make(req, status, "application/json", dump(json{{"error", message}}) + "\n");
-}
 
 std::optional<int64_t> parse_int(std::string_view s) {
   int64_t v = 0;
@@ -47,6 +26,8 @@ std::optional<int64_t> parse_int(std::string_view s) {
   if (ec != std::errc() || p != s.data() + s.size() || s.empty()) return std::nullopt;
   return v;
 }
+
+}  // namespace
 
 // ISO 8601 with zone, a UTC date, or Unix seconds.
 int64_t parse_time(const std::string& name, const std::string& v) {
@@ -58,12 +39,16 @@ int64_t parse_time(const std::string& name, const std::string& v) {
                    "\"");
 }
 
+namespace {
+
 int64_t parse_bounded(const std::string& name, const std::string& v, int64_t lo, int64_t hi) {
   auto n = parse_int(v);
   if (!n || *n < lo || *n > hi)
     throw BadRequest("'" + name + "' must be an integer from " + std::to_string(lo) + " to " + std::to_string(hi));
   return *n;
 }
+
+}  // namespace
 
 store::LogQuery log_query(const std::map<std::string, std::string>& params, int64_t default_limit,
                           int64_t max_limit) {
@@ -96,12 +81,16 @@ store::LogQuery log_query(const std::map<std::string, std::string>& params, int6
   return q;
 }
 
+namespace {
+
 std::string shown_sender(const std::string& s) { return s.empty() ? "<>" : s; }
 
 json parse_stored(const std::string& text) {
   json j = json::parse(text, nullptr, false);
   return j.is_discarded() ? json::array() : j;
 }
+
+}  // namespace
 
 json row_json(const store::TrackingRow& r) {
   const store::MessageEvent& e = r.event;
@@ -127,6 +116,8 @@ json row_json(const store::TrackingRow& r) {
           {"attachments", parse_stored(e.attachments_json)},
           {"spool", e.spool ? json(*e.spool) : json(nullptr)}};
 }
+
+namespace {
 
 // Joins one string member (or the strings themselves) of a stored array.
 std::string join(const std::string& stored, const char* member, const char* sep) {
@@ -224,31 +215,6 @@ std::string metrics(store::Store& store, int64_t now_us) {
   return o;
 }
 
-int from_hex(char c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  return -1;
-}
-
-std::optional<std::string> percent_decode(std::string_view s) {
-  std::string o;
-  for (size_t i = 0; i < s.size(); ++i) {
-    if (s[i] == '+') {
-      o.push_back(' ');
-    } else if (s[i] == '%') {
-      if (i + 2 >= s.size()) return std::nullopt;
-      int h = from_hex(s[i + 1]), l = from_hex(s[i + 2]);
-      if (h < 0 || l < 0) return std::nullopt;
-      o.push_back(char(h * 16 + l));
-      i += 2;
-    } else {
-      o.push_back(s[i]);
-    }
-  }
-  return o;
-}
-
 }  // namespace
 
 std::string iso_time_us(int64_t us) {
@@ -279,73 +245,37 @@ std::string csv_field(std::string_view s, bool mail_text) {
   return o;
 }
 
-std::optional<std::map<std::string, std::string>> parse_query(std::string_view query) {
-  std::map<std::string, std::string> out;
-  while (!query.empty()) {
-    size_t amp = query.find('&');
-    std::string_view pair = query.substr(0, amp);
-    query = amp == std::string_view::npos ? std::string_view() : query.substr(amp + 1);
-    if (pair.empty()) continue;
-    size_t eq = pair.find('=');
-    auto k = percent_decode(pair.substr(0, eq));
-    auto v = percent_decode(eq == std::string_view::npos ? std::string_view() : pair.substr(eq + 1));
-    if (!k || !v || k->empty()) return std::nullopt;
-    if (!out.emplace(std::move(*k), std::move(*v)).second) return std::nullopt;
-  }
-  return out;
+void add_log_routes(Router& router, store::Store& store, Access access) {
+  router.add({Verb::get}, "/metrics", Access::open, [&store](const Call& c) {
+    if (!c.params.empty()) throw BadRequest("/metrics takes no parameters");
+    return make_response(c.req, Status::ok, "text/plain; version=0.0.4; charset=utf-8", metrics(store, c.now_us));
+  });
+  router.add({Verb::get}, "/api/log", access, [&store](const Call& c) {
+    store::LogQuery q = log_query(c.params, 100, 1000);
+    store::LogPage page = store.search(q);
+    json rows = json::array();
+    for (const auto& r : page.rows) rows.push_back(row_json(r));
+    json body = {{"total", page.total}, {"limit", q.limit}, {"offset", q.offset}, {"rows", std::move(rows)}};
+    return json_ok(c.req, dump(body) + "\n");
+  });
+  router.add({Verb::get}, "/api/log.csv", access, [&store](const Call& c) {
+    store::LogQuery q = log_query(c.params, 10000, 100000);
+    Response res = make_response(c.req, Status::ok, "text/csv; charset=utf-8; header=present", log_csv(store.search(q)));
+    res.set(bhttp::field::content_disposition, "attachment; filename=\"sekisho-tracking-log.csv\"");
+    return res;
+  });
 }
 
 Response handle_request(const Request& req, store::Store& store) {
-  auto now = std::chrono::duration_cast<std::chrono::microseconds>(
-                 std::chrono::system_clock::now().time_since_epoch())
-                 .count();
-  return handle_request(req, store, now);
+  Router r;
+  add_log_routes(r, store);
+  return r.handle(req);
 }
 
 Response handle_request(const Request& req, store::Store& store, int64_t now_us) {
-  std::string_view target(req.target().data(), req.target().size());
-  size_t qpos = target.find('?');
-  std::string_view path = target.substr(0, qpos);
-  std::string_view query = qpos == std::string_view::npos ? std::string_view() : target.substr(qpos + 1);
-
-  static const std::set<std::string_view> kPaths = {"/api/log", "/api/log.csv", "/metrics"};
-  if (!kPaths.count(path)) return error(req, bhttp::status::not_found, "no such resource");
-  if (req.method() != bhttp::verb::get && req.method() != bhttp::verb::head) {
-    Response r = error(req, bhttp::status::method_not_allowed, "only GET and HEAD are allowed here");
-    r.set(bhttp::field::allow, "GET, HEAD");
-    return r;
-  }
-  Response res;
-  try {
-    auto params = parse_query(query);
-    if (!params) throw BadRequest("malformed query string (bad percent-encoding, empty or repeated name)");
-    if (path == "/metrics") {
-      if (!params->empty()) throw BadRequest("/metrics takes no parameters");
-      res = make(req, bhttp::status::ok, "text/plain; version=0.0.4; charset=utf-8", metrics(store, now_us));
-    } else if (path == "/api/log") {
-      store::LogQuery q = log_query(*params, 100, 1000);
-      store::LogPage page = store.search(q);
-      json rows = json::array();
-      for (const auto& r : page.rows) rows.push_back(row_json(r));
-      json body = {{"total", page.total}, {"limit", q.limit}, {"offset", q.offset}, {"rows", std::move(rows)}};
-      res = make(req, bhttp::status::ok, "application/json", dump(body) + "\n");
-    } else {
-      store::LogQuery q = log_query(*params, 10000, 100000);
-      res = make(req, bhttp::status::ok, "text/csv; charset=utf-8; header=present", log_csv(store.search(q)));
-      res.set(bhttp::field::content_disposition, "attachment; filename=\"sekisho-tracking-log.csv\"");
-    }
-  } catch (const BadRequest& e) {
-    return error(req, bhttp::status::bad_request, e.what());
-  } catch (const std::exception& e) {
-    std::cerr << "sekisho-control: " << req.method_string() << " " << target << ": " << e.what() << "\n";
-    return error(req, bhttp::status::internal_server_error, "internal error");
-  }
-  if (req.method() == bhttp::verb::head) {
-    auto n = res.body().size();
-    res.body().clear();
-    res.content_length(n);
-  }
-  return res;
+  Router r;
+  add_log_routes(r, store);
+  return r.handle(req, now_us);
 }
 
 }  // namespace sekisho::control::http

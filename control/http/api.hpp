@@ -17,28 +17,30 @@
 // Thread-safety: as the Store's.
 #pragma once
 
-#include <boost/beast/http/message.hpp>
-#include <boost/beast/http/string_body.hpp>
 #include <cstdint>
-#include <map>
-#include <optional>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <string_view>
 
+#include "http/router.hpp"
 #include "store/store.hpp"
 
 namespace sekisho::control::http {
 
-using Request = boost::beast::http::request<boost::beast::http::string_body>;
-using Response = boost::beast::http::response<boost::beast::http::string_body>;
+// Adds /metrics (open) and /api/log, /api/log.csv (with `access`).
+void add_log_routes(Router& router, store::Store& store, Access access = Access::user);
 
+// A Router with the log routes only, answering one request (unit tests).
 Response handle_request(const Request& req, store::Store& store);
-// As above with the wall clock given (the ingest lag in /metrics).
 Response handle_request(const Request& req, store::Store& store, int64_t now_us);
 
-// Splits and percent-decodes a query string ('+' is a space). nullopt on
-// bad encoding or a repeated name.
-std::optional<std::map<std::string, std::string>> parse_query(std::string_view query);
+// The log search parameters (q, sender, rcpt, from, subject, verdict,
+// since, until, limit, offset) as a query; BadRequest on a bad value or an
+// unknown parameter.
+store::LogQuery log_query(const std::map<std::string, std::string>& params, int64_t default_limit,
+                          int64_t max_limit);
+// One tracking-log row as the API shows it.
+nlohmann::json row_json(const store::TrackingRow& r);
 
 // One CSV field per RFC 4180: quoted when it holds a comma, quote, CR or LF
 // (quotes doubled). Text from mail that a spreadsheet would run as a
@@ -47,5 +49,7 @@ std::string csv_field(std::string_view s, bool mail_text = true);
 
 // "2024-05-01T09:30:00.123456Z".
 std::string iso_time_us(int64_t us);
+// ISO 8601 with zone, YYYY-MM-DD (UTC) or Unix seconds; BadRequest naming `name`.
+int64_t parse_time(const std::string& name, const std::string& v);
 
 }  // namespace sekisho::control::http

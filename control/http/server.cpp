@@ -8,7 +8,7 @@
 #include <iostream>
 #include <optional>
 
-#include "http/api.hpp"
+#include "http/router.hpp"
 
 namespace sekisho::control::http {
 
@@ -18,6 +18,11 @@ namespace bhttp = boost::beast::http;
 using tcp = net::ip::tcp;
 
 namespace {
+
+int64_t now_us() {
+  return std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
 
 void fail(beast::error_code ec, const char* what) {
   // A peer going away or our own shutdown is not worth a line.
@@ -29,8 +34,14 @@ void fail(beast::error_code ec, const char* what) {
 
 class Session : public std::enable_shared_from_this<Session> {
  public:
-  Session(tcp::socket&& socket, store::Store& store, const ServerOptions& opt)
-      : stream_(std::move(socket)), buffer_(opt.read_buffer_limit), store_(store), opt_(opt) {}
+  Session(tcp::socket&& socket, const Router& router, const ServerOptions& opt)
+      : stream_(std::move(socket)), buffer_(opt.read_buffer_limit), router_(router), opt_(opt) {
+    beast::error_code ec;
+    auto ep = stream_.socket().remote_endpoint(ec);
+    if (!ec)
+      client_ = (ep.address().is_v6() ? "[" + ep.address().to_string() + "]" : ep.address().to_string()) + ":" +
+                std::to_string(ep.port());
+  }
 
   void run() { net::dispatch(stream_.get_executor(), beast::bind_front_handler(&Session::read, shared_from_this())); }
 
@@ -57,7 +68,7 @@ class Session : public std::enable_shared_from_this<Session> {
     }
     if (ec) return fail(ec, "read");
     Request req = parser_->release();
-    res_ = handle_request(req, store_);
+    res_ = router_.handle(req, now_us(), client_);
     if (++served_ >= opt_.max_requests) res_.keep_alive(false);
     write();
   }
@@ -93,7 +104,8 @@ class Session : public std::enable_shared_from_this<Session> {
 
   beast::tcp_stream stream_;
   beast::flat_buffer buffer_;
-  store::Store& store_;
+  const Router& router_;
+  std::string client_;
   const ServerOptions opt_;
   std::optional<bhttp::request_parser<bhttp::string_body>> parser_;
   Response res_;
@@ -106,8 +118,8 @@ class Session : public std::enable_shared_from_this<Session> {
 }  // namespace
 
 struct Server::Listener : std::enable_shared_from_this<Server::Listener> {
-  Listener(net::io_context& io, const tcp::endpoint& ep, store::Store& st, ServerOptions options)
-      : ioc_(io), acceptor_(net::make_strand(io)), store_(st), opt_(options) {
+  Listener(net::io_context& io, const tcp::endpoint& ep, const Router& r, ServerOptions options)
+      : ioc_(io), acceptor_(net::make_strand(io)), router_(r), opt_(options) {
     acceptor_.open(ep.protocol());
     acceptor_.set_option(net::socket_base::reuse_address(true));
     acceptor_.bind(ep);
@@ -120,17 +132,17 @@ struct Server::Listener : std::enable_shared_from_this<Server::Listener> {
   void on_accept(beast::error_code ec, tcp::socket socket) {
     if (ec == net::error::operation_aborted) return;
     if (ec) fail(ec, "accept");
-    else std::make_shared<Session>(std::move(socket), store_, opt_)->run();
+    else std::make_shared<Session>(std::move(socket), router_, opt_)->run();
     accept();
   }
   net::io_context& ioc_;
   tcp::acceptor acceptor_;
-  store::Store& store_;
+  const Router& router_;
   ServerOptions opt_;  // copied into each session
 };
 
-Server::Server(net::io_context& ioc, const tcp::endpoint& endpoint, store::Store& store, ServerOptions options)
-    : listener_(std::make_shared<Listener>(ioc, endpoint, store, options)) {}
+Server::Server(net::io_context& ioc, const tcp::endpoint& endpoint, const Router& router, ServerOptions options)
+    : listener_(std::make_shared<Listener>(ioc, endpoint, router, options)) {}
 
 Server::~Server() = default;
 

@@ -1,7 +1,7 @@
 // The Boost.Beast HTTP server around handle_request (http/api.hpp).
 //
 // Per connection (a Session on its own strand): a request is read with a
-// header limit and a body limit, answered by handle_request, written, and
+// header limit and a body limit, answered by the Router, written, and
 // only then is the next one read, so pipelined requests wait in the
 // connection's bounded read buffer (one in service at a time). Every read
 // and write has a deadline (idle connections are closed); a connection is
@@ -9,8 +9,8 @@
 // limit 413, then the connection closes.
 //
 // Thread-safety: run the io_context on any number of threads; sessions are
-// serialised by their strands, handle_request may run on several at once
-// (the Store serialises itself).
+// serialised by their strands, the Router's handlers may run on several at
+// once. The Router must outlive the Server.
 #pragma once
 
 #include <boost/asio/io_context.hpp>
@@ -19,7 +19,7 @@
 #include <cstddef>
 #include <memory>
 
-#include "store/store.hpp"
+#include "http/router.hpp"
 
 namespace sekisho::control::http {
 
@@ -35,7 +35,7 @@ class Server {
  public:
   // Binds and listens; throws boost::system::system_error (e.g. address in
   // use). Call start() to accept.
-  Server(boost::asio::io_context& ioc, const boost::asio::ip::tcp::endpoint& endpoint, store::Store& store,
+  Server(boost::asio::io_context& ioc, const boost::asio::ip::tcp::endpoint& endpoint, const Router& router,
          ServerOptions options = {});
   ~Server();
   void start();

@@ -11,6 +11,7 @@
 #include <thread>
 
 #include "http/server.hpp"
+#include "http/api.hpp"
 #include "store/sqlite_store.hpp"
 
 namespace sekisho::control::http {
@@ -27,7 +28,8 @@ class ServerTest : public ::testing::Test {
     ServerOptions opt;
     opt.body_limit = 1024;
     opt.timeout = std::chrono::seconds(5);
-    server.emplace(ioc, tcp::endpoint(net::ip::make_address("127.0.0.1"), 0), store, opt);
+    add_log_routes(router, store);
+    server.emplace(ioc, tcp::endpoint(net::ip::make_address("127.0.0.1"), 0), router, opt);
     server->start();
     thread = std::thread([this] { ioc.run(); });
   }
@@ -41,6 +43,7 @@ class ServerTest : public ::testing::Test {
     return s;
   }
   store::SqliteStore store{":memory:"};
+  Router router;
   net::io_context ioc;
   net::io_context client_ioc;
   std::optional<Server> server;
