@@ -35,6 +35,7 @@
 #include "match/match.hpp"
 #include "mime/attachment.hpp"
 #include "smtp/content_policy.hpp"
+#include "smtp/release_list.hpp"
 #include "smtp/smtp_flow.hpp"
 #include "spool/spool.hpp"
 #include "tcp/flow_table.hpp"
@@ -166,7 +167,26 @@ struct WorkerEvents : smtp::FlowEvents {
     auto& c = p->inflight[worker].v;
     __atomic_store_n(&c, c - 1, __ATOMIC_RELEASE);
   }
+  smtp::ReleaseList* releases = nullptr;  // released from quarantine: pass once
+  uint64_t released_passed = 0;
   smtp::Action on_message_end(smtp::MessageRecord& m) override {
+    smtp::Action a = decide(m);
+    if (a == smtp::Action::pass || m.verdict_rule == "smtp_smuggling") return a;
+    if (releases && !m.sha256.empty() && releases->pending() &&
+        releases->take(m.sha256, uint64_t(std::chrono::duration_cast<std::chrono::seconds>(
+                                               std::chrono::steady_clock::now().time_since_epoch())
+                                               .count()))) {
+      // Released by the control plane: delivered this once, not caught again.
+      add(released_passed, 1);
+      m.verdict_rule = "released:" + m.verdict_rule;
+      return smtp::Action::pass;
+    }
+    if (a == smtp::Action::reject) add(rejected, 1);
+    if (a == smtp::Action::tempfail) add(tempfailed, 1);
+    return a;
+  }
+  // The verdict before releases: smuggling refusal, envelope rules, content.
+  smtp::Action decide(smtp::MessageRecord& m) {
     if (m.txn->bare_lf_end && smuggling != smtp::Action::pass) {
       // Where this message ends depends on the server: refuse it whole.
       add(smuggling_refused, 1);
@@ -188,9 +208,8 @@ struct WorkerEvents : smtp::FlowEvents {
       m.verdict_rule = r.name;
       if (r.action == "pass") return smtp::Action::pass;
       m.id = spool::make_message_id(uint64_t(m.ts * 1e6), lcore, next_id++);
-      if (r.action == "reject") { add(rejected, 1); return smtp::Action::reject; }
+      if (r.action == "reject") return smtp::Action::reject;
       if (r.action == "quarantine") return smtp::Action::quarantine;
-      add(tempfailed, 1);
       return smtp::Action::tempfail;
     }
     if (set->content && m.content && worker < set->content->scratch.size()) {
@@ -208,8 +227,6 @@ struct WorkerEvents : smtp::FlowEvents {
       }
       if (a == smtp::Action::pass) return a;
       m.id = spool::make_message_id(uint64_t(m.ts * 1e6), lcore, next_id++);
-      if (a == smtp::Action::reject) add(rejected, 1);
-      if (a == smtp::Action::tempfail) add(tempfailed, 1);
       return a;
     }
     return smtp::Action::pass;
@@ -279,6 +296,7 @@ struct BridgeState {
   mime::CollectLimits collect;      // what each open message keeps for the content scan
   uint64_t ruleset_loads = 0;       // under policy_mu
   std::atomic<PolicySet*> policy{nullptr};
+  smtp::ReleaseList releases;       // telemetry /sekisho/release: pass these once
   rte_rcu_qsbr* qs = nullptr;       // workers report quiescence once per loop
   std::mutex policy_mu;             // reload and reclaim (control side only)
   std::vector<std::pair<PolicySet*, uint64_t>> retired;  // with the RCU token of their retirement
@@ -488,6 +506,7 @@ Disposition inspect_segment(BridgeState& s, WorkerState& w, rte_mbuf* m, const n
       rec.id = f.last_reference();
       rec.spool = "new/" + rec.id + ".msg";
       rec.sha256 = f.sha256_so_far();  // the running hash, not a second pass over the copy
+      f.fill_last_verdict(rec);        // MIME facts and the verdict's details for the control plane
       job->id = rec.id;
       job->header = smtp::message_json(rec).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
       job->message = std::move(body);
@@ -919,6 +938,20 @@ std::array<uint8_t, 40> symmetric_rss_key() {
 void Bridge::request_stop() { g_stop.store(true); }
 
 void Bridge::set_bypass(bool on) { s_->bypass.store(on); }
+
+std::string Bridge::release(const std::string& sha256_hex, uint64_t ttl_s, size_t& pending) {
+  uint64_t now = uint64_t(
+      std::chrono::duration_cast<std::chrono::seconds>(std::chrono::steady_clock::now().time_since_epoch()).count());
+  auto r = s_->releases.add(sha256_hex, now, ttl_s);
+  pending = s_->releases.pending();
+  switch (r) {
+    case smtp::ReleaseList::AddResult::added: return "added";
+    case smtp::ReleaseList::AddResult::refreshed: return "refreshed";
+    case smtp::ReleaseList::AddResult::bad_hash: return "error: not a SHA-256 in hex";
+    case smtp::ReleaseList::AddResult::full: return "error: release list full";
+  }
+  return "error";
+}
 bool Bridge::bypass() const { return s_->bypass.load(); }
 
 Bridge::Bridge(const DataplaneConfig& cfg, const std::string& argv0) : s_(std::make_unique<BridgeState>()) {
@@ -1102,6 +1135,7 @@ Bridge::Bridge(const DataplaneConfig& cfg, const std::string& argv0) : s_(std::m
     ws->pool = std::make_unique<tcp::BufferPool>(cfg.reassembly_buffer_bytes, cfg.reassembly_buffers);
     ws->flows = std::make_unique<tcp::FlowTable<smtp::SmtpFlow>>(cfg.flow_table_size);
     ws->events.policy = &s.policy;
+    ws->events.releases = &s.releases;
     ws->events.worker = w;
     ws->events.scan_overflow_tempfail = cfg.scan_overflow_tempfail;
     ws->events.smuggling = cfg.smuggling_action == "pass"       ? smtp::Action::pass
@@ -1428,6 +1462,7 @@ nlohmann::json snapshot(const BridgeState& s) {
     stream["tempfailed"] = read_counter(w->events.tempfailed);
     stream["quarantined"] = read_counter(w->events.quarantined);
     stream["hold_timeout_passed"] = read_counter(w->events.hold_timeout_passed);
+    stream["released_passed"] = read_counter(w->events.released_passed);
     stream["smuggling_refused"] = read_counter(w->events.smuggling_refused);
     stream["content_scanned"] = read_counter(w->events.scanned);
     stream["content_tagged"] = read_counter(w->events.scan_tagged);

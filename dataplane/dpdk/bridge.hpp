@@ -56,6 +56,10 @@ class Bridge {
   // The appliance-wide bypass switch: when on, every frame is forwarded
   // without inspection (counted as "bypassed"). Safe from any thread.
   void set_bypass(bool on);
+  // Lets the next message with this SHA-256 (hex) pass once, whatever its
+  // verdict, within ttl_s seconds (a release from quarantine). Returns
+  // "added" or "refreshed", or "error: ..."; pending gets the list size.
+  std::string release(const std::string& sha256_hex, uint64_t ttl_s, size_t& pending);
   bool bypass() const;
 
   // Loads an envelope policy file and publishes it to the workers (RCU);

@@ -7,6 +7,7 @@
 #include <csignal>
 #include <cstdio>
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
 #include <iostream>
 #include <string>
@@ -85,6 +86,35 @@ int tel_rules(const char*, const char* params, struct rte_tel_data* d) {
   return 0;
 }
 
+// /sekisho/release,SHA256[,TTL_S]: the control plane is about to re-deliver
+// a released message with this hash; pass it once (TTL default 600 s).
+int tel_release(const char*, const char* params, rte_tel_data* d) {
+  rte_tel_data_start_dict(d);
+  std::string p = params ? params : "";
+  size_t comma = p.find(',');
+  std::string hash = p.substr(0, comma);
+  uint64_t ttl = 600;
+  if (comma != std::string::npos) {
+    char* end = nullptr;
+    ttl = std::strtoull(p.c_str() + comma + 1, &end, 10);
+    if (!end || *end || ttl == 0 || ttl > 86400) ttl = 0;
+  }
+  if (!g_bridge || hash.empty() || ttl == 0) {
+    rte_tel_data_add_dict_string(d, "error", "usage: /sekisho/release,SHA256HEX[,TTL_SECONDS 1..86400]");
+    return 0;
+  }
+  size_t pending = 0;
+  std::string r = g_bridge->release(hash, ttl, pending);
+  if (r.rfind("error", 0) == 0) {
+    rte_tel_data_add_dict_string(d, "error", r.c_str());
+    return 0;
+  }
+  rte_tel_data_add_dict_string(d, "release", r.c_str());
+  rte_tel_data_add_dict_u64(d, "pending", pending);
+  rte_tel_data_add_dict_u64(d, "ttl", ttl);
+  return 0;
+}
+
 void on_signal(int) { Bridge::request_stop(); }
 
 void usage() {
@@ -130,6 +160,9 @@ int main(int argc, char** argv) {
                                "Loads an envelope policy file (parameter: its path) and publishes it with RCU.");
     rte_telemetry_register_cmd("/sekisho/rules", tel_rules,
                                "Loads a compiled ruleset artifact (parameter: its path, or none) and publishes it with RCU.");
+    rte_telemetry_register_cmd("/sekisho/release", tel_release,
+                               "Lets the next message with this SHA-256 pass once (a release from quarantine): "
+                               "SHA256HEX[,TTL_SECONDS].");
     rte_telemetry_register_cmd("/sekisho/flows", tel_flows,
                                "Flow census per worker; parameter: a worker index to list up to 100 of its flows.");
     std::cout << "sekisho-dataplane: ready, " << cfg.workers << " worker(s), dispatch "

@@ -92,6 +92,16 @@ void SmtpFlow::on_message_end(const SessionFacts& f, const Transaction& t) {
   e.categories = std::move(m.categories);
 }
 
+void SmtpFlow::fill_last_verdict(MessageRecord& rec) const {
+  if (ended_.empty()) return;
+  const Ended& e = ended_.back();
+  rec.mime = &e.mime;
+  rec.score = e.score;
+  rec.rules_hit = e.rules_hit;
+  rec.sender_class = e.sender_class;
+  rec.categories = e.categories;
+}
+
 tcp::SegmentVerdict SmtpFlow::on_segment(bool from_a, const net::Packet& p, std::span<uint8_t> payload,
                                          tcp::EventCounters& ev, double now) {
   now_ = now;

@@ -124,6 +124,10 @@ class SmtpFlow : public tcp::StreamSink, public MessageSink {
     return e;
   }
   const std::string& last_rule() const { return decided_rule_; }
+  // Copies what was decided for the message that ended last (its MIME
+  // facts by pointer, valid until the reply; score, rules hit, sender class,
+  // categories) into rec, for the spool header of a held message.
+  void fill_last_verdict(MessageRecord& rec) const;
   // SHA-256 (hex) of the message that ended last and awaits its reply (at
   // the hold point: the whole message), else of the bytes seen so far.
   std::string sha256_so_far() const;
