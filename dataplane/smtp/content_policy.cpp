@@ -62,10 +62,16 @@ ContentScan scan_content(const match::Ruleset& rs, match::Scratch& scratch, Mess
   switch (r.action) {
     case rules::Action::reject: out.action = Action::reject; break;
     case rules::Action::quarantine: out.action = Action::quarantine; break;
+    case rules::Action::tempfail: out.action = Action::tempfail; break;
     case rules::Action::tag: out.tagged = true; break;
     default: break;
   }
-  if (out.action != Action::pass && top) m.verdict_rule = std::string(top->rule);
+  if (!r.decided_by.empty()) {
+    if (out.action != Action::pass || out.tagged) m.verdict_rule = std::string(r.decided_by);
+    out.reply = std::string(r.reply);
+  } else if (out.action != Action::pass && top) {
+    m.verdict_rule = std::string(top->rule);
+  }
   return out;
 }
 

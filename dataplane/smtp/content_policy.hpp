@@ -17,11 +17,13 @@ struct ContentScan {
   Action action = Action::pass;
   bool tagged = false;          // the ruleset said "tag": delivered, marked in the event
   bool content_truncated = false;  // a context hit its collection cap: scanned what was kept
+  std::string reply;            // a "decide ... reject|tempfail" rule's reply text ("" = default)
 };
 
 // Scans m (m.content and m.mime must be set) and fills m.score, m.rules_hit,
 // m.sender_class, m.categories and, when the verdict is not pass,
-// m.verdict_rule with the highest-scoring rule that hit.
+// m.verdict_rule with the rule that decided (a "decide" rule) or else the
+// highest-scoring rule that hit.
 ContentScan scan_content(const match::Ruleset& rs, match::Scratch& scratch, MessageRecord& m);
 
 }  // namespace sekisho::smtp

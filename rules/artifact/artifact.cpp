@@ -153,6 +153,11 @@ std::string write_artifact(const Artifact& a) {
     w.u32(r.meta_len);
     w.u32(static_cast<uint32_t>(r.categories.size()));
     for (uint32_t c : r.categories) w.u32(c);
+    w.u8(r.arg);
+    w.f64(r.value);
+    w.u8(r.decides);
+    w.u8(static_cast<uint8_t>(r.decision));
+    w.str(r.reply);
   }
   w.u32(static_cast<uint32_t>(a.meta_order.size()));
   for (uint32_t i : a.meta_order) w.u32(i);
@@ -163,6 +168,8 @@ std::string write_artifact(const Artifact& a) {
     w.f64(m.value);
   }
   w.u32(a.meta_depth);
+  w.u32(static_cast<uint32_t>(a.decide_order.size()));
+  for (uint32_t i : a.decide_order) w.u32(i);
   w.u32(static_cast<uint32_t>(a.header_sources.size()));
   for (const auto& h : a.header_sources) {
     w.str(h.name);
@@ -216,7 +223,7 @@ bool read_artifact(std::span<const uint8_t> bytes, Artifact& a, std::string& err
     error = "not a Sekisho ruleset artifact (bad magic)";
     return false;
   }
-  if (!r.u32(a.format) || a.format != kArtifactFormat) {
+  if (!r.u32(a.format) || a.format < 1 || a.format > kArtifactFormat) {
     error = "unsupported artifact format version " + std::to_string(a.format);
     return false;
   }
@@ -254,8 +261,19 @@ bool read_artifact(std::span<const uint8_t> bytes, Artifact& a, std::string& err
     if (!r.count(nc, 4)) return bad("rule categories");
     x.categories.resize(nc);
     for (auto& c : x.categories) r.u32(c);
+    uint8_t decides = 0, decision = 0;
+    if (a.format >= 2) {
+      r.u8(x.arg);
+      r.f64(x.value);
+      r.u8(decides);
+      r.u8(decision);
+      r.str(x.reply);
+    }
     if (!r.ok) return bad("rule table");
-    if (kind > static_cast<uint8_t>(RuleKind::mimeheader) || act > 3 || conf > 2) return bad("rule enum");
+    if (kind > static_cast<uint8_t>(RuleKind::scored) || act > 3 || conf > 2 || decides > 1 || decision > 4)
+      return bad("rule enum");
+    x.decides = decides != 0;
+    x.decision = static_cast<Action>(decision);
     x.kind = static_cast<RuleKind>(kind);
     x.flags = flags;
     x.form = form;
@@ -277,6 +295,11 @@ bool read_artifact(std::span<const uint8_t> bytes, Artifact& a, std::string& err
     m.op = static_cast<MetaOp>(op);
   }
   r.u32(a.meta_depth);
+  if (a.format >= 2) {
+    if (!r.count(n, 4)) return bad("decide order");
+    a.decide_order.resize(n);
+    for (auto& i : a.decide_order) r.u32(i);
+  }
   if (!r.count(n, 14)) return bad("header sources");
   a.header_sources.resize(n);
   for (auto& h : a.header_sources) {
@@ -362,6 +385,14 @@ bool read_artifact(std::span<const uint8_t> bytes, Artifact& a, std::string& err
     if (m.op == MetaOp::rule && m.rule >= nr) return bad("meta rule index");
   for (uint32_t i : a.meta_order)
     if (i >= nr) return bad("meta order index");
+  for (uint32_t i : a.decide_order)
+    if (i >= nr || !a.rules[i].decides) return bad("decide order index");
+  for (auto& x : a.rules) {
+    if (x.kind == RuleKind::compare && ((x.form > 5) || (x.arg & 0x7f) > 5)) return bad("compare field");
+    if (x.kind == RuleKind::count && x.form > 1) return bad("count field");
+    if (x.kind == RuleKind::scored && x.form > 5) return bad("scored operator");
+    if (x.kind == RuleKind::listed && x.form > static_cast<uint8_t>(ListSource::rcpt_address)) return bad("list source");
+  }
   for (auto& h : a.header_sources)
     if (h.db != kNone && h.db >= a.dbs.size()) return bad("header source database");
   for (auto& c : a.classes)

@@ -24,7 +24,8 @@
 namespace sekisho::rules {
 
 inline constexpr char kArtifactMagic[8] = {'S', 'E', 'K', 'I', 'S', 'H', 'O', 'R'};
-inline constexpr uint32_t kArtifactFormat = 1;
+// 2: compare/count/classed/scored rules, decide and reply (format 1 is still read).
+inline constexpr uint32_t kArtifactFormat = 2;
 inline constexpr uint32_t kNone = 0xffffffffu;
 
 // What a database scans. Values are part of the format.
@@ -52,6 +53,7 @@ enum RuleFlag : uint8_t {
   flag_nosubject = 8,
   flag_active = 16,    // compiled and evaluated (unsupported rules are listed but inactive)
   flag_eval = 32,      // eval:/network (excluded from coverage)
+  flag_late = 64,      // scored, or a meta depending on one: evaluated after the others' score
 };
 
 struct ArtifactRule {
@@ -59,7 +61,13 @@ struct ArtifactRule {
   uint32_t line = 0;
   RuleKind kind = RuleKind::header;
   uint8_t flags = 0;
-  uint8_t form = 0;     // HeaderForm / EnvelopeField / AttachmentField / ListSource by kind
+  uint8_t form = 0;     // HeaderForm / EnvelopeField / AttachmentField / ListSource / CountField /
+                        // compare: left AddressField / scored: CompareOp, by kind
+  uint8_t arg = 0;      // compare: right AddressField | 0x80 for ==; classed: class bits
+  double value = 0;     // scored: the number compared with
+  Action decision = Action::pass;  // decide: the verdict (only when flag decides below)
+  bool decides = false;
+  std::string reply;    // decide reject/tempfail: SMTP reply text ("" = the dataplane's)
   bool negate = false;
   Action action = Action::pass;
   Confirm confirm = Confirm::none;
@@ -110,7 +118,8 @@ struct Artifact {
   std::string version;
   std::array<uint8_t, 32> source_sha256{};
   std::vector<ArtifactRule> rules;
-  std::vector<uint32_t> meta_order;  // meta rules, dependencies first
+  std::vector<uint32_t> meta_order;  // meta rules, dependencies first (late ones after the rest)
+  std::vector<uint32_t> decide_order;  // deciding rules, first match wins
   std::vector<MetaInstr> meta_code;
   uint32_t meta_depth = 0;
   std::vector<HeaderSource> header_sources;

@@ -225,6 +225,9 @@ bool compile_ruleset(const RuleSource& src, const CompileOptions& opts, std::str
       if (s.nosubject) x.flags |= flag_nosubject;
       x.maxhits = s.maxhits;
       x.action = s.action;
+      x.decides = s.decide;
+      x.decision = s.decision;
+      x.reply = s.reply;
       for (const auto& c : s.categories)
         x.categories.push_back(static_cast<uint32_t>(std::lower_bound(a.categories.begin(), a.categories.end(), c) - a.categories.begin()));
     }
@@ -237,6 +240,17 @@ bool compile_ruleset(const RuleSource& src, const CompileOptions& opts, std::str
       case RuleKind::envelope: x.form = static_cast<uint8_t>(r.envelope); break;
       case RuleKind::attachment: x.form = static_cast<uint8_t>(r.attachment); x.size_over = r.size_over; break;
       case RuleKind::listed: x.form = static_cast<uint8_t>(r.list_source); break;
+      case RuleKind::compare:
+        x.form = static_cast<uint8_t>(r.compare_left);
+        x.arg = static_cast<uint8_t>(static_cast<uint8_t>(r.compare_right) | (r.compare_equal ? 0x80 : 0));
+        break;
+      case RuleKind::count: x.form = static_cast<uint8_t>(r.count); x.flags |= flag_multiple; break;
+      case RuleKind::classed: x.arg = r.classes; break;
+      case RuleKind::scored:
+        x.form = static_cast<uint8_t>(r.score_op);
+        x.value = r.score_value;
+        x.flags |= flag_late;
+        break;
       default: break;
     }
     if (x.unsupported.empty() && r.has_regex) {
@@ -529,6 +543,19 @@ bool compile_ruleset(const RuleSource& src, const CompileOptions& opts, std::str
   }
   for (uint32_t i = 0; i < a.rules.size(); ++i)
     if (a.rules[i].kind == RuleKind::meta && a.rules[i].unsupported.empty()) order(i);
+  // Late metas: those that depend (through other metas) on a scored rule.
+  // meta_order is dependencies first, so one pass marks them all.
+  for (uint32_t i : a.meta_order) {
+    std::vector<std::string> names;
+    std::string why;
+    meta_names(src.rules[i].meta, names, why);
+    for (const auto& n : names)
+      if (a.rules[rule_index.at(n)].flags & flag_late) a.rules[i].flags |= flag_late;
+  }
+  for (const auto& n : src.decide_order) {
+    auto it = rule_index.find(n);
+    if (it != rule_index.end()) a.decide_order.push_back(it->second);
+  }
 
   // Report.
   for (size_t i = 0; i < a.rules.size(); ++i) {

@@ -28,6 +28,10 @@ const char* kind_name(RuleKind k) {
     case RuleKind::listed: return "listed";
     case RuleKind::spoof: return "spoof";
     case RuleKind::mimeheader: return "mimeheader";
+    case RuleKind::compare: return "compare";
+    case RuleKind::count: return "count";
+    case RuleKind::classed: return "classed";
+    case RuleKind::scored: return "scored";
   }
   return "?";
 }
@@ -38,6 +42,7 @@ const char* action_name(Action a) {
     case Action::tag: return "tag";
     case Action::quarantine: return "quarantine";
     case Action::reject: return "reject";
+    case Action::tempfail: return "tempfail";
   }
   return "?";
 }
@@ -626,12 +631,12 @@ class Parser {
           {"rcpt_domain", ListSource::rcpt_domain}, {"uri_host", ListSource::uri_host},
           {"uri", ListSource::uri}, {"attachment_sha256", ListSource::attachment_sha256},
           {"client_ip", ListSource::client_ip}, {"from_address", ListSource::from_address},
-          {"envelope_from_address", ListSource::envelope_from_address}};
+          {"envelope_from_address", ListSource::envelope_from_address}, {"rcpt_address", ListSource::rcpt_address}};
       const ListSource* src = nullptr;
       for (auto& s : sources)
         if (s.first == source) src = &s.second;
       if (!src || list.empty() || !rest.empty()) {
-        error(file, line, "listed " + std::string(name) + ": expected 'listed NAME SOURCE LIST' (SOURCE: from_domain, reply_to_domain, envelope_from_domain, helo, rcpt_domain, uri_host, uri, attachment_sha256, client_ip, from_address, envelope_from_address)");
+        error(file, line, "listed " + std::string(name) + ": expected 'listed NAME SOURCE LIST' (SOURCE: from_domain, reply_to_domain, envelope_from_domain, helo, rcpt_domain, uri_host, uri, attachment_sha256, client_ip, from_address, envelope_from_address, rcpt_address)");
         return;
       }
       Rule& r = define(file, line, name, RuleKind::listed, d);
@@ -809,6 +814,115 @@ class Parser {
       src_.thresholds[static_cast<int>(act)] = v;
       return;
     }
+    if (d == "compare") {
+      // compare NAME LEFT ==|!= RIGHT
+      std::string_view name;
+      if (!rule_head(file, line, d, rest, name)) return;
+      std::string_view l = word(rest), op = word(rest), rr = word(rest);
+      AddressField lf, rf;
+      if (!address_field(l, lf) || !address_field(rr, rf) || (op != "==" && op != "!=") || !rest.empty()) {
+        error(file, line, "compare " + std::string(name) + ": expected 'compare NAME FIELD ==|!= FIELD' (FIELD: from_address, from_domain, reply_to_address, reply_to_domain, envelope_from_address, envelope_from_domain)");
+        return;
+      }
+      Rule& r = define(file, line, name, RuleKind::compare, d);
+      r.compare_left = lf;
+      r.compare_right = rf;
+      r.compare_equal = op == "==";
+      return;
+    }
+    if (d == "count") {
+      // count NAME rcpt_to|to_cc
+      std::string_view name;
+      if (!rule_head(file, line, d, rest, name)) return;
+      std::string_view f = word(rest);
+      if ((f != "rcpt_to" && f != "to_cc") || !rest.empty()) {
+        error(file, line, "count " + std::string(name) + ": expected 'count NAME rcpt_to|to_cc'");
+        return;
+      }
+      Rule& r = define(file, line, name, RuleKind::count, d);
+      r.count = f == "rcpt_to" ? CountField::rcpt_to : CountField::to_cc;
+      return;
+    }
+    if (d == "classed") {
+      // classed NAME LETTER... (P G H J E D)
+      std::string_view name;
+      if (!rule_head(file, line, d, rest, name)) return;
+      uint8_t bits = 0;
+      bool ok = !rest.empty();
+      std::string_view t;
+      while (ok && !(t = word(rest)).empty()) {
+        for (char c : t) {
+          size_t k = std::string_view("PGHJED").find(c);
+          if (k == std::string_view::npos) ok = false;
+          else bits |= static_cast<uint8_t>(1u << k);
+        }
+      }
+      if (!ok) {
+        error(file, line, "classed " + std::string(name) + ": expected 'classed NAME CLASS...' (CLASS: P G H J E D)");
+        return;
+      }
+      Rule& r = define(file, line, name, RuleKind::classed, d);
+      r.classes = bits;
+      return;
+    }
+    if (d == "scored") {
+      // scored NAME >=|>|<=|<|==|!= NUMBER
+      std::string_view name;
+      if (!rule_head(file, line, d, rest, name)) return;
+      std::string_view op = word(rest);
+      static const std::pair<std::string_view, CompareOp> ops[] = {
+          {">=", CompareOp::ge}, {">", CompareOp::gt}, {"<=", CompareOp::le},
+          {"<", CompareOp::lt}, {"==", CompareOp::eq}, {"!=", CompareOp::ne}};
+      const CompareOp* o = nullptr;
+      for (auto& x : ops)
+        if (x.first == op) o = &x.second;
+      double v = 0;
+      if (!o || !parse_double(trim(rest), v)) {
+        error(file, line, "scored " + std::string(name) + ": expected 'scored NAME >=|>|<=|<|==|!= NUMBER'");
+        return;
+      }
+      Rule& r = define(file, line, name, RuleKind::scored, d);
+      r.score_op = *o;
+      r.score_value = v;
+      return;
+    }
+    if (d == "decide") {
+      // decide NAME pass|tag|quarantine|reject|tempfail
+      std::string_view name;
+      if (!rule_head(file, line, d, rest, name)) return;
+      std::string_view a = trim(rest);
+      Action act;
+      if (a == "pass") act = Action::pass;
+      else if (a == "tempfail") act = Action::tempfail;
+      else if (!parse_action(a, act)) {
+        error(file, line, "decide " + std::string(name) + ": expected pass, tag, quarantine, reject or tempfail");
+        return;
+      }
+      RuleSettings& s = settings(file, line, name);
+      if (s.decide) {
+        error(file, line, "decide " + std::string(name) + ": already decided at " + s.file + ":" + std::to_string(s.line));
+        return;
+      }
+      s.decide = true;
+      s.decision = act;
+      src_.decide_order.emplace_back(name);
+      return;
+    }
+    if (d == "reply") {
+      // reply NAME TEXT  (printable ASCII, at most 200 characters)
+      std::string_view name;
+      if (!rule_head(file, line, d, rest, name)) return;
+      std::string_view reply = trim(rest);
+      bool ok = !reply.empty() && reply.size() <= 200;
+      for (char c : reply)
+        if (static_cast<unsigned char>(c) < 0x20 || static_cast<unsigned char>(c) > 0x7e) ok = false;
+      if (!ok) {
+        error(file, line, "reply " + std::string(name) + ": expected 1 to 200 printable ASCII characters");
+        return;
+      }
+      settings(file, line, name).reply = std::string(reply);
+      return;
+    }
     if (d == "ruleset_version") {
       src_.version = std::string(trim(rest));
       if (src_.version.empty() || src_.version.size() > 64) error(file, line, "ruleset_version: expected a short string");
@@ -819,6 +933,20 @@ class Parser {
       return;
     }
     error(file, line, "unknown directive '" + std::string(d.substr(0, 64)) + "'");
+  }
+
+  static bool address_field(std::string_view s, AddressField& f) {
+    static const std::pair<std::string_view, AddressField> fields[] = {
+        {"from_address", AddressField::from_address}, {"from_domain", AddressField::from_domain},
+        {"reply_to_address", AddressField::reply_to_address}, {"reply_to_domain", AddressField::reply_to_domain},
+        {"envelope_from_address", AddressField::envelope_from_address},
+        {"envelope_from_domain", AddressField::envelope_from_domain}};
+    for (auto& x : fields)
+      if (x.first == s) {
+        f = x.second;
+        return true;
+      }
+    return false;
   }
 
   static bool parse_action(std::string_view a, Action& act) {
@@ -1142,6 +1270,13 @@ void finish_source(RuleSource& src) {
   }
   for (auto& c : src.classes)
     if (!has_list(c.list)) src.errors.push_back({c.file, c.line, "sender_class: no list named '" + c.list + "'"});
+  // decide/reply name rules that exist; a reply needs a reject or tempfail decision.
+  for (const auto& [name, s] : src.settings) {
+    if (s.decide && !src.index.count(name))
+      src.errors.push_back({s.file, s.line, "decide " + name + ": no rule named '" + name + "'"});
+    if (!s.reply.empty() && !(s.decide && (s.decision == Action::reject || s.decision == Action::tempfail)))
+      src.errors.push_back({s.file, s.line, "reply " + name + ": needs 'decide " + name + " reject' or 'tempfail'"});
+  }
   // Meta dependencies: undefined or unsupported rules disable the meta (as
   // SpamAssassin 4 disables metas with undefined dependencies); cycles are errors.
   for (int round = 0; round < 64; ++round) {

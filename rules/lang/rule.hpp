@@ -31,6 +31,10 @@ enum class RuleKind : uint8_t {
   listed = 9,      // a value looked up in a list file
   spoof = 10,      // display name names a brand, domain is not the brand's
   mimeheader = 11, // a header of a MIME part (needs the MIME engine's part headers)
+  compare = 12,    // two addresses/domains of the message compared (From vs envelope sender, ...)
+  count = 13,      // value: number of envelope recipients or To+Cc addresses
+  classed = 14,    // the message's sender class is one of a set
+  scored = 15,     // the score of the other rules compared with a number (evaluated last)
 };
 const char* kind_name(RuleKind k);
 
@@ -47,13 +51,28 @@ enum class AttachmentField : uint8_t {
 enum class ListSource : uint8_t {
   from_domain = 0, reply_to_domain = 1, envelope_from_domain = 2, helo = 3,
   rcpt_domain = 4, uri_host = 5, uri = 6, attachment_sha256 = 7, client_ip = 8,
-  from_address = 9, envelope_from_address = 10,
+  from_address = 9, envelope_from_address = 10, rcpt_address = 11,
 };
+
+// What "compare" rules compare: the first address of the header field (or
+// the envelope sender), whole or its domain.
+enum class AddressField : uint8_t {
+  from_address = 0, from_domain = 1, reply_to_address = 2, reply_to_domain = 3,
+  envelope_from_address = 4, envelope_from_domain = 5,
+};
+
+// What "count" rules count.
+enum class CountField : uint8_t { rcpt_to = 0, to_cc = 1 };
+
+// Comparison of "scored" rules. Values are part of the artifact format.
+enum class CompareOp : uint8_t { ge = 0, gt = 1, le = 2, lt = 3, eq = 4, ne = 5 };
 
 enum class ListType : uint8_t { domains = 0, urls = 1, sha256 = 2, ip = 3, addresses = 4 };
 
 // Verdicts, mildest first. Values are part of the artifact format.
-enum class Action : uint8_t { pass = 0, tag = 1, quarantine = 2, reject = 3 };
+// tempfail exists only as a "decide" action (a policy decision), never as a
+// threshold or a forced action, so "the highest action wins" never sees it.
+enum class Action : uint8_t { pass = 0, tag = 1, quarantine = 2, reject = 3, tempfail = 4 };
 const char* action_name(Action a);
 
 // Sender classes (DESIGN.md): P blacklist, G well-known brand, H marketing,
@@ -94,6 +113,14 @@ struct Rule {
 
   std::string meta;  // meta expression as written
 
+  // compare: left OP right (OP == or !=)
+  AddressField compare_left = AddressField::from_address, compare_right = AddressField::envelope_from_address;
+  bool compare_equal = false;
+  CountField count = CountField::rcpt_to;          // count
+  uint8_t classes = 0;                             // classed: bit (1 << SenderClass)
+  CompareOp score_op = CompareOp::ge;              // scored
+  double score_value = 0;
+
   // Unsupported rules keep their definition but never run.
   std::string unsupported;  // empty when supported; else the reason
   bool is_eval = false;     // eval: or a network test (excluded from coverage)
@@ -108,6 +135,9 @@ struct RuleSettings {
   uint32_t maxhits = 0;  // 0 = no limit
   std::vector<std::string> categories;
   Action action = Action::pass;  // forced action when the rule hits (Sekisho)
+  bool decide = false;           // "decide": the first deciding rule that hits sets the verdict
+  Action decision = Action::pass;
+  std::string reply;             // "reply": SMTP reply text for a reject/tempfail decision
   std::string file;
   int line = 0;
 };
@@ -151,6 +181,7 @@ struct RuleSource {
   std::vector<ClassDef> classes;
   std::array<double, 4> thresholds{0, 0, 0, 0};  // by Action; 0 = not set
   std::string version;                           // "ruleset_version" directive, if any
+  std::vector<std::string> decide_order;         // rules with "decide", in the order of those lines
   std::vector<Diagnostic> errors;
   std::map<std::string, uint32_t> ignored_directives;  // SpamAssassin settings we accept and ignore
   uint32_t lang_skipped = 0;                     // "lang xx ..." lines (not English)

@@ -84,6 +84,7 @@ struct Ruleset::Impl {
   std::vector<std::string> labels;                   // per rule
   bool stream_pcre[kStreams] = {false, false, false};
   std::vector<uint32_t> exists_rules, listed_rules, spoof_rules, attach_flag_rules;
+  std::vector<uint32_t> compare_rules, count_rules, classed_rules, scored_rules;
   std::vector<std::vector<Cidr>> ip_lists;           // by list index (ip lists only)
   bool need_relays = false;                          // X-Spam-Relays-* or ALL-TRUSTED & co. are scanned
   ~Impl() {
@@ -217,6 +218,7 @@ std::unique_ptr<Ruleset> Ruleset::load_bytes(std::span<const uint8_t> bytes, std
         break;
       }
       case RuleKind::listed: l = "listed:" + (r.source != kNone ? a.lists[r.source].name : std::string()); break;
+      case RuleKind::count: l = r.form == 0 ? "count:rcpt_to" : "count:to_cc"; break;
       default: l = rules::kind_name(r.kind); break;
     }
     if (!(r.flags & rules::flag_active)) continue;
@@ -228,6 +230,10 @@ std::unique_ptr<Ruleset> Ruleset::load_bytes(std::span<const uint8_t> bytes, std
     if (r.kind == RuleKind::listed) im.listed_rules.push_back(i);
     if (r.kind == RuleKind::spoof) im.spoof_rules.push_back(i);
     if (r.kind == RuleKind::attachment && r.db == kNone) im.attach_flag_rules.push_back(i);
+    if (r.kind == RuleKind::compare) im.compare_rules.push_back(i);
+    if (r.kind == RuleKind::count) im.count_rules.push_back(i);
+    if (r.kind == RuleKind::classed) im.classed_rules.push_back(i);
+    if (r.kind == RuleKind::scored) im.scored_rules.push_back(i);
   }
   im.ip_lists.resize(a.lists.size());
   for (size_t i = 0; i < a.lists.size(); ++i) {
@@ -528,6 +534,11 @@ std::string_view domain_of(std::string_view addr) {
   std::string_view d = at == std::string_view::npos ? std::string_view() : addr.substr(at + 1);
   while (!d.empty() && (d.back() == '>' || d.back() == '.')) d.remove_suffix(1);
   return d;
+}
+
+std::string_view strip_angle(std::string_view a) {
+  if (a.size() >= 2 && a.front() == '<' && a.back() == '>') a = a.substr(1, a.size() - 2);
+  return a;
 }
 
 // Domain or any parent in a sorted list of lower-case domains.
@@ -917,11 +928,47 @@ void MessageScan::finish(Result& out) {
       case ListSource::envelope_from_address: hit = value_listed(rs_, r.source, env_from); break;
       case ListSource::client_ip: hit = value_listed(rs_, r.source, st.view(st.client)); break;
       case ListSource::rcpt_domain:
-        for (auto& rc : st.rcpts) hit = hit || value_listed(rs_, r.source, domain_of(st.view(rc)));
-        break;
+      case ListSource::rcpt_address:
+        // One count per listed recipient (tflags multiple sees how many).
+        for (auto& rc : st.rcpts) {
+          std::string_view ad = strip_angle(st.view(rc));
+          if (value_listed(rs_, r.source, static_cast<ListSource>(r.form) == ListSource::rcpt_domain ? domain_of(ad) : ad))
+            ++st.counts[i];
+        }
+        continue;
       default: continue;  // uri, uri_host, attachment_sha256: counted as they arrived
     }
     if (hit) ++st.counts[i];
+  }
+  // compare: both sides present and equal (==) or different (!=), ASCII case-insensitive.
+  for (uint32_t i : im.compare_rules) {
+    const ArtifactRule& r = st.rules[i];
+    auto field = [&](uint8_t f) -> std::string_view {
+      switch (static_cast<rules::AddressField>(f & 0x7f)) {
+        case rules::AddressField::from_address: return from_addr;
+        case rules::AddressField::from_domain: return domain_of(from_addr);
+        case rules::AddressField::reply_to_address: return reply_addr;
+        case rules::AddressField::reply_to_domain: return domain_of(reply_addr);
+        case rules::AddressField::envelope_from_address: return env_from;
+        case rules::AddressField::envelope_from_domain: return domain_of(env_from);
+      }
+      return {};
+    };
+    std::string_view l = field(r.form), rr = field(r.arg);
+    if (l.empty() || rr.empty()) continue;
+    bool eq = iequals(l, rr);
+    if (eq == ((r.arg & 0x80) != 0)) st.counts[i] = 1;
+  }
+  // count: envelope recipients, or To and Cc addresses (elements with an '@').
+  if (!im.count_rules.empty()) {
+    uint32_t tocc = 0;
+    for (const auto& f : st.fields)
+      if (iequals(field_name(f), "to") || iequals(field_name(f), "cc"))
+        each_address(field_dec(f), [&](std::string_view ad, std::string_view) {
+          if (ad.find('@') != std::string_view::npos) ++tocc;
+        });
+    for (uint32_t i : im.count_rules)
+      st.counts[i] = st.rules[i].form == 0 ? static_cast<uint32_t>(st.rcpts.size()) : tocc;
   }
   const auto& brand_dbs = im.ctx_dbs[static_cast<int>(DbContext::from_name)];
   bool spoofed = false, brand_sender = false;
@@ -939,45 +986,7 @@ void MessageScan::finish(Result& out) {
   if (spoofed)
     for (uint32_t i : im.spoof_rules) st.counts[i] = 1;
 
-  // 5. Values, metas, score.
-  for (uint32_t i = 0; i < a.rules.size(); ++i) {
-    const ArtifactRule& r = st.rules[i];
-    double v = 0;
-    if (r.flags & rules::flag_active) {
-      uint32_t c = st.counts[i];
-      if (!(r.flags & rules::flag_multiple)) c = std::min<uint32_t>(c, 1);
-      else if (r.maxhits) c = std::min(c, r.maxhits);
-      if (r.negate) c = c ? 0 : 1;
-      v = c;
-    }
-    st.values[i] = v;
-  }
-  for (uint32_t i : a.meta_order) {
-    const ArtifactRule& r = st.rules[i];
-    double v = rules::eval_meta(a.meta_code.data() + r.meta_begin, r.meta_len, st.values.data(), st.stack.data());
-    st.values[i] = v != 0 ? 1 : 0;
-  }
-  std::fill(st.cat_seen.begin(), st.cat_seen.end(), 0);
-  Action forced = Action::pass;
-  for (uint32_t i = 0; i < a.rules.size(); ++i) {
-    if (st.values[i] == 0) continue;
-    const ArtifactRule& r = st.rules[i];
-    if (r.flags & rules::flag_subrule) continue;
-    double sc = r.score[0];
-    if (sc == 0 && r.categories.empty() && r.action == Action::pass) continue;  // disabled (SpamAssassin: score 0)
-    out.score += sc;
-    out.hits.push_back(Hit{r.name, im.labels[i], r.describe, static_cast<uint32_t>(st.values[i]), sc});
-    for (uint32_t c : r.categories) st.cat_seen[c] = 1;
-    forced = std::max(forced, r.action);
-  }
-  for (size_t c = 0; c < st.cat_seen.size(); ++c)
-    if (st.cat_seen[c]) out.categories.push_back(a.categories[c]);
-  Action by_score = Action::pass;
-  for (int k = 1; k <= 3; ++k)
-    if (a.thresholds[k] != 0 && out.score >= a.thresholds[k]) by_score = static_cast<Action>(k);
-  out.action = std::max(forced, by_score);
-
-  // 6. Sender class: P, G, H, J from lists (G also from brand domains), E .jp, D.
+  // Sender class (before the values: classed rules see it): P, G, H, J from lists (G also from brand domains), E .jp, D.
   std::string_view dom = !from_domain.empty() ? from_domain : domain_of(env_from);
   out.sender_class = SenderClass::D;
   bool found = false;
@@ -1007,6 +1016,90 @@ void MessageScan::finish(Result& out) {
     while (!d.empty() && d.back() == '.') d.remove_suffix(1);
     if (d.size() >= 3 && iequals(d.substr(d.size() - 3), ".jp")) out.sender_class = SenderClass::E;
   }
+  for (uint32_t i : im.classed_rules)
+    if (st.rules[i].arg & (1u << static_cast<unsigned>(out.sender_class))) st.counts[i] = 1;
+
+  // 5. Values, metas, score.
+  for (uint32_t i = 0; i < a.rules.size(); ++i) {
+    const ArtifactRule& r = st.rules[i];
+    double v = 0;
+    if (r.flags & rules::flag_active) {
+      uint32_t c = st.counts[i];
+      if (!(r.flags & rules::flag_multiple)) c = std::min<uint32_t>(c, 1);
+      else if (r.maxhits) c = std::min(c, r.maxhits);
+      if (r.negate) c = c ? 0 : 1;
+      v = c;
+    }
+    st.values[i] = v;
+  }
+  auto eval_metas = [&](bool late) {
+    for (uint32_t i : a.meta_order) {
+      const ArtifactRule& r = st.rules[i];
+      if (((r.flags & rules::flag_late) != 0) != late) continue;
+      double v = rules::eval_meta(a.meta_code.data() + r.meta_begin, r.meta_len, st.values.data(), st.stack.data());
+      st.values[i] = v != 0 ? 1 : 0;
+    }
+  };
+  eval_metas(false);
+  // Late rules: "scored" compares the score of every other rule (late
+  // ones excluded, so nothing depends on itself), then the metas over them.
+  if (!im.scored_rules.empty()) {
+    double early = 0;
+    for (uint32_t i = 0; i < a.rules.size(); ++i) {
+      const ArtifactRule& r = st.rules[i];
+      if (st.values[i] != 0 && !(r.flags & (rules::flag_subrule | rules::flag_late))) early += r.score[0];
+    }
+    for (uint32_t i : im.scored_rules) {
+      const ArtifactRule& r = st.rules[i];
+      bool h = false;
+      switch (static_cast<rules::CompareOp>(r.form)) {
+        case rules::CompareOp::ge: h = early >= r.value; break;
+        case rules::CompareOp::gt: h = early > r.value; break;
+        case rules::CompareOp::le: h = early <= r.value; break;
+        case rules::CompareOp::lt: h = early < r.value; break;
+        case rules::CompareOp::eq: h = early == r.value; break;
+        case rules::CompareOp::ne: h = early != r.value; break;
+      }
+      st.values[i] = (r.negate ? !h : h) ? 1 : 0;
+    }
+    eval_metas(true);
+  }
+  // The first deciding rule that hit.
+  uint32_t decider = kNone;
+  for (uint32_t i : a.decide_order)
+    if (st.values[i] != 0 && (st.rules[i].flags & rules::flag_active)) {
+      decider = i;
+      break;
+    }
+  std::fill(st.cat_seen.begin(), st.cat_seen.end(), 0);
+  Action forced = Action::pass;
+  for (uint32_t i = 0; i < a.rules.size(); ++i) {
+    if (st.values[i] == 0) continue;
+    const ArtifactRule& r = st.rules[i];
+    if (r.flags & rules::flag_subrule) continue;
+    double sc = r.score[0];
+    // Disabled (SpamAssassin: score 0) unless it carries categories, an
+    // action, or is the rule that decided.
+    if (sc == 0 && r.categories.empty() && r.action == Action::pass && i != decider) continue;
+    out.score += sc;
+    out.hits.push_back(Hit{r.name, im.labels[i], r.describe, static_cast<uint32_t>(st.values[i]), sc});
+    for (uint32_t c : r.categories) st.cat_seen[c] = 1;
+    forced = std::max(forced, r.action);
+  }
+  for (size_t c = 0; c < st.cat_seen.size(); ++c)
+    if (st.cat_seen[c]) out.categories.push_back(a.categories[c]);
+  Action by_score = Action::pass;
+  for (int k = 1; k <= 3; ++k)
+    if (a.thresholds[k] != 0 && out.score >= a.thresholds[k]) by_score = static_cast<Action>(k);
+  out.action = std::max(forced, by_score);
+  out.decided_by = {};
+  out.reply = {};
+  if (decider != kNone) {
+    out.action = st.rules[decider].decision;
+    out.decided_by = st.rules[decider].name;
+    out.reply = st.rules[decider].reply;
+  }
+
   out.unconfirmed = st.unconfirmed;
   out.truncated = st.truncated;
   if (values_out_) *values_out_ = st.values;

@@ -64,6 +64,11 @@ struct Result {
   std::vector<std::string_view> categories;  // sorted, unique
   SenderClass sender_class = SenderClass::D;
   Action action = Action::pass;
+  // Set when a "decide" rule hit: the first one in decide order chose
+  // |action| (thresholds and forced actions do not apply then); |reply| is
+  // its SMTP reply text ("" = the dataplane's default for the action).
+  std::string_view decided_by;
+  std::string_view reply;
   uint32_t unconfirmed = 0;        // PCRE2 candidates beyond the retention limit (not counted as hits)
   bool truncated = false;          // a value did not fit the Scratch limits (headers, retention)
 };
