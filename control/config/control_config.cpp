@@ -83,10 +83,20 @@ ControlConfig load_control_config(const std::string& path) {
     else if (key == "ingest_interval_ms") c.ingest_interval_ms = get_int(path, s, 50, 60000);
     else if (key == "http_threads") c.http_threads = get_int(path, s, 1, 64);
     else if (key == "http_timeout_s") c.http_timeout_s = get_int(path, s, 1, 3600);
+    else if (key == "tls_certificate" || key == "tls_key") {
+      (key == "tls_key" ? c.tls_key : c.tls_certificate) = get_string(path, s);
+      (key == "tls_key" ? c.tls_key_line : c.tls_certificate_line) = int(s.getSourceLine());
+      if ((key == "tls_key" ? c.tls_key : c.tls_certificate).empty())
+        fail(path, s, "'control." + key + "' must not be empty");
+    }
     else fail(path, s, "unknown key 'control." + key + "'");
     if ((key == "journal" || key == "database") && (key == "journal" ? c.journal : c.database).empty())
       fail(path, s, "'control." + key + "' must not be empty");
   }
+  if (c.tls_certificate.empty() != c.tls_key.empty())
+    throw ConfigError(path, c.tls_certificate.empty() ? c.tls_key_line : c.tls_certificate_line,
+                      c.tls_certificate.empty() ? "'control.tls_key' needs 'control.tls_certificate'"
+                                                : "'control.tls_certificate' needs 'control.tls_key'");
   return c;
 }
 

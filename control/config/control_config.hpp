@@ -8,6 +8,8 @@
 //     ingest_interval_ms = 1000;   # 50..60000
 //     http_threads = 2;            # 1..64
 //     http_timeout_s = 30;         # 1..3600, per read and write
+//     tls_certificate = "/etc/sekisho/control.crt";  # PEM chain; with tls_key:
+//     tls_key = "/etc/sekisho/control.key";          # HTTPS (both or neither)
 //   };
 //
 // Errors: load_control_config() throws ConfigError whose what() reads
@@ -40,6 +42,8 @@ struct ControlConfig {
   int ingest_interval_ms = 1000;
   int http_threads = 2;
   int http_timeout_s = 30;
+  std::string tls_certificate, tls_key;  // "" = plain HTTP
+  int tls_certificate_line = 0, tls_key_line = 0;
 };
 
 ControlConfig load_control_config(const std::string& path);

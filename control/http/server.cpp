@@ -4,7 +4,14 @@
 #include <boost/asio/strand.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
+#include <boost/beast/ssl.hpp>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
 #include <array>
+#include <cerrno>
+#include <cstring>
+#include <fstream>
+#include <type_traits>
 #include <iostream>
 #include <optional>
 
@@ -32,26 +39,48 @@ void fail(beast::error_code ec, const char* what) {
   std::cerr << "sekisho-control: http " << what << ": " << ec.message() << "\n";
 }
 
-class Session : public std::enable_shared_from_this<Session> {
+// One connection. Stream is beast::tcp_stream (HTTP) or
+// beast::ssl_stream<beast::tcp_stream> (HTTPS).
+template <class Stream>
+class Session : public std::enable_shared_from_this<Session<Stream>> {
  public:
-  Session(tcp::socket&& socket, const Router& router, const ServerOptions& opt)
-      : stream_(std::move(socket)), buffer_(opt.read_buffer_limit), router_(router), opt_(opt) {
+  static constexpr bool kTls = !std::is_same_v<Stream, beast::tcp_stream>;
+
+  template <class... TlsArgs>
+  Session(tcp::socket&& socket, const Router& router, const ServerOptions& opt, TlsArgs&... tls)
+      : stream_(std::move(socket), tls...), buffer_(opt.read_buffer_limit), router_(router), opt_(opt) {
     beast::error_code ec;
-    auto ep = stream_.socket().remote_endpoint(ec);
+    auto ep = tcp_layer().socket().remote_endpoint(ec);
     if (!ec)
       client_ = (ep.address().is_v6() ? "[" + ep.address().to_string() + "]" : ep.address().to_string()) + ":" +
                 std::to_string(ep.port());
   }
 
-  void run() { net::dispatch(stream_.get_executor(), beast::bind_front_handler(&Session::read, shared_from_this())); }
+  void run() {
+    net::dispatch(stream_.get_executor(), [self = this->shared_from_this()] {
+      if constexpr (kTls) {
+        self->tcp_layer().expires_after(self->opt_.timeout);
+        self->stream_.async_handshake(net::ssl::stream_base::server,
+                                      [self](beast::error_code ec) {
+                                        if (ec) return;  // scanners and plain-HTTP clients: not worth a line
+                                        self->read();
+                                      });
+      } else {
+        self->read();
+      }
+    });
+  }
 
  private:
+  beast::tcp_stream& tcp_layer() { return beast::get_lowest_layer(stream_); }
+
   void read() {
     parser_.emplace();
     parser_->header_limit(std::uint32_t(opt_.header_limit));
     parser_->body_limit(opt_.body_limit);
-    stream_.expires_after(opt_.timeout);
-    bhttp::async_read(stream_, buffer_, *parser_, beast::bind_front_handler(&Session::on_read, shared_from_this()));
+    tcp_layer().expires_after(opt_.timeout);
+    bhttp::async_read(stream_, buffer_, *parser_,
+                      beast::bind_front_handler(&Session::on_read, this->shared_from_this()));
   }
 
   void on_read(beast::error_code ec, std::size_t) {
@@ -74,8 +103,9 @@ class Session : public std::enable_shared_from_this<Session> {
   }
 
   void write() {
-    stream_.expires_after(opt_.timeout);
-    bhttp::async_write(stream_, res_, beast::bind_front_handler(&Session::on_write, shared_from_this()));
+    if constexpr (kTls) res_.set(bhttp::field::strict_transport_security, "max-age=31536000");
+    tcp_layer().expires_after(opt_.timeout);
+    bhttp::async_write(stream_, res_, beast::bind_front_handler(&Session::on_write, this->shared_from_this()));
   }
 
   void on_write(beast::error_code ec, std::size_t) {
@@ -85,24 +115,35 @@ class Session : public std::enable_shared_from_this<Session> {
     read();
   }
 
+  // TLS: close_notify first (bounded in time), then as plain TCP.
+  void close() {
+    if constexpr (kTls) {
+      tcp_layer().expires_after(std::chrono::seconds(2));
+      stream_.async_shutdown([self = this->shared_from_this()](beast::error_code) { self->linger(); });
+    } else {
+      linger();
+    }
+  }
+
   // Lingering close: after our FIN, read and discard what the client still
   // sends (bounded in time and bytes) so that closing with unread bytes does
   // not send an RST that could destroy the response in the client's buffer.
-  void close() {
+  void linger() {
     beast::error_code ec;
-    stream_.socket().shutdown(tcp::socket::shutdown_send, ec);
+    tcp_layer().socket().shutdown(tcp::socket::shutdown_send, ec);
     if (ec) return;
-    stream_.expires_after(std::chrono::seconds(2));
+    tcp_layer().expires_after(std::chrono::seconds(2));
     drain();
   }
   void drain() {
-    stream_.async_read_some(net::buffer(discard_), [self = shared_from_this()](beast::error_code ec, std::size_t n) {
-      self->drained_ += n;
-      if (!ec && self->drained_ < kDrainLimit) self->drain();
-    });
+    tcp_layer().async_read_some(net::buffer(discard_),
+                                [self = this->shared_from_this()](beast::error_code ec, std::size_t n) {
+                                  self->drained_ += n;
+                                  if (!ec && self->drained_ < kDrainLimit) self->drain();
+                                });
   }
 
-  beast::tcp_stream stream_;
+  Stream stream_;
   beast::flat_buffer buffer_;
   const Router& router_;
   std::string client_;
@@ -114,6 +155,18 @@ class Session : public std::enable_shared_from_this<Session> {
   std::array<char, 4096> discard_{};
   std::size_t drained_ = 0;
 };
+
+std::string openssl_reason() {
+  unsigned long e = ERR_get_error();
+  std::string last;
+  for (; e; e = ERR_get_error()) {
+    char buf[256];
+    ERR_error_string_n(e, buf, sizeof buf);
+    const char* r = ERR_reason_error_string(e);
+    last = r ? r : buf;
+  }
+  return last.empty() ? "unknown OpenSSL error" : last;
+}
 
 }  // namespace
 
@@ -132,7 +185,11 @@ struct Server::Listener : std::enable_shared_from_this<Server::Listener> {
   void on_accept(beast::error_code ec, tcp::socket socket) {
     if (ec == net::error::operation_aborted) return;
     if (ec) fail(ec, "accept");
-    else std::make_shared<Session>(std::move(socket), router_, opt_)->run();
+    else if (opt_.tls)
+      std::make_shared<Session<beast::ssl_stream<beast::tcp_stream>>>(std::move(socket), router_, opt_, *opt_.tls)
+          ->run();
+    else
+      std::make_shared<Session<beast::tcp_stream>>(std::move(socket), router_, opt_)->run();
     accept();
   }
   net::io_context& ioc_;
@@ -149,5 +206,27 @@ Server::~Server() = default;
 void Server::start() { listener_->accept(); }
 
 tcp::endpoint Server::local_endpoint() const { return listener_->acceptor_.local_endpoint(); }
+
+std::shared_ptr<net::ssl::context> make_tls_context(const std::string& certificate_pem, const std::string& key_pem) {
+  using Which = TlsError::Which;
+  for (auto [path, which] : {std::pair{certificate_pem, Which::certificate}, std::pair{key_pem, Which::key}}) {
+    std::ifstream f(path);
+    if (!f) throw TlsError(which, "cannot read \"" + path + "\": " + std::strerror(errno));
+  }
+  auto ctx = std::make_shared<net::ssl::context>(net::ssl::context::tls_server);
+  SSL_CTX* c = ctx->native_handle();
+  ERR_clear_error();
+  SSL_CTX_set_min_proto_version(c, TLS1_2_VERSION);
+  SSL_CTX_set_options(c, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE);
+  SSL_CTX_set_cipher_list(c, "ECDHE+AESGCM:ECDHE+CHACHA20");
+  if (SSL_CTX_use_certificate_chain_file(c, certificate_pem.c_str()) != 1)
+    throw TlsError(Which::certificate, "\"" + certificate_pem + "\" is not a usable PEM certificate: " + openssl_reason());
+  if (SSL_CTX_use_PrivateKey_file(c, key_pem.c_str(), SSL_FILETYPE_PEM) != 1)
+    throw TlsError(Which::key, "\"" + key_pem + "\" is not a usable PEM private key: " + openssl_reason());
+  if (SSL_CTX_check_private_key(c) != 1)
+    throw TlsError(Which::key, "\"" + key_pem + "\" does not match the certificate \"" + certificate_pem +
+                                   "\": " + openssl_reason());
+  return ctx;
+}
 
 }  // namespace sekisho::control::http

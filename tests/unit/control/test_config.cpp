@@ -68,6 +68,20 @@ TEST(ControlConfig, ErrorsNameFileAndLine) {
   expect_error("control = 5;\n", 1, "must be a group");
 }
 
+TEST(ControlConfig, TlsNeedsBothFiles) {
+  TempDir d;
+  ControlConfig c = load_control_config(
+      write(d, "control = {\n  tls_certificate = \"/c.pem\";\n  tls_key = \"/k.pem\";\n};\n"));
+  EXPECT_EQ(c.tls_certificate, "/c.pem");
+  EXPECT_EQ(c.tls_key, "/k.pem");
+  EXPECT_EQ(c.tls_certificate_line, 2);
+  EXPECT_EQ(c.tls_key_line, 3);
+  EXPECT_TRUE(load_control_config(write(d, "control = { };\n")).tls_certificate.empty());
+  expect_error("control = {\n  tls_certificate = \"/c.pem\";\n};\n", 2, "needs 'control.tls_key'");
+  expect_error("control = {\n\n  tls_key = \"/k.pem\";\n};\n", 3, "needs 'control.tls_certificate'");
+  expect_error("control = {\n  tls_key = \"\";\n};\n", 2, "must not be empty");
+}
+
 TEST(ControlConfig, UnreadableFile) {
   try {
     load_control_config("/nonexistent/sekisho.conf");
