@@ -19,7 +19,8 @@
 #include "http/api.hpp"
 #include "http/server.hpp"
 #include "ingest/journal_ingest.hpp"
-#include "store/sqlite_store.hpp"
+#include "store/db.hpp"
+#include "store/sql_store.hpp"
 
 namespace {
 
@@ -90,8 +91,11 @@ int main(int argc, char** argv) {
   }
 
   try {
-    store::SqliteStore ingest_store(cfg.database);
-    store::SqliteStore http_store(cfg.database);
+    // One connection for the ingester, one for the HTTP threads.
+    std::unique_ptr<store::Db> ingest_db = store::open_db(cfg.database);
+    std::unique_ptr<store::Db> http_db = store::open_db(cfg.database);
+    store::SqlStore ingest_store(*ingest_db);
+    store::SqlStore http_store(*http_db);
     IngestLoop loop(cfg, ingest_store);
 
     http::Router router;

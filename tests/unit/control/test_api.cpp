@@ -7,7 +7,8 @@
 #include "control_test_util.hpp"
 #include "http/api.hpp"
 #include "ingest/journal_ingest.hpp"
-#include "store/sqlite_store.hpp"
+#include "store/sql_store.hpp"
+#include "store/sqlite_db.hpp"
 
 namespace sekisho::control::http {
 namespace {
@@ -54,7 +55,8 @@ class ApiTest : public ::testing::Test {
     return json::parse(r.body());
   }
   static constexpr int64_t kNow = 1772370000LL * 1000000;  // 2026-03-01T13:00:00Z
-  store::SqliteStore store{":memory:"};
+  store::SqliteDb db{":memory:"};
+  store::SqlStore store{db};
 };
 
 TEST_F(ApiTest, LogSearchReturnsRowsPerRecipientNewestFirst) {

@@ -8,7 +8,8 @@
 
 #include "control_test_util.hpp"
 #include "ingest/journal_ingest.hpp"
-#include "store/sqlite_store.hpp"
+#include "store/sql_store.hpp"
+#include "store/sqlite_db.hpp"
 
 namespace sekisho::control::ingest {
 namespace {
@@ -16,7 +17,8 @@ namespace {
 using sekisho::control::testing::append_file;
 using sekisho::control::testing::message_event;
 using sekisho::control::testing::TempDir;
-using store::SqliteStore;
+using store::SqlStore;
+using store::SqliteDb;
 
 std::string line(const nlohmann::json& j) { return j.dump() + "\n"; }
 std::string journal_file(unsigned seq) {
@@ -99,7 +101,8 @@ TEST(JournalIngester, ExactlyOnceAcrossARestartWithAPartialLineCompletedLater) {
                       line(message_event("2026-01-01T00:00:03Z", "c@x.test", {"r@y.test"}, "three")) +
                       e4.substr(0, 40));  // the writer is mid-line
   {
-    SqliteStore s(db);
+    SqliteDb s_db(db);
+    SqlStore s(s_db);
     JournalIngester in(journal, s);
     IngestStats st = in.pass();
     EXPECT_EQ(st.events_new, 3u);
@@ -115,7 +118,8 @@ TEST(JournalIngester, ExactlyOnceAcrossARestartWithAPartialLineCompletedLater) {
   append_file(journal + "/" + journal_file(1),
               line(message_event("2026-01-01T00:00:06Z", "f@x.test", {"r@y.test", "s@y.test"}, "six")));
   {
-    SqliteStore s(db);
+    SqliteDb s_db(db);
+    SqlStore s(s_db);
     JournalIngester in(journal, s);
     IngestStats st = in.pass();
     EXPECT_EQ(st.events_new, 3u);
@@ -141,7 +145,8 @@ TEST(JournalIngester, ExactlyOnceAcrossARestartWithAPartialLineCompletedLater) {
 
 TEST(JournalIngester, SmallBatchesAndABadLine) {
   TempDir dir;
-  SqliteStore s(dir / "c.db");
+  SqliteDb s_db(dir / "c.db");
+  SqlStore s(s_db);
   std::string bytes;
   for (int i = 0; i < 7; ++i)
     bytes += line(message_event("2026-01-01T00:00:0" + std::to_string(i) + "Z", "a@x.test", {"r@y.test"},
@@ -158,7 +163,8 @@ TEST(JournalIngester, SmallBatchesAndABadLine) {
 
 TEST(JournalIngester, AbandonedTailOfAnOlderFileIsSkipped) {
   TempDir dir;
-  SqliteStore s(":memory:");
+  SqliteDb s_db(":memory:");
+  SqlStore s(s_db);
   // A failed write left half a line in file 0 and the writer moved to file 1.
   append_file(dir / journal_file(0), line(message_event("2026-01-01T00:00:01Z", "a@x.test", {"r@y.test"}, "one")) +
                                           "{\"type\":\"message\",\"ts\":\"2026");
@@ -172,7 +178,8 @@ TEST(JournalIngester, AbandonedTailOfAnOlderFileIsSkipped) {
 
 TEST(JournalIngester, CursorFileRemovedByRetention) {
   TempDir dir;
-  SqliteStore s(":memory:");
+  SqliteDb s_db(":memory:");
+  SqlStore s(s_db);
   append_file(dir / journal_file(0), line(message_event("2026-01-01T00:00:01Z", "a@x.test", {"r@y.test"}, "one")));
   JournalIngester in(dir.path(), s);
   EXPECT_EQ(in.pass().events_new, 1u);
@@ -183,7 +190,8 @@ TEST(JournalIngester, CursorFileRemovedByRetention) {
 }
 
 TEST(JournalIngester, MissingDirectoryIsEmpty) {
-  SqliteStore s(":memory:");
+  SqliteDb s_db(":memory:");
+  SqlStore s(s_db);
   JournalIngester in("/nonexistent/sekisho-journal", s);
   EXPECT_EQ(in.pass().lines, 0u);
 }
@@ -210,7 +218,8 @@ TEST(JournalIngester, ReplayOfTheRecordedFixtures) {
     if (l.find("\"type\":\"message\"") != std::string::npos) ++messages;
   ASSERT_GT(messages, 0u);
 
-  SqliteStore s(dir / "c.db");
+  SqliteDb s_db(dir / "c.db");
+  SqlStore s(s_db);
   JournalIngester in(dir.path(), s);
   IngestStats st = in.pass();
   EXPECT_EQ(st.bad_lines, 0u);

@@ -12,7 +12,8 @@
 
 #include "http/server.hpp"
 #include "http/api.hpp"
-#include "store/sqlite_store.hpp"
+#include "store/sql_store.hpp"
+#include "store/sqlite_db.hpp"
 
 namespace sekisho::control::http {
 namespace {
@@ -42,7 +43,8 @@ class ServerTest : public ::testing::Test {
     s.connect(server->local_endpoint());
     return s;
   }
-  store::SqliteStore store{":memory:"};
+  store::SqliteDb db{":memory:"};
+  store::SqlStore store{db};
   Router router;
   net::io_context ioc;
   net::io_context client_ioc;

@@ -1,10 +1,11 @@
-// SqliteStore: migrations, one row per recipient, idempotent ingest,
+// SqlStore: migrations, one row per recipient, idempotent ingest,
 // cursor in the same transaction, search filters and paging, counts.
 #include <gtest/gtest.h>
 #include <sqlite3.h>
 
 #include "control_test_util.hpp"
-#include "store/sqlite_store.hpp"
+#include "store/sql_store.hpp"
+#include "store/sqlite_db.hpp"
 
 namespace sekisho::control::store {
 namespace {
@@ -28,14 +29,16 @@ MessageEvent event(const std::string& id, int64_t ts_s, const std::string& sende
   return e;
 }
 
-TEST(SqliteStore, MigratesOnceAndRecordsVersions) {
+TEST(SqlStore, MigratesOnceAndRecordsVersions) {
   TempDir dir;
   {
-    SqliteStore s(dir / "c.db");
-    EXPECT_EQ(s.schema_version(), SqliteStore::latest_schema_version());
+    SqliteDb s_db(dir / "c.db");
+    SqlStore s(s_db);
+    EXPECT_EQ(s.schema_version(), SqlStore::latest_schema_version());
   }
-  SqliteStore again(dir / "c.db");  // reopening applies nothing twice
-  EXPECT_EQ(again.schema_version(), SqliteStore::latest_schema_version());
+  SqliteDb again_db(dir / "c.db");  // reopening applies nothing twice
+  SqlStore again(again_db);
+  EXPECT_EQ(again.schema_version(), SqlStore::latest_schema_version());
   sqlite3* db = nullptr;
   ASSERT_EQ(sqlite3_open((dir / "c.db").c_str(), &db), SQLITE_OK);
   sqlite3_stmt* st = nullptr;
@@ -43,26 +46,31 @@ TEST(SqliteStore, MigratesOnceAndRecordsVersions) {
   ASSERT_EQ(sqlite3_step(st), SQLITE_ROW);
   EXPECT_STREQ(reinterpret_cast<const char*>(sqlite3_column_text(st, 0)), "wal");
   sqlite3_finalize(st);
-  ASSERT_EQ(sqlite3_prepare_v2(db, "SELECT count(*) FROM schema_migrations", -1, &st, nullptr), SQLITE_OK);
+  ASSERT_EQ(sqlite3_prepare_v2(db, "SELECT count(*) FROM schema_migrations WHERE component = 'tracking_log'", -1, &st, nullptr), SQLITE_OK);
   ASSERT_EQ(sqlite3_step(st), SQLITE_ROW);
-  EXPECT_EQ(sqlite3_column_int(st, 0), SqliteStore::latest_schema_version());
+  EXPECT_EQ(sqlite3_column_int(st, 0), SqlStore::latest_schema_version());
   sqlite3_finalize(st);
   sqlite3_close(db);
 }
 
-TEST(SqliteStore, RefusesADatabaseFromANewerProgram) {
+TEST(SqlStore, RefusesADatabaseFromANewerProgram) {
   TempDir dir;
-  { SqliteStore s(dir / "c.db"); }
+  {
+    SqliteDb s_db(dir / "c.db");
+    SqlStore s(s_db);
+  }
   sqlite3* db = nullptr;
   ASSERT_EQ(sqlite3_open((dir / "c.db").c_str(), &db), SQLITE_OK);
-  ASSERT_EQ(sqlite3_exec(db, "INSERT INTO schema_migrations VALUES (999, 'future', 0)", nullptr, nullptr, nullptr),
+  ASSERT_EQ(sqlite3_exec(db, "INSERT INTO schema_migrations VALUES ('tracking_log', 999, 'future', 0)", nullptr, nullptr, nullptr),
             SQLITE_OK);
   sqlite3_close(db);
-  EXPECT_THROW(SqliteStore(dir / "c.db"), StoreError);
+  SqliteDb again(dir / "c.db");
+  EXPECT_THROW(SqlStore{again}, StoreError);
 }
 
-TEST(SqliteStore, OneRowPerRecipientAndIdempotentById) {
-  SqliteStore s(":memory:");
+TEST(SqlStore, OneRowPerRecipientAndIdempotentById) {
+  SqliteDb s_db(":memory:");
+  SqlStore s(s_db);
   std::vector<MessageEvent> evs = {event("SK1", 1000, "alice@example.net", {"a@x.test", "b@x.test", "c@x.test"}, "hi"),
                                    event("SK2", 1001, "", {"d@x.test"}, "bounce", "reject")};
   EXPECT_EQ(s.ingest(evs), 2u);
@@ -83,16 +91,18 @@ TEST(SqliteStore, OneRowPerRecipientAndIdempotentById) {
   EXPECT_EQ(p.rows[3].recipient, "a@x.test");
 }
 
-TEST(SqliteStore, MessageWithoutAcceptedRecipientKeepsOneRow) {
-  SqliteStore s(":memory:");
+TEST(SqlStore, MessageWithoutAcceptedRecipientKeepsOneRow) {
+  SqliteDb s_db(":memory:");
+  SqlStore s(s_db);
   s.ingest({event("SK9", 5, "x@example.net", {}, "nobody")});
   LogPage p = s.search({});
   ASSERT_EQ(p.total, 1);
   EXPECT_EQ(p.rows[0].recipient, "");
 }
 
-TEST(SqliteStore, CursorCommitsWithTheBatch) {
-  SqliteStore s(":memory:");
+TEST(SqlStore, CursorCommitsWithTheBatch) {
+  SqliteDb s_db(":memory:");
+  SqlStore s(s_db);
   EXPECT_EQ(s.cursor("/j").file, "");
   s.ingest({event("SK1", 1, "a@b.test", {"c@d.test"}, "s")}, "/j", JournalCursor{"events-000000000003.jsonl", 77, 5});
   JournalCursor c = s.cursor("/j");
@@ -115,7 +125,8 @@ class SearchTest : public ::testing::Test {
     evs.push_back(event("JP", 2002, "jp@example.jp", {"y@inside.test"}, "【重要】アカウント確認のお願い"));
     store.ingest(evs);
   }
-  SqliteStore store{":memory:"};
+  SqliteDb db{":memory:"};
+  SqlStore store{db};
 };
 
 TEST_F(SearchTest, FiltersBySenderRecipientSubjectVerdictAndTime) {

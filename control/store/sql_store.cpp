@@ -1,0 +1,328 @@
+#include "store/sql_store.hpp"
+
+#include <chrono>
+#include <iterator>
+#include <set>
+#include <unordered_set>
+
+namespace sekisho::control::store {
+
+namespace {
+
+// Append only once deployed: a released version is never edited, a change
+// is a new entry. (Version 1 was last edited before any deployment, for
+// PostgreSQL: BIGINT types, byte_offset instead of the reserved offset.)
+const Migration kMigrations[] = {
+    {1, "message events, tracking log (one row per envelope recipient), journal cursors",
+     R"sql(
+CREATE TABLE message_events (
+  event_id    TEXT PRIMARY KEY,
+  ts_us       BIGINT NOT NULL,
+  ingested_us BIGINT NOT NULL
+);
+CREATE TABLE tracking_log (
+  row_id          {{id}},
+  event_id        TEXT NOT NULL REFERENCES message_events(event_id),
+  rcpt_index      BIGINT NOT NULL,
+  ts_us           BIGINT NOT NULL,
+  envelope_sender TEXT NOT NULL,
+  recipient       TEXT NOT NULL,
+  header_from     TEXT NOT NULL,
+  header_to       TEXT NOT NULL,
+  header_cc       TEXT NOT NULL,
+  reply_to        TEXT,
+  subject         TEXT NOT NULL,
+  size            BIGINT NOT NULL,
+  message_id      TEXT NOT NULL,
+  client          TEXT NOT NULL,
+  server          TEXT NOT NULL,
+  tls             BIGINT NOT NULL,
+  action          TEXT NOT NULL,
+  rule            TEXT NOT NULL,
+  score           DOUBLE PRECISION,
+  rules_hit       TEXT NOT NULL,
+  attachments     TEXT NOT NULL,
+  spool           TEXT,
+  UNIQUE (event_id, rcpt_index)
+);
+CREATE INDEX tracking_log_ts ON tracking_log (ts_us, row_id);
+CREATE INDEX tracking_log_action ON tracking_log (action, ts_us);
+CREATE INDEX tracking_log_recipient ON tracking_log (recipient);
+CREATE INDEX tracking_log_sender ON tracking_log (envelope_sender);
+CREATE TABLE journal_cursors (
+  source       TEXT PRIMARY KEY,
+  file         TEXT NOT NULL,
+  byte_offset  BIGINT NOT NULL,
+  caught_up_us BIGINT NOT NULL
+)
+)sql"},
+};
+
+int64_t now_us() {
+  return std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+const char* kRowColumns =
+    "event_id, ts_us, envelope_sender, recipient, header_from, header_to, header_cc, reply_to, subject, size, "
+    "message_id, client, server, tls, action, rule, score, rules_hit, attachments, spool";
+constexpr size_t kRowParams = 21;  // rcpt_index + kRowColumns
+
+TrackingRow read_row(const Row& s) {
+  TrackingRow r;
+  MessageEvent& e = r.event;
+  e.event_id = s.text(0);
+  e.ts_us = s.i64(1);
+  e.envelope_sender = s.text(2);
+  r.recipient = s.text(3);
+  e.header_from = s.text(4);
+  e.to_json = s.text(5);
+  e.cc_json = s.text(6);
+  e.reply_to = s.opt_text(7);
+  e.subject = s.text(8);
+  e.size = s.i64(9);
+  e.message_id = s.text(10);
+  e.client = s.text(11);
+  e.server = s.text(12);
+  e.tls = s.i64(13) != 0;
+  e.action = s.text(14);
+  e.rule = s.text(15);
+  if (!s.null(16)) e.score = s.dbl(16);
+  e.rules_json = s.text(17);
+  e.attachments_json = s.text(18);
+  e.spool = s.opt_text(19);
+  return r;
+}
+
+// "INSERT INTO t (cols) VALUES (?, ..), (?, ..)" for n rows of k columns.
+std::string multi_insert(const std::string& head, size_t k, size_t n, const std::string& tail = "") {
+  std::string one = "(";
+  for (size_t i = 0; i < k; ++i) one += i ? ", ?" : "?";
+  one += ")";
+  std::string s = head + " VALUES ";
+  for (size_t i = 0; i < n; ++i) {
+    if (i) s += ", ";
+    s += one;
+  }
+  return s + tail;
+}
+
+// Calls f(begin, count) over [0, n) in power-of-two chunks of at most max.
+template <class F>
+void chunks(size_t n, size_t max, F f) {
+  size_t i = 0;
+  while (i < n) {
+    size_t c = max;
+    while (c > n - i) c /= 2;
+    f(i, c);
+    i += c;
+  }
+}
+
+std::optional<std::string> valid_opt(const std::optional<std::string>& s) {
+  return s ? std::optional(valid_utf8(*s)) : std::nullopt;
+}
+
+}  // namespace
+
+std::string valid_utf8(std::string_view s) {
+  std::string out;
+  out.reserve(s.size());
+  const auto* p = reinterpret_cast<const unsigned char*>(s.data());
+  size_t n = s.size(), i = 0;
+  while (i < n) {
+    unsigned char c = p[i];
+    size_t len = 0;
+    uint32_t min = 0, cp = 0;
+    if (c >= 0x01 && c < 0x80) {
+      out.push_back(char(c));
+      ++i;
+      continue;
+    }
+    if (c >= 0xC2 && c <= 0xDF) len = 2, min = 0x80, cp = c & 0x1F;
+    else if (c >= 0xE0 && c <= 0xEF) len = 3, min = 0x800, cp = c & 0x0F;
+    else if (c >= 0xF0 && c <= 0xF4) len = 4, min = 0x10000, cp = c & 0x07;
+    bool ok = len && i + len <= n;
+    for (size_t k = 1; ok && k < len; ++k) {
+      if ((p[i + k] & 0xC0) != 0x80) ok = false;
+      else cp = (cp << 6) | (p[i + k] & 0x3F);
+    }
+    if (ok && (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))) ok = false;
+    if (ok) {
+      out.append(s.substr(i, len));
+      i += len;
+    } else {
+      out += "\xEF\xBF\xBD";
+      ++i;  // resynchronise on the next byte
+      while (i < n && (p[i] & 0xC0) == 0x80 && c != 0) ++i;
+    }
+  }
+  return out;
+}
+
+std::span<const Migration> SqlStore::migrations() { return kMigrations; }
+
+SqlStore::SqlStore(Db& db) : db_(db) { db_.migrate(kComponent, kMigrations); }
+
+size_t SqlStore::ingest(const std::vector<MessageEvent>& events, const std::string& source,
+                        const JournalCursor& cursor) {
+  // The first occurrence of an id in the batch is the one stored.
+  std::vector<const MessageEvent*> batch;
+  {
+    std::unordered_set<std::string_view> ids;
+    for (const MessageEvent& e : events)
+      if (ids.insert(e.event_id).second) batch.push_back(&e);
+  }
+  const int64_t now = now_us();
+  Transaction t(db_);
+  std::set<std::string> fresh;
+  chunks(batch.size(), kChunkRows, [&](size_t b, size_t n) {
+    std::vector<Value> p;
+    p.reserve(n * 3);
+    for (size_t i = b; i < b + n; ++i) {
+      p.emplace_back(valid_utf8(batch[i]->event_id));
+      p.emplace_back(batch[i]->ts_us);
+      p.emplace_back(now);
+    }
+    db_.exec(multi_insert("INSERT INTO message_events (event_id, ts_us, ingested_us)", 3, n,
+                          " ON CONFLICT (event_id) DO NOTHING RETURNING event_id"),
+             p, [&](const Row& r) { fresh.insert(r.text(0)); });
+  });
+
+  // One row per recipient of each new event (one row with recipient "" when
+  // none was accepted), in event and recipient order.
+  struct Pending {
+    const MessageEvent* e;
+    size_t rcpt;
+  };
+  std::vector<Pending> rows;
+  for (const MessageEvent* e : batch) {
+    if (!fresh.count(valid_utf8(e->event_id))) continue;  // stored before: exactly once
+    size_t n = e->recipients.empty() ? 1 : e->recipients.size();
+    for (size_t i = 0; i < n; ++i) rows.push_back({e, i});
+  }
+  const std::string head = std::string("INSERT INTO tracking_log (rcpt_index, ") + kRowColumns + ")";
+  chunks(rows.size(), kChunkRows, [&](size_t b, size_t n) {
+    std::vector<Value> p;
+    p.reserve(n * kRowParams);
+    for (size_t i = b; i < b + n; ++i) {
+      const MessageEvent& e = *rows[i].e;
+      size_t k = rows[i].rcpt;
+      p.emplace_back(int64_t(k));
+      p.emplace_back(valid_utf8(e.event_id));
+      p.emplace_back(e.ts_us);
+      p.emplace_back(valid_utf8(e.envelope_sender));
+      p.emplace_back(e.recipients.empty() ? std::string() : valid_utf8(e.recipients[k]));
+      p.emplace_back(valid_utf8(e.header_from));
+      p.emplace_back(valid_utf8(e.to_json));
+      p.emplace_back(valid_utf8(e.cc_json));
+      p.emplace_back(opt(valid_opt(e.reply_to)));
+      p.emplace_back(valid_utf8(e.subject));
+      p.emplace_back(e.size);
+      p.emplace_back(valid_utf8(e.message_id));
+      p.emplace_back(valid_utf8(e.client));
+      p.emplace_back(valid_utf8(e.server));
+      p.emplace_back(int64_t(e.tls));
+      p.emplace_back(valid_utf8(e.action));
+      p.emplace_back(valid_utf8(e.rule));
+      p.emplace_back(opt(e.score));
+      p.emplace_back(valid_utf8(e.rules_json));
+      p.emplace_back(valid_utf8(e.attachments_json));
+      p.emplace_back(opt(valid_opt(e.spool)));
+    }
+    db_.exec(multi_insert(head, kRowParams, n), p);
+  });
+
+  if (!source.empty()) {
+    db_.exec(
+        "INSERT INTO journal_cursors (source, file, byte_offset, caught_up_us) VALUES (?, ?, ?, ?) "
+        "ON CONFLICT (source) DO UPDATE SET file = excluded.file, byte_offset = excluded.byte_offset, "
+        "caught_up_us = excluded.caught_up_us",
+        {source, cursor.file, int64_t(cursor.offset), cursor.caught_up_us});
+  }
+  t.commit();
+  return fresh.size();
+}
+
+JournalCursor SqlStore::cursor(const std::string& source) {
+  JournalCursor c;
+  db_.exec("SELECT file, byte_offset, caught_up_us FROM journal_cursors WHERE source = ?", {source},
+           [&](const Row& r) {
+             c.file = r.text(0);
+             c.offset = uint64_t(r.i64(1));
+             c.caught_up_us = r.i64(2);
+           });
+  return c;
+}
+
+LogPage SqlStore::search(const LogQuery& q) {
+  std::string where = " WHERE TRUE";
+  std::vector<Value> p;
+  auto like = [&](const char* column, const std::string& v) {
+    where += " AND " + db_.ci_like(column);
+    p.emplace_back(like_pattern(v));
+  };
+  if (!q.q.empty()) {
+    static const char* kAny[] = {"envelope_sender", "recipient", "header_from", "subject",
+                                 "message_id",      "client",    "event_id"};
+    where += " AND (";
+    for (size_t i = 0; i < std::size(kAny); ++i) {
+      where += (i ? " OR " : "") + db_.ci_like(kAny[i]);
+      p.emplace_back(like_pattern(q.q));
+    }
+    where += ")";
+  }
+  if (q.sender == "<>") {
+    where += " AND envelope_sender = ''";
+  } else if (!q.sender.empty()) {
+    like("envelope_sender", q.sender);
+  }
+  if (!q.rcpt.empty()) like("recipient", q.rcpt);
+  if (!q.from.empty()) like("header_from", q.from);
+  if (!q.subject.empty()) like("subject", q.subject);
+  if (!q.verdict.empty()) {
+    where += " AND action = ?";
+    p.emplace_back(q.verdict);
+  }
+  if (q.since_us) {
+    where += " AND ts_us >= ?";
+    p.emplace_back(*q.since_us);
+  }
+  if (q.until_us) {
+    where += " AND ts_us < ?";
+    p.emplace_back(*q.until_us);
+  }
+
+  // The count and the page see the same snapshot.
+  Transaction t(db_, TxKind::read);
+  LogPage page;
+  page.total = 0;
+  db_.exec("SELECT count(*) FROM tracking_log" + where, p, [&](const Row& r) { page.total = r.i64(0); });
+  p.emplace_back(q.limit);
+  p.emplace_back(q.offset);
+  db_.exec(std::string("SELECT ") + kRowColumns + " FROM tracking_log" + where +
+               " ORDER BY ts_us DESC, row_id DESC LIMIT ? OFFSET ?",
+           p, [&](const Row& r) { page.rows.push_back(read_row(r)); });
+  t.commit();
+  return page;
+}
+
+Counts SqlStore::counts() {
+  Counts c;
+  Transaction t(db_, TxKind::read);
+  db_.exec("SELECT count(*), max(ts_us) FROM message_events", {}, [&](const Row& r) {
+    c.events = r.i64(0);
+    if (!r.null(1)) c.newest_event_us = r.i64(1);
+  });
+  db_.exec("SELECT action, count(*) FROM tracking_log GROUP BY action", {}, [&](const Row& r) {
+    c.rows_by_action[r.text(0)] = r.i64(1);
+    c.rows += r.i64(1);
+  });
+  db_.exec("SELECT source, file, byte_offset, caught_up_us FROM journal_cursors", {}, [&](const Row& r) {
+    c.cursors[r.text(0)] = JournalCursor{r.text(1), uint64_t(r.i64(2)), r.i64(3)};
+  });
+  t.commit();
+  return c;
+}
+
+}  // namespace sekisho::control::store
