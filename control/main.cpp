@@ -15,10 +15,13 @@
 #include <thread>
 #include <vector>
 
+#include "auth/admin_cli.hpp"
+#include "auth/auth.hpp"
 #include "config/control_config.hpp"
 #include "http/api.hpp"
 #include "http/server.hpp"
 #include "ingest/journal_ingest.hpp"
+#include "web/pages.hpp"
 #include "store/db.hpp"
 #include "store/sql_store.hpp"
 
@@ -29,7 +32,10 @@ using namespace sekisho::control;
 int usage(int rc) {
   (rc ? std::cerr : std::cout) << "usage: sekisho-control -c FILE\n"
                                   "  Reads the 'control' group of FILE (libconfig), ingests the event journal\n"
-                                  "  and serves the HTTP API (/api/log, /api/log.csv, /metrics).\n";
+                                  "  and serves the HTTP API (/api/log, /api/log.csv, /metrics).\n"
+                                  "       sekisho-control -c FILE user add|passwd|disable|enable|list ...\n"
+                                  "       sekisho-control -c FILE token create|revoke|list ...\n"
+                                  "  Manages users and API tokens (see control/README.md).\n";
   return rc;
 }
 
@@ -75,10 +81,14 @@ class IngestLoop {
 
 int main(int argc, char** argv) {
   std::string conf;
+  std::vector<std::string> command;  // "user add NAME ...", "token create NAME" (auth/admin_cli.hpp)
   for (int i = 1; i < argc; ++i) {
     if ((!std::strcmp(argv[i], "-c") || !std::strcmp(argv[i], "--config")) && i + 1 < argc) conf = argv[++i];
     else if (!std::strcmp(argv[i], "-h") || !std::strcmp(argv[i], "--help")) return usage(0);
-    else return usage(2);
+    else if (argv[i][0] != '-') {
+      command.assign(argv + i, argv + argc);
+      break;
+    } else return usage(2);
   }
   if (conf.empty()) return usage(2);
 
@@ -88,6 +98,10 @@ int main(int argc, char** argv) {
   } catch (const config::ConfigError& e) {
     std::cerr << "sekisho-control: " << e.what() << "\n";
     return 2;
+  }
+  if (!command.empty()) {
+    if (!auth::is_admin_command(command)) return usage(2);
+    return auth::run_admin_command(cfg.database, command, std::cin, std::cout, std::cerr);
   }
 
   try {
@@ -100,12 +114,29 @@ int main(int argc, char** argv) {
 
     http::Router router;
     http::add_log_routes(router, http_store);
+    // Login, sessions, CSRF, API tokens; the admin pages.
+    auth::AuthOptions auth_opt;
+    auth_opt.https = !cfg.tls_certificate.empty();
+    auth::Auth authn(*http_db, auth_opt);
+    authn.add_routes(router);
+    web::add_web_routes(router);
+    router.set_authenticator(authn.authenticator());
 
     boost::asio::io_context ioc(cfg.http_threads);
     std::optional<http::Server> server;
     try {
       http::ServerOptions opt;
       opt.timeout = std::chrono::seconds(cfg.http_timeout_s);
+      if (!cfg.tls_certificate.empty()) {
+        try {
+          opt.tls = http::make_tls_context(cfg.tls_certificate, cfg.tls_key);
+        } catch (const http::TlsError& e) {
+          bool cert = e.which == http::TlsError::Which::certificate;
+          std::cerr << "sekisho-control: " << cfg.file << ":" << (cert ? cfg.tls_certificate_line : cfg.tls_key_line)
+                    << ": " << e.what() << "\n";
+          return 2;
+        }
+      }
       server.emplace(ioc, boost::asio::ip::tcp::endpoint(boost::asio::ip::make_address(cfg.listen_address),
                                                           cfg.listen_port),
                      router, opt);
@@ -116,7 +147,7 @@ int main(int argc, char** argv) {
     }
     server->start();
     auto ep = server->local_endpoint();
-    std::cerr << "sekisho-control: listening on http://" << (ep.address().is_v6() ? "[" : "")
+    std::cerr << "sekisho-control: listening on " << (cfg.tls_certificate.empty() ? "http" : "https") << "://" << (ep.address().is_v6() ? "[" : "")
               << ep.address().to_string() << (ep.address().is_v6() ? "]" : "") << ":" << ep.port()
               << ", journal " << cfg.journal << ", database " << cfg.database << "\n";
 

@@ -1,0 +1,5 @@
+'use strict';
+(() => {
+  const {showError, nav} = Sekisho;
+  nav().catch((e) => showError(document.getElementById('detail'), e));
+})();
