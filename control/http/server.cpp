@@ -221,8 +221,12 @@ std::shared_ptr<net::ssl::context> make_tls_context(const std::string& certifica
   SSL_CTX_set_cipher_list(c, "ECDHE+AESGCM:ECDHE+CHACHA20");
   if (SSL_CTX_use_certificate_chain_file(c, certificate_pem.c_str()) != 1)
     throw TlsError(Which::certificate, "\"" + certificate_pem + "\" is not a usable PEM certificate: " + openssl_reason());
-  if (SSL_CTX_use_PrivateKey_file(c, key_pem.c_str(), SSL_FILETYPE_PEM) != 1)
-    throw TlsError(Which::key, "\"" + key_pem + "\" is not a usable PEM private key: " + openssl_reason());
+  if (SSL_CTX_use_PrivateKey_file(c, key_pem.c_str(), SSL_FILETYPE_PEM) != 1) {
+    std::string why = openssl_reason();
+    if (why.find("mismatch") != std::string::npos)
+      throw TlsError(Which::key, "\"" + key_pem + "\" does not match the certificate \"" + certificate_pem + "\"");
+    throw TlsError(Which::key, "\"" + key_pem + "\" is not a usable PEM private key: " + why);
+  }
   if (SSL_CTX_check_private_key(c) != 1)
     throw TlsError(Which::key, "\"" + key_pem + "\" does not match the certificate \"" + certificate_pem +
                                    "\": " + openssl_reason());
