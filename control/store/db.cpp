@@ -2,6 +2,7 @@
 
 #include <chrono>
 
+#include "store/pg_db.hpp"
 #include "store/sqlite_db.hpp"
 
 namespace sekisho::control::store {
@@ -143,7 +144,7 @@ std::string redact_conninfo(std::string_view name) {
 }
 
 std::unique_ptr<Db> open_db(const std::string& name) {
-  if (is_postgres_name(name)) throw StoreError(redact_conninfo(name) + ": the PostgreSQL driver is not built yet");
+  if (is_postgres_name(name)) return std::make_unique<PgDb>(name);
   return std::make_unique<SqliteDb>(name);
 }
 
