@@ -99,7 +99,11 @@ void Db::migrate(const std::string& component, std::span<const Migration> migrat
 }
 
 std::string Db::ci_like(std::string_view column) const {
-  return std::string(column) + (dialect() == Dialect::sqlite ? " LIKE ? ESCAPE '\\'" : " ILIKE ? ESCAPE '\\'");
+  // SQLite's LIKE folds ASCII letters only. PostgreSQL's ILIKE folds by the
+  // collation: under "C" ASCII only, as SQLite (under C.UTF-8 or en_US.UTF-8
+  // it would also fold É/é, and the backends would disagree).
+  if (dialect() == Dialect::sqlite) return std::string(column) + " LIKE ? ESCAPE '\\'";
+  return std::string(column) + " COLLATE \"C\" ILIKE ? ESCAPE '\\'";
 }
 
 std::string like_pattern(std::string_view s) {

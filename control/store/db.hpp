@@ -13,8 +13,9 @@
 //     `{{blob}}` is BLOB / BYTEA (expand() does both);
 //   - upserts: INSERT ... ON CONFLICT (...) DO NOTHING | DO UPDATE SET c = excluded.c;
 //   - case-insensitive substring: ci_like("column") gives "column LIKE ? ESCAPE '\'"
-//     on SQLite (ASCII case-insensitive there) and "column ILIKE ? ESCAPE '\'"
-//     on PostgreSQL; bind like_pattern(text);
+//     on SQLite and "column COLLATE "C" ILIKE ? ESCAPE '\'" on PostgreSQL:
+//     ASCII letters fold on both, other letters on neither (whatever the
+//     database's locale); bind like_pattern(text);
 //   - no reserved words as names (offset, user, order, ...); WHERE TRUE, not WHERE 1;
 //   - new rows' ids: INSERT ... RETURNING id (both accept it).
 //

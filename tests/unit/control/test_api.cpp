@@ -7,8 +7,8 @@
 #include "control_test_util.hpp"
 #include "http/api.hpp"
 #include "ingest/journal_ingest.hpp"
+#include "backends.hpp"
 #include "store/sql_store.hpp"
-#include "store/sqlite_db.hpp"
 
 namespace sekisho::control::http {
 namespace {
@@ -17,9 +17,13 @@ namespace bhttp = boost::beast::http;
 using nlohmann::json;
 using testing::message_event;
 
-class ApiTest : public ::testing::Test {
+// On SQLite and PostgreSQL: the API's answers must not depend on the backend.
+class ApiTest : public testing::BackendTest {
  protected:
   void SetUp() override {
+    BackendTest::SetUp();
+    if (IsSkipped() || HasFatalFailure()) return;
+    store.emplace(db());
     add(message_event("2026-03-01T10:00:00Z", "alice@outside.test", {"bob@inside.test", "carol@inside.test"},
                       "quarterly report"));
     add(message_event("2026-03-01T11:00:00Z", "", {"postmaster@inside.test"}, "Undelivered Mail"));
@@ -42,11 +46,11 @@ class ApiTest : public ::testing::Test {
     store::MessageEvent e;
     std::string err;
     ASSERT_EQ(ingest::parse_event_line(j.dump(), e, err), ingest::LineKind::message) << err;
-    store.ingest({e});
+    store->ingest({e});
   }
   Response get(const std::string& target, bhttp::verb method = bhttp::verb::get) {
     Request req{method, target, 11};
-    return handle_request(req, store, kNow);
+    return handle_request(req, *store, kNow);
   }
   json get_json(const std::string& target) {
     Response r = get(target);
@@ -55,11 +59,10 @@ class ApiTest : public ::testing::Test {
     return json::parse(r.body());
   }
   static constexpr int64_t kNow = 1772370000LL * 1000000;  // 2026-03-01T13:00:00Z
-  store::SqliteDb db{":memory:"};
-  store::SqlStore store{db};
+  std::optional<store::SqlStore> store;
 };
 
-TEST_F(ApiTest, LogSearchReturnsRowsPerRecipientNewestFirst) {
+TEST_P(ApiTest, LogSearchReturnsRowsPerRecipientNewestFirst) {
   json j = get_json("/api/log");
   EXPECT_EQ(j["total"], 5);
   ASSERT_EQ(j["rows"].size(), 5u);
@@ -79,7 +82,7 @@ TEST_F(ApiTest, LogSearchReturnsRowsPerRecipientNewestFirst) {
   EXPECT_EQ(get_json("/api/log?sender=alice")["total"], 2);
 }
 
-TEST_F(ApiTest, NullSenderIsShownAsAngleBrackets) {
+TEST_P(ApiTest, NullSenderIsShownAsAngleBrackets) {
   json j = get_json("/api/log?sender=%3C%3E");
   ASSERT_EQ(j["total"], 1);
   EXPECT_EQ(j["rows"][0]["sender"], "<>");
@@ -89,7 +92,7 @@ TEST_F(ApiTest, NullSenderIsShownAsAngleBrackets) {
   EXPECT_NE(csv.body().find(",<>,postmaster@inside.test,"), std::string::npos);
 }
 
-TEST_F(ApiTest, FiltersAndPaging) {
+TEST_P(ApiTest, FiltersAndPaging) {
   EXPECT_EQ(get_json("/api/log?rcpt=bob%40inside.test")["total"], 2);
   EXPECT_EQ(get_json("/api/log?verdict=reject")["total"], 1);
   EXPECT_EQ(get_json("/api/log?subject=%E9%87%8D%E8%A6%81")["total"], 1);  // 重要
@@ -106,7 +109,7 @@ TEST_F(ApiTest, FiltersAndPaging) {
   EXPECT_EQ(get_json("/api/log?limit=2&offset=4")["rows"].size(), 1u);
 }
 
-TEST_F(ApiTest, CsvQuotesCommasQuotesNewlinesAndKeepsJapanese) {
+TEST_P(ApiTest, CsvQuotesCommasQuotesNewlinesAndKeepsJapanese) {
   Response r = get("/api/log.csv");
   ASSERT_EQ(r.result(), bhttp::status::ok);
   EXPECT_EQ(r[bhttp::field::content_type], "text/csv; charset=utf-8; header=present");
@@ -138,8 +141,8 @@ TEST(CsvField, Rfc4180) {
   EXPECT_EQ(csv_field(""), "");
 }
 
-TEST_F(ApiTest, MetricsInPrometheusTextFormat) {
-  store.ingest({}, "/var/lib/sekisho/journal", store::JournalCursor{"events-000000000000.jsonl", 10,
+TEST_P(ApiTest, MetricsInPrometheusTextFormat) {
+  store->ingest({}, "/var/lib/sekisho/journal", store::JournalCursor{"events-000000000000.jsonl", 10,
                                                                       kNow - 2500000});
   Response r = get("/metrics");
   ASSERT_EQ(r.result(), bhttp::status::ok);
@@ -167,12 +170,12 @@ TEST_F(ApiTest, MetricsInPrometheusTextFormat) {
     EXPECT_EQ(l.rfind("sekisho_control_", 0), 0u) << l;
   }
   // Before the first time ingestion caught up the lag is unbounded.
-  store.ingest({}, "/other", store::JournalCursor{});
+  store->ingest({}, "/other", store::JournalCursor{});
   EXPECT_NE(get("/metrics").body().find("sekisho_control_ingest_lag_seconds{journal=\"/other\"} +Inf\n"),
             std::string::npos);
 }
 
-TEST_F(ApiTest, BadParametersAre400WithAReason) {
+TEST_P(ApiTest, BadParametersAre400WithAReason) {
   for (const char* t : {"/api/log?limit=0", "/api/log?limit=1001", "/api/log?limit=ten", "/api/log?offset=-1",
                         "/api/log?verdict=maybe", "/api/log?since=yesterday", "/api/log?until=2026-03-01T10:00:00",
                         "/api/log?since=2026-03-02&until=2026-03-01", "/api/log?colour=red", "/api/log?q=a&q=b",
@@ -188,7 +191,7 @@ TEST_F(ApiTest, BadParametersAre400WithAReason) {
   EXPECT_EQ(get("/api/log?verdict=").result(), bhttp::status::ok);  // empty filter = none
 }
 
-TEST_F(ApiTest, UnknownPathsAre404AndOtherMethods405) {
+TEST_P(ApiTest, UnknownPathsAre404AndOtherMethods405) {
   for (const char* t : {"/", "/api", "/api/log/", "/api/logs", "/metrics/", "/api/log.json", "/../etc/passwd"})
     EXPECT_EQ(get(t).result(), bhttp::status::not_found) << t;
   Response r = get("/api/log", bhttp::verb::post);
@@ -197,7 +200,7 @@ TEST_F(ApiTest, UnknownPathsAre404AndOtherMethods405) {
   EXPECT_EQ(get("/nowhere", bhttp::verb::delete_).result(), bhttp::status::not_found);
 }
 
-TEST_F(ApiTest, HeadHasTheLengthButNoBody) {
+TEST_P(ApiTest, HeadHasTheLengthButNoBody) {
   Response g = get("/api/log");
   Response h = get("/api/log", bhttp::verb::head);
   EXPECT_EQ(h.result(), bhttp::status::ok);
@@ -205,12 +208,14 @@ TEST_F(ApiTest, HeadHasTheLengthButNoBody) {
   EXPECT_EQ(h[bhttp::field::content_length], std::to_string(g.body().size()));
 }
 
-TEST_F(ApiTest, KeepAliveFollowsTheRequest) {
+TEST_P(ApiTest, KeepAliveFollowsTheRequest) {
   Request req{bhttp::verb::get, "/metrics", 11};
-  EXPECT_TRUE(handle_request(req, store, kNow).keep_alive());
+  EXPECT_TRUE(handle_request(req, *store, kNow).keep_alive());
   req.keep_alive(false);
-  EXPECT_FALSE(handle_request(req, store, kNow).keep_alive());
+  EXPECT_FALSE(handle_request(req, *store, kNow).keep_alive());
 }
+
+SEKISHO_INSTANTIATE_BACKENDS(ApiTest);
 
 }  // namespace
 }  // namespace sekisho::control::http

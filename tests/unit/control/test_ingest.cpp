@@ -8,8 +8,8 @@
 
 #include "control_test_util.hpp"
 #include "ingest/journal_ingest.hpp"
+#include "backends.hpp"
 #include "store/sql_store.hpp"
-#include "store/sqlite_db.hpp"
 
 namespace sekisho::control::ingest {
 namespace {
@@ -18,7 +18,10 @@ using sekisho::control::testing::append_file;
 using sekisho::control::testing::message_event;
 using sekisho::control::testing::TempDir;
 using store::SqlStore;
-using store::SqliteDb;
+using testing::BackendTest;
+
+// Ingestion tests run on SQLite and PostgreSQL.
+class JournalIngesterTest : public BackendTest {};
 
 std::string line(const nlohmann::json& j) { return j.dump() + "\n"; }
 std::string journal_file(unsigned seq) {
@@ -88,11 +91,10 @@ TEST(ParseEventLine, VerdictFieldsAndIds) {
   EXPECT_EQ(a.event_id.rfind("pass-", 0), 0u);
 }
 
-TEST(JournalIngester, ExactlyOnceAcrossARestartWithAPartialLineCompletedLater) {
+TEST_P(JournalIngesterTest, ExactlyOnceAcrossARestartWithAPartialLineCompletedLater) {
   TempDir dir;
   const std::string journal = dir / "journal";
   std::filesystem::create_directory(journal);
-  const std::string db = dir / "control.db";
   const std::string f0 = journal + "/" + journal_file(0);
 
   std::string e4 = line(message_event("2026-01-01T00:00:04Z", "d@x.test", {"r@y.test"}, "four", "reject", "SK4"));
@@ -101,8 +103,8 @@ TEST(JournalIngester, ExactlyOnceAcrossARestartWithAPartialLineCompletedLater) {
                       line(message_event("2026-01-01T00:00:03Z", "c@x.test", {"r@y.test"}, "three")) +
                       e4.substr(0, 40));  // the writer is mid-line
   {
-    SqliteDb s_db(db);
-    SqlStore s(s_db);
+    auto conn = connect();  // the control plane (re)starts: a new connection
+    SqlStore s(*conn);
     JournalIngester in(journal, s);
     IngestStats st = in.pass();
     EXPECT_EQ(st.events_new, 3u);
@@ -118,8 +120,8 @@ TEST(JournalIngester, ExactlyOnceAcrossARestartWithAPartialLineCompletedLater) {
   append_file(journal + "/" + journal_file(1),
               line(message_event("2026-01-01T00:00:06Z", "f@x.test", {"r@y.test", "s@y.test"}, "six")));
   {
-    SqliteDb s_db(db);
-    SqlStore s(s_db);
+    auto conn = connect();  // the control plane (re)starts: a new connection
+    SqlStore s(*conn);
     JournalIngester in(journal, s);
     IngestStats st = in.pass();
     EXPECT_EQ(st.events_new, 3u);
@@ -143,10 +145,9 @@ TEST(JournalIngester, ExactlyOnceAcrossARestartWithAPartialLineCompletedLater) {
   }
 }
 
-TEST(JournalIngester, SmallBatchesAndABadLine) {
+TEST_P(JournalIngesterTest, SmallBatchesAndABadLine) {
   TempDir dir;
-  SqliteDb s_db(dir / "c.db");
-  SqlStore s(s_db);
+  SqlStore s(db());
   std::string bytes;
   for (int i = 0; i < 7; ++i)
     bytes += line(message_event("2026-01-01T00:00:0" + std::to_string(i) + "Z", "a@x.test", {"r@y.test"},
@@ -161,10 +162,9 @@ TEST(JournalIngester, SmallBatchesAndABadLine) {
   EXPECT_EQ(s.cursor(dir.path()).offset, bytes.size());
 }
 
-TEST(JournalIngester, AbandonedTailOfAnOlderFileIsSkipped) {
+TEST_P(JournalIngesterTest, AbandonedTailOfAnOlderFileIsSkipped) {
   TempDir dir;
-  SqliteDb s_db(":memory:");
-  SqlStore s(s_db);
+  SqlStore s(db());
   // A failed write left half a line in file 0 and the writer moved to file 1.
   append_file(dir / journal_file(0), line(message_event("2026-01-01T00:00:01Z", "a@x.test", {"r@y.test"}, "one")) +
                                           "{\"type\":\"message\",\"ts\":\"2026");
@@ -176,10 +176,9 @@ TEST(JournalIngester, AbandonedTailOfAnOlderFileIsSkipped) {
   EXPECT_EQ(in.pass().lines, 0u);
 }
 
-TEST(JournalIngester, CursorFileRemovedByRetention) {
+TEST_P(JournalIngesterTest, CursorFileRemovedByRetention) {
   TempDir dir;
-  SqliteDb s_db(":memory:");
-  SqlStore s(s_db);
+  SqlStore s(db());
   append_file(dir / journal_file(0), line(message_event("2026-01-01T00:00:01Z", "a@x.test", {"r@y.test"}, "one")));
   JournalIngester in(dir.path(), s);
   EXPECT_EQ(in.pass().events_new, 1u);
@@ -189,15 +188,14 @@ TEST(JournalIngester, CursorFileRemovedByRetention) {
   EXPECT_EQ(s.cursor(dir.path()).file, journal_file(2));
 }
 
-TEST(JournalIngester, MissingDirectoryIsEmpty) {
-  SqliteDb s_db(":memory:");
-  SqlStore s(s_db);
+TEST_P(JournalIngesterTest, MissingDirectoryIsEmpty) {
+  SqlStore s(db());
   JournalIngester in("/nonexistent/sekisho-journal", s);
   EXPECT_EQ(in.pass().lines, 0u);
 }
 
 // The real format: sekisho-replay prints the dataplane's event lines.
-TEST(JournalIngester, ReplayOfTheRecordedFixtures) {
+TEST_P(JournalIngesterTest, ReplayOfTheRecordedFixtures) {
   const char* build = std::getenv("SEKISHO_BUILD_ROOT");
   const char* src = std::getenv("SEKISHO_SOURCE_ROOT");
   if (!build || !src) GTEST_SKIP() << "SEKISHO_BUILD_ROOT/SEKISHO_SOURCE_ROOT not set";
@@ -218,8 +216,7 @@ TEST(JournalIngester, ReplayOfTheRecordedFixtures) {
     if (l.find("\"type\":\"message\"") != std::string::npos) ++messages;
   ASSERT_GT(messages, 0u);
 
-  SqliteDb s_db(dir / "c.db");
-  SqlStore s(s_db);
+  SqlStore s(db());
   JournalIngester in(dir.path(), s);
   IngestStats st = in.pass();
   EXPECT_EQ(st.bad_lines, 0u);
@@ -239,6 +236,8 @@ TEST(JournalIngester, ReplayOfTheRecordedFixtures) {
   q.rcpt = "@";
   EXPECT_GE(s.search(q).total, int64_t(messages));
 }
+
+SEKISHO_INSTANTIATE_BACKENDS(JournalIngesterTest);
 
 }  // namespace
 }  // namespace sekisho::control::ingest
