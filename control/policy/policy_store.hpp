@@ -1,0 +1,55 @@
+// Where the policy and the notification templates live: two tables in the
+// control plane's database (migration component "policy"), written with
+// store::Db's portable SQL so that SQLite and PostgreSQL behave alike.
+//
+//   policy_revisions(id, created_us, created_by, doc)  every saved policy;
+//                                                      the newest is current
+//   notification_templates(name, subject, body, updated_us, updated_by)
+//
+// Thread-safety: as the Db's (calls are serialised by its driver).
+// Errors: store::StoreError from the database; std::invalid_argument for a
+// template that fails validation.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "policy/policy.hpp"
+#include "policy/templates.hpp"
+#include "store/db.hpp"
+
+namespace sekisho::control::policy {
+
+struct PolicyRevision {
+  int64_t id = 0;  // 0: nothing saved yet (the empty policy)
+  int64_t created_us = 0;
+  std::string created_by;
+  Policy policy;
+};
+
+struct StoredTemplate {
+  NotificationTemplate t;
+  int64_t updated_us = 0;
+  std::string updated_by;
+};
+
+class PolicyStore {
+ public:
+  explicit PolicyStore(store::Db& db);  // migrates
+
+  PolicyRevision current();
+  // Stores a validated policy as the newest revision; returns its id.
+  int64_t save(const Policy& p, const std::string& who, int64_t now_us);
+
+  std::vector<StoredTemplate> templates();
+  std::optional<StoredTemplate> get_template(const std::string& name);
+  void put_template(const NotificationTemplate& t, const std::string& who, int64_t now_us);
+  bool delete_template(const std::string& name);
+
+ private:
+  store::Db& db_;
+};
+
+}  // namespace sekisho::control::policy
