@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Every test, as CI runs it: installs what is missing, then
-#   1. build/        g++ (werror under CI): suites unit, replay, wire
+#   1. build/        g++ (werror under CI): suites unit, replay, wire, web
 #   2. build-asan/   g++ with ASan+UBSan: suites unit and wire (the dataplane
 #                    itself runs sanitized on the virtual wire)
 #   3. build-fuzz/   clang with libFuzzer: suite fuzz (short runs)

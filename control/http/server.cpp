@@ -34,7 +34,7 @@ int64_t now_us() {
 void fail(beast::error_code ec, const char* what) {
   // A peer going away or our own shutdown is not worth a line.
   if (ec == net::error::operation_aborted || ec == beast::error::timeout || ec == net::error::connection_reset ||
-      ec == bhttp::error::end_of_stream || ec == net::error::eof)
+      ec == bhttp::error::end_of_stream || ec == net::error::eof || ec == net::ssl::error::stream_truncated)
     return;
   std::cerr << "sekisho-control: http " << what << ": " << ec.message() << "\n";
 }

@@ -1,14 +1,28 @@
 'use strict';
 // One message of the tracking log: GET /api/log/EVENT_ID.
 (() => {
-  const {api, h, link, clear, showError, params, fmtTime, fmtSize, table, fields, text, nav} = Sekisho;
+  const {api, h, link, query, clear, showError, params, fmtTime, fmtSize, table, fields, text, nav} = Sekisho;
   const detail = document.getElementById('detail');
+
+  // GET /api/log/ID; a server without that route answers 404 "no such
+  // resource", and the message is then put together from its log rows.
+  async function fetchMessage(id) {
+    try {
+      return await api('GET', '/api/log/' + encodeURIComponent(id));
+    } catch (e) {
+      if (e.status !== 404 || e.message !== 'no such resource') throw e;
+    }
+    const page = await api('GET', '/api/log' + query({q: id, limit: 1000}));
+    const rows = page.rows.filter((r) => r.event_id === id);
+    if (!rows.length) throw new Error('no message ' + id + ' in the tracking log');
+    return {...rows[0], recipients: rows.map((r) => r.recipient)};
+  }
 
   async function load() {
     await nav();
     const id = params(['id']).id;
     if (!id) throw new Error('no message id given');
-    const m = await api('GET', '/api/log/' + encodeURIComponent(id));
+    const m = await fetchMessage(id);
     clear(detail);
     const v = m.verdict || {};
     detail.append(fields([
