@@ -90,7 +90,8 @@ void Db::migrate(const std::string& component, std::span<const Migration> migrat
     if (query_i64("SELECT count(*) FROM schema_migrations WHERE component = ? AND version = ?",
                   {component, int64_t(m.version)})
             .value_or(0) == 0) {
-      exec_script(expand(m.sql));
+      std::string sql = expand(dialect() == Dialect::postgres && m.postgres_sql ? m.postgres_sql : m.sql);
+      if (sql.find_first_not_of(" \t\r\n;") != std::string::npos) exec_script(sql);
       exec("INSERT INTO schema_migrations (component, version, description, applied_us) VALUES (?, ?, ?, ?)",
            {component, int64_t(m.version), std::string(m.description), now_us()});
     }

@@ -36,7 +36,7 @@
 // set of shapes (placeholders for values, never values in the text).
 // Changes to this header after its first version: expand() and {{blob}},
 // is_postgres_name() and redact_conninfo() were added; begin() takes a
-// TxKind (read transactions).
+// TxKind (read transactions); Migration::postgres_sql.
 #pragma once
 
 #include <cstdint>
@@ -83,7 +83,10 @@ class Row {
 struct Migration {
   int version;
   const char* description;
-  const char* sql;  // statements separated by ';', may use {{id}}
+  const char* sql;  // statements separated by ';', may use {{id}} and {{blob}}
+  // When set, used instead of sql on PostgreSQL (indexes only one backend
+  // has, e.g. pg_trgm); either may be "" for "nothing on this backend".
+  const char* postgres_sql = nullptr;
 };
 
 class Db {

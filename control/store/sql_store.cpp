@@ -56,6 +56,34 @@ CREATE TABLE journal_cursors (
   caught_up_us BIGINT NOT NULL
 )
 )sql"},
+    {2, "substring search indexes: FTS5 trigram (SQLite), pg_trgm GIN (PostgreSQL)",
+     R"sql(
+CREATE VIRTUAL TABLE tracking_log_fts USING fts5(
+  envelope_sender, recipient, header_from, subject, message_id, client, event_id,
+  content='tracking_log', content_rowid='row_id', tokenize='trigram');
+CREATE TRIGGER tracking_log_fts_insert AFTER INSERT ON tracking_log BEGIN
+  INSERT INTO tracking_log_fts (rowid, envelope_sender, recipient, header_from, subject, message_id, client, event_id)
+  VALUES (new.row_id, new.envelope_sender, new.recipient, new.header_from, new.subject, new.message_id, new.client,
+          new.event_id);
+END;
+CREATE TRIGGER tracking_log_fts_delete AFTER DELETE ON tracking_log BEGIN
+  INSERT INTO tracking_log_fts (tracking_log_fts, rowid, envelope_sender, recipient, header_from, subject, message_id,
+                                client, event_id)
+  VALUES ('delete', old.row_id, old.envelope_sender, old.recipient, old.header_from, old.subject, old.message_id,
+          old.client, old.event_id);
+END;
+INSERT INTO tracking_log_fts (tracking_log_fts) VALUES ('rebuild')
+)sql",
+     R"sql(
+CREATE EXTENSION IF NOT EXISTS pg_trgm;
+CREATE INDEX tracking_log_sender_trgm ON tracking_log USING gin (envelope_sender COLLATE "C" gin_trgm_ops);
+CREATE INDEX tracking_log_recipient_trgm ON tracking_log USING gin (recipient COLLATE "C" gin_trgm_ops);
+CREATE INDEX tracking_log_from_trgm ON tracking_log USING gin (header_from COLLATE "C" gin_trgm_ops);
+CREATE INDEX tracking_log_subject_trgm ON tracking_log USING gin (subject COLLATE "C" gin_trgm_ops);
+CREATE INDEX tracking_log_message_id_trgm ON tracking_log USING gin (message_id COLLATE "C" gin_trgm_ops);
+CREATE INDEX tracking_log_client_trgm ON tracking_log USING gin (client COLLATE "C" gin_trgm_ops);
+CREATE INDEX tracking_log_event_id_trgm ON tracking_log USING gin (event_id COLLATE "C" gin_trgm_ops)
+)sql"},
 };
 
 int64_t now_us() {
@@ -255,12 +283,40 @@ JournalCursor SqlStore::cursor(const std::string& source) {
   return c;
 }
 
+// s as an FTS5 phrase ("..." with quotes doubled: everything else inside is
+// literal) when it has 3 characters or more (the trigram index cannot
+// narrow shorter ones).
+std::optional<std::string> fts_phrase(std::string_view s) {
+  size_t chars = 0;
+  for (unsigned char c : s) chars += (c & 0xC0) != 0x80;
+  if (chars < 3) return std::nullopt;
+  std::string out = "\"";
+  for (char c : s) {
+    if (c == '"') out.push_back('"');
+    out.push_back(c);
+  }
+  return out + "\"";
+}
+
 LogPage SqlStore::search(const LogQuery& q) {
   std::string where = " WHERE TRUE";
   std::vector<Value> p;
+  // On SQLite the FTS5 trigram table narrows a substring search to its
+  // candidates (a superset: its phrase is the needle, literally, folded
+  // more widely than ASCII); the LIKE keeps the exact meaning. On PostgreSQL
+  // the planner uses the pg_trgm indexes for the ILIKE itself.
+  const bool fts = db_.dialect() == Dialect::sqlite;
+  auto narrow = [&](const char* column, const std::string& v) {
+    if (!fts) return;
+    if (auto phrase = fts_phrase(v)) {
+      where += " AND row_id IN (SELECT rowid FROM tracking_log_fts WHERE tracking_log_fts MATCH ?)";
+      p.emplace_back(column ? std::string(column) + " : " + *phrase : *phrase);
+    }
+  };
   auto like = [&](const char* column, const std::string& v) {
     where += " AND " + db_.ci_like(column);
     p.emplace_back(like_pattern(v));
+    narrow(column, v);
   };
   if (!q.q.empty()) {
     static const char* kAny[] = {"envelope_sender", "recipient", "header_from", "subject",
@@ -271,6 +327,7 @@ LogPage SqlStore::search(const LogQuery& q) {
       p.emplace_back(like_pattern(q.q));
     }
     where += ")";
+    narrow(nullptr, q.q);  // every column of the FTS table is one of kAny
   }
   if (q.sender == "<>") {
     where += " AND envelope_sender = ''";

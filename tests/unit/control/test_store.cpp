@@ -200,6 +200,7 @@ class SearchTest : public BackendTest {
     evs.push_back(event("PCT", 2001, "odd@example.net", {"x@inside.test"}, "100% off_today"));
     evs.push_back(event("JP", 2002, "jp@example.jp", {"y@inside.test"}, "【重要】アカウント確認のお願い"));
     evs.push_back(event("BS", 2003, "back\\slash@example.net", {"z@inside.test"}, "C:\\temp"));
+    evs.push_back(event("QT", 2004, "quote@example.net", {"z@inside.test"}, "say \"hello\" OR NOT world*"));
     store->ingest(evs);
   }
   std::optional<SqlStore> store;
@@ -240,7 +241,7 @@ TEST_P(SearchTest, FiltersBySenderRecipientSubjectVerdictAndTime) {
   EXPECT_EQ(store->search(q).total, 6);
   q = {};
   q.q = "192.0.2.1";  // client
-  EXPECT_EQ(store->search(q).total, 29);
+  EXPECT_EQ(store->search(q).total, 30);
 }
 
 TEST_P(SearchTest, LikeWildcardsAndBackslashesInInputAreLiteral) {
@@ -259,6 +260,17 @@ TEST_P(SearchTest, LikeWildcardsAndBackslashesInInputAreLiteral) {
   EXPECT_EQ(store->search(q).total, 1);
   q = {};
   q.sender = "k\\s";
+  EXPECT_EQ(store->search(q).total, 1);
+  // Characters that mean something to full-text query syntax are literal too.
+  q = {};
+  q.subject = "\"hello\" OR";
+  EXPECT_EQ(store->search(q).total, 1);
+  q.subject = "NOT world*";
+  EXPECT_EQ(store->search(q).total, 1);
+  q.subject = "hello OR";
+  EXPECT_EQ(store->search(q).total, 0);
+  q = {};
+  q.q = "\"HELLO\"";
   EXPECT_EQ(store->search(q).total, 1);
 }
 
@@ -318,6 +330,29 @@ TEST_P(SearchTest, ScoresAndOptionalFieldsRoundTrip) {
   EXPECT_EQ(got.rules_json, e.rules_json);
   q.verdict = "quarantine";
   EXPECT_FALSE(store->search(q).rows[0].event.score);  // NULL stays NULL
+}
+
+TEST_P(StoreTest, SearchIndexesCoverRowsStoredBeforeTheyExisted) {
+  // A database at version 1 (before the substring indexes) with rows in it.
+  db().migrate(SqlStore::kComponent, SqlStore::migrations().first(1));
+  db().exec("INSERT INTO message_events (event_id, ts_us, ingested_us) VALUES ('OLD', 1, 1)");
+  db().exec(
+      "INSERT INTO tracking_log (event_id, rcpt_index, ts_us, envelope_sender, recipient, header_from, header_to, "
+      "header_cc, subject, size, message_id, client, server, tls, action, rule, rules_hit, attachments) VALUES "
+      "('OLD', 0, 1, 'legacy@old.test', 'r@y.test', 'legacy@old.test', '[]', '[]', 'Ancient Subject', 1, '<m>', "
+      "'192.0.2.9:1', '192.0.2.2:25', 0, 'pass', '', '[]', '[]')");
+  SqlStore s(db());  // migrates to the latest version
+  EXPECT_EQ(s.schema_version(), SqlStore::latest_schema_version());
+  LogQuery q;
+  q.subject = "ancient sub";
+  EXPECT_EQ(s.search(q).total, 1);
+  q = {};
+  q.q = "LEGACY@";
+  EXPECT_EQ(s.search(q).total, 1);
+  s.ingest({event("NEW", 2, "legacy@old.test", {"r@y.test"}, "Ancient Subject too")});
+  q = {};
+  q.subject = "ancient sub";
+  EXPECT_EQ(s.search(q).total, 2);
 }
 
 SEKISHO_INSTANTIATE_BACKENDS(StoreTest);
