@@ -16,6 +16,7 @@ import ssl
 import subprocess
 import sys
 import time
+import urllib.parse
 import urllib.request
 
 import pytest
@@ -268,3 +269,69 @@ def test_hostile_message_is_shown_literally_and_nothing_runs(control, tmp_path):
         json.dumps(seen.get("failures"), indent=1), r.stderr[-4000:], control.output()[-2000:])
     assert {p["name"] for p in seen["pages"]} >= {"log", "log-filtered", "message"}, seen
     assert all(p["pwned"] == "undefined" for p in seen["pages"]), seen
+
+
+# Registered by meson only with the wire tests (-Dwire_tests=true): root,
+# network namespaces, sekisho-dataplane.
+def test_message_held_by_the_dataplane_is_shown_literally_in_the_quarantine(tmp_path):
+    """The same message sent by swaks through the real sekisho-dataplane on
+    the virtual wire: held (journal and spool written by the dataplane),
+    then the quarantine list and view in the browser as well."""
+    need("sekisho-control", CONTROL)
+    need("sekishoctl", SEKISHOCTL)
+    need("sekisho-dataplane", os.path.join(BUILD, "dataplane", "dpdk", "sekisho-dataplane"))
+    if os.geteuid() != 0:
+        pytest.skip("the virtual wire needs root")
+    sys.path.insert(0, os.path.join(SRC, "tests", "wire"))
+    from harness import Appliance, wait_for
+
+    rules = tmp_path / "xss.cf"
+    rules.write_text(RULES)
+    artifact = str(tmp_path / "xss.srs")
+    r = subprocess.run([SEKISHOCTL, "rules", "compile", "-o", artifact, str(rules)], capture_output=True, text=True)
+    assert r.returncode == 0, r.stdout + r.stderr
+    msg = tmp_path / "hostile.eml"
+    msg.write_bytes(hostile_message())
+    wire = tmp_path / "wire"
+    wire.mkdir()
+    with Appliance(wire, extra='  ruleset = "%s";\n' % artifact) as app:
+        app.start_sink()
+        r = app.outside(["swaks", "--server", app.env["IP_IN"], "--helo", "outside.test", "--from", ENVELOPE_FROM,
+                         "--to", ENVELOPE_TO, "--data", "@" + str(msg)], timeout=60)
+        assert "held as" in r.stdout + r.stderr, r.stdout + r.stderr
+        wait_for(lambda: any(e["verdict"]["action"] == "quarantine" for e in app.events()), timeout=10)
+        journal, spool = app.journal, app.spool
+
+    c = Control(tmp_path, journal, spool)
+    try:
+        password = "correct horse battery staple"
+        assert c.admin("user", "add", "admin", "--admin", "--password-stdin", stdin=password + "\n").returncode == 0
+        token = c.admin("token", "create", "web-test").stdout.strip()
+        c.start()
+        deadline = time.time() + 20
+        log = held = {"total": 0}
+        while time.time() < deadline and (log["total"] < 1 or held["total"] < 1):
+            log = c.get("/api/log?q=__pwned", token)
+            held = c.get("/api/quarantine?q=__pwned", token)
+            time.sleep(0.1)
+        assert log["total"] == 1 and held["total"] == 1, (log, held, c.output())
+        row, item = log["rows"][0], held["rows"][0]
+        assert item["subject"] == row["subject"] and item["from"] == row["from"], (row, item)
+        detail = c.get("/api/quarantine/" + urllib.parse.quote(item["id"], safe=""), token)
+        assert "<script>window.__pwned=12</script>" in (detail["text"] or ""), detail
+        case = {
+            "base": c.base, "user": "admin", "password": password, "chromium": CHROMIUM,
+            "event_id": row["event_id"], "quarantine_id": item["id"],
+            "screenshots": os.environ.get("SEKISHO_WEB_SCREENSHOTS"),
+            "expect": {
+                "subject": row["subject"], "from": row["from"], "sender": row["sender"], "to": ", ".join(row["to"]),
+                "reply_to": row["reply_to"], "attachment": ATTACHMENT,
+                "rules": sorted(x["rule"] for x in row["rules"]), "body_marker": BODY_MARKER,
+            },
+        }
+        r, seen = run_browser(tmp_path, case)
+        assert r.returncode == 0, "browser checks failed:\n%s\n%s\n%s" % (
+            json.dumps(seen.get("failures"), indent=1), r.stderr[-4000:], c.output()[-2000:])
+        assert {p["name"] for p in seen["pages"]} >= {"log", "message", "quarantine", "quarantine-view"}, seen
+    finally:
+        c.stop()
