@@ -1,4 +1,5 @@
-// Authentication of the control plane on a real database: scrypt hashes,
+// Authentication of the control plane on real databases (SQLite and
+// PostgreSQL, backends.hpp, for everything stored): scrypt hashes,
 // users, sessions (idle and absolute expiry), CSRF and origin checks,
 // API tokens, login throttling, the authenticator on API and page paths,
 // the login/logout/me routes, audit entries, and the admin commands.
@@ -9,6 +10,7 @@
 
 #include "auth/admin_cli.hpp"
 #include "auth/auth.hpp"
+#include "backends.hpp"
 #include "control_test_util.hpp"
 #include "store/db.hpp"
 
@@ -111,11 +113,12 @@ TEST(Throttle, MemoryIsBounded) {
 
 // ---- the stored parts ----
 
-class AuthTest : public ::testing::Test {
+class AuthTest : public testing::BackendTest {
  protected:
   void SetUp() override {
-    db = store::open_db(dir / "control.db");
-    auth.emplace(*db, fast_options(), [this](const std::string& actor, const std::string& action,
+    BackendTest::SetUp();
+    if (IsSkipped()) return;
+    auth.emplace(db(), fast_options(), [this](const std::string& actor, const std::string& action,
                                              const std::string& target, const json& details, int64_t) {
       audit.push_back({actor, action, target, details});
     });
@@ -160,28 +163,26 @@ class AuthTest : public ::testing::Test {
     return a;
   }
 
-  TempDir dir;
-  std::unique_ptr<store::Db> db;
   std::optional<Auth> auth;
   http::Router router;
   std::vector<AuditEntry> audit;
 };
 
-TEST_F(AuthTest, UsersAreStoredWithHashesNotPasswords) {
+TEST_P(AuthTest, UsersAreStoredWithHashesNotPasswords) {
   auto u = auth->find_user("alice");
   ASSERT_TRUE(u);
   EXPECT_TRUE(u->admin);
   EXPECT_FALSE(u->disabled);
   EXPECT_EQ(u->created_us, kT0);
-  auto stored = db->query_text("SELECT password_hash FROM auth_users WHERE name = ?", {std::string("alice")});
+  auto stored = db().query_text("SELECT password_hash FROM auth_users WHERE name = ?", {std::string("alice")});
   ASSERT_TRUE(stored);
   EXPECT_EQ(stored->find("alice-password"), std::string::npos);
   EXPECT_TRUE(verify_password("alice-password", *stored));
   EXPECT_EQ(auth->users().size(), 2u);
-  EXPECT_EQ(db->schema_version("auth"), 1);
+  EXPECT_EQ(db().schema_version("auth"), 1);
 }
 
-TEST_F(AuthTest, UserChangesAreCheckedAndAudited) {
+TEST_P(AuthTest, UserChangesAreCheckedAndAudited) {
   EXPECT_THROW(auth->add_user("alice", "another-password", false, kT0), AuthError);
   EXPECT_THROW(auth->add_user("carol", "short", false, kT0), AuthError);
   EXPECT_THROW(auth->add_user("", "long-enough", false, kT0), AuthError);
@@ -199,15 +200,15 @@ TEST_F(AuthTest, UserChangesAreCheckedAndAudited) {
   EXPECT_EQ(audit[0].target, "carol@example.test");
 }
 
-TEST_F(AuthTest, LoginRightAndWrong) {
+TEST_P(AuthTest, LoginRightAndWrong) {
   Session s = login_ok("alice", "alice-password");
   EXPECT_EQ(s.id.size(), 43u);  // 256 random bits, base64url
   EXPECT_EQ(s.csrf.size(), 43u);
   EXPECT_NE(s.id, s.csrf);
   EXPECT_TRUE(s.admin);
   // The id itself is not stored, only its hash.
-  EXPECT_FALSE(db->query_i64("SELECT count(*) FROM auth_sessions WHERE id_hash = ?", {s.id}).value_or(0));
-  EXPECT_EQ(db->query_i64("SELECT count(*) FROM auth_sessions WHERE id_hash = ?", {sha256_hex(s.id)}), 1);
+  EXPECT_FALSE(db().query_i64("SELECT count(*) FROM auth_sessions WHERE id_hash = ?", {s.id}).value_or(0));
+  EXPECT_EQ(db().query_i64("SELECT count(*) FROM auth_sessions WHERE id_hash = ?", {sha256_hex(s.id)}), 1);
 
   EXPECT_EQ(auth->login("alice", "alice-passwort", "192.0.2.7", kT0).status, LoginStatus::bad_credentials);
   EXPECT_EQ(auth->login("nobody", "alice-password", "192.0.2.7", kT0).status, LoginStatus::bad_credentials);
@@ -226,20 +227,20 @@ TEST_F(AuthTest, LoginRightAndWrong) {
   EXPECT_FALSE(auth->check_session(std::string(43, 'A'), kT0));
 }
 
-TEST_F(AuthTest, IdleExpiryIsExtendedByUse) {
+TEST_P(AuthTest, IdleExpiryIsExtendedByUse) {
   const int64_t idle = fast_options().session_idle_us;
   Session s = login_ok("bob", "bob-password");
   EXPECT_TRUE(auth->check_session(s.id, kT0 + idle - 1));  // used: idle counts from now
   EXPECT_TRUE(auth->check_session(s.id, kT0 + 2 * idle - 2));
   EXPECT_FALSE(auth->check_session(s.id, kT0 + 3 * idle));
   // Expired sessions are gone from the table, not only refused.
-  EXPECT_EQ(db->query_i64("SELECT count(*) FROM auth_sessions"), 0);
+  EXPECT_EQ(db().query_i64("SELECT count(*) FROM auth_sessions"), 0);
 
   Session t = login_ok("bob", "bob-password");
   EXPECT_FALSE(auth->check_session(t.id, kT0 + idle));
 }
 
-TEST_F(AuthTest, AbsoluteExpiryEvenWhenUsed) {
+TEST_P(AuthTest, AbsoluteExpiryEvenWhenUsed) {
   const AuthOptions o = fast_options();
   Session s = login_ok("bob", "bob-password");
   int64_t now = kT0;
@@ -252,7 +253,7 @@ TEST_F(AuthTest, AbsoluteExpiryEvenWhenUsed) {
   EXPECT_FALSE(auth->check_session(s.id, kT0 + o.session_absolute_us));
 }
 
-TEST_F(AuthTest, PasswordChangeAndDisablingEndSessions) {
+TEST_P(AuthTest, PasswordChangeAndDisablingEndSessions) {
   Session a = login_ok("bob", "bob-password");
   auth->set_password("bob", "bob-password-2", kT0);
   EXPECT_FALSE(auth->check_session(a.id, kT0 + 1));
@@ -267,22 +268,22 @@ TEST_F(AuthTest, PasswordChangeAndDisablingEndSessions) {
   login_ok("bob", "bob-password-2");
 }
 
-TEST_F(AuthTest, AdminFlagIsReadOnEveryRequest) {
+TEST_P(AuthTest, AdminFlagIsReadOnEveryRequest) {
   Session s = login_ok("alice", "alice-password");
   EXPECT_EQ(send(request(http::Verb::get, "/api/admin-thing", s.id)).result(), http::Status::ok);
-  db->exec("UPDATE auth_users SET is_admin = 0 WHERE name = 'alice'");
+  db().exec("UPDATE auth_users SET is_admin = 0 WHERE name = 'alice'");
   EXPECT_EQ(send(request(http::Verb::get, "/api/admin-thing", s.id)).result(), http::Status::forbidden);
 }
 
-TEST_F(AuthTest, SessionsPerUserAreCapped) {
+TEST_P(AuthTest, SessionsPerUserAreCapped) {
   std::vector<Session> all;
   for (int i = 0; i < 25; ++i) all.push_back(login_ok("bob", "bob-password", kT0 + i));
-  EXPECT_EQ(db->query_i64("SELECT count(*) FROM auth_sessions WHERE user_name = 'bob'"), 20);
+  EXPECT_EQ(db().query_i64("SELECT count(*) FROM auth_sessions WHERE user_name = 'bob'"), 20);
   EXPECT_FALSE(auth->check_session(all[0].id, kT0 + 30));
   EXPECT_TRUE(auth->check_session(all[24].id, kT0 + 30));
 }
 
-TEST_F(AuthTest, ThrottlesPerUserThenLetsGo) {
+TEST_P(AuthTest, ThrottlesPerUserThenLetsGo) {
   const AuthOptions o = fast_options();
   for (int i = 0; i < o.user_max_failures; ++i)
     EXPECT_EQ(auth->login("bob", "wrong-password", "198.51.100." + std::to_string(i), kT0 + i).status,
@@ -297,7 +298,7 @@ TEST_F(AuthTest, ThrottlesPerUserThenLetsGo) {
   EXPECT_EQ(auth->login("bob", "bob-password", "203.0.113.9", kT0 + o.throttle_window_us).status, LoginStatus::ok);
 }
 
-TEST_F(AuthTest, ThrottlesPerClientAddress) {
+TEST_P(AuthTest, ThrottlesPerClientAddress) {
   const AuthOptions o = fast_options();
   for (int i = 0; i < o.ip_max_failures; ++i)
     auth->login("user" + std::to_string(i), "whatever-password", "198.51.100.1", kT0 + i);
@@ -305,13 +306,13 @@ TEST_F(AuthTest, ThrottlesPerClientAddress) {
   EXPECT_EQ(auth->login("alice", "alice-password", "198.51.100.2", kT0 + 100).status, LoginStatus::ok);
 }
 
-TEST_F(AuthTest, ApiTokens) {
+TEST_P(AuthTest, ApiTokens) {
   std::string admin_tok = auth->create_token("deploy", true, kT0);
   std::string user_tok = auth->create_token("reader", false, kT0);
   EXPECT_EQ(admin_tok.rfind("sks_", 0), 0u);
   EXPECT_EQ(admin_tok.size(), 47u);
   EXPECT_THROW(auth->create_token("deploy", false, kT0), AuthError);
-  EXPECT_FALSE(db->query_i64("SELECT count(*) FROM auth_tokens WHERE token_hash = ?", {admin_tok}).value_or(0));
+  EXPECT_FALSE(db().query_i64("SELECT count(*) FROM auth_tokens WHERE token_hash = ?", {admin_tok}).value_or(0));
 
   auto bearer = [&](http::Verb v, const std::string& path, const std::string& tok) {
     http::Request r = request(v, path);
@@ -343,7 +344,7 @@ TEST_F(AuthTest, ApiTokens) {
   EXPECT_EQ(actions(), (std::vector<std::string>{"token.create", "token.create", "token.revoke"}));
 }
 
-TEST_F(AuthTest, AuthenticatorAnswersApiWith401AndPagesWithARedirect) {
+TEST_P(AuthTest, AuthenticatorAnswersApiWith401AndPagesWithARedirect) {
   http::Response api = send(request(http::Verb::get, "/api/thing?x=1"));
   EXPECT_EQ(api.result(), http::Status::unauthorized);
   EXPECT_EQ(json::parse(api.body())["error"], "authentication required");
@@ -365,7 +366,7 @@ TEST_F(AuthTest, AuthenticatorAnswersApiWith401AndPagesWithARedirect) {
             http::Status::see_other);
 }
 
-TEST_F(AuthTest, AdminRoutesNeedAnAdmin) {
+TEST_P(AuthTest, AdminRoutesNeedAnAdmin) {
   Session bob = login_ok("bob", "bob-password");
   Session alice = login_ok("alice", "alice-password");
   http::Response r = send(request(http::Verb::get, "/api/admin-thing", bob.id));
@@ -377,7 +378,7 @@ TEST_F(AuthTest, AdminRoutesNeedAnAdmin) {
   EXPECT_EQ(send(request(http::Verb::post, "/api/admin-thing", bob.id, bob.csrf)).result(), http::Status::forbidden);
 }
 
-TEST_F(AuthTest, CsrfTokenMissingWrongAndRight) {
+TEST_P(AuthTest, CsrfTokenMissingWrongAndRight) {
   Session s = login_ok("bob", "bob-password");
   Session other = login_ok("alice", "alice-password");
   http::Response missing = send(request(http::Verb::post, "/api/thing", s.id));
@@ -399,7 +400,7 @@ TEST_F(AuthTest, CsrfTokenMissingWrongAndRight) {
   EXPECT_EQ(send(request(http::Verb::delete_, "/api/gone", s.id, s.csrf)).result(), http::Status::ok);
 }
 
-TEST_F(AuthTest, OriginAndFetchMetadataChecks) {
+TEST_P(AuthTest, OriginAndFetchMetadataChecks) {
   Session s = login_ok("bob", "bob-password");
   auto post = [&](const char* header, const char* value) {
     http::Request r = request(http::Verb::post, "/api/thing", s.id, s.csrf);
@@ -424,7 +425,7 @@ http::Request login_request(const std::string& body, const std::string& type) {
   return r;
 }
 
-TEST_F(AuthTest, LoginRouteJsonSetsAStrictCookie) {
+TEST_P(AuthTest, LoginRouteJsonSetsAStrictCookie) {
   http::Response r = send(login_request(R"({"user":"alice","password":"alice-password"})", "application/json"));
   ASSERT_EQ(r.result(), http::Status::ok) << r.body();
   json j = json::parse(r.body());
@@ -456,7 +457,7 @@ TEST_F(AuthTest, LoginRouteJsonSetsAStrictCookie) {
   EXPECT_EQ(send(cross).result(), http::Status::forbidden);  // login CSRF
 }
 
-TEST_F(AuthTest, LoginRouteFormRedirectsOnlyToLocalPaths) {
+TEST_P(AuthTest, LoginRouteFormRedirectsOnlyToLocalPaths) {
   auto form = [&](const std::string& body) {
     return send(login_request(body, "application/x-www-form-urlencoded; charset=UTF-8"));
   };
@@ -471,7 +472,7 @@ TEST_F(AuthTest, LoginRouteFormRedirectsOnlyToLocalPaths) {
   EXPECT_EQ(bad[bhttp::field::location], "/login?error=failed");
 }
 
-TEST_F(AuthTest, LoginRouteThrottledIs429WithRetryAfter) {
+TEST_P(AuthTest, LoginRouteThrottledIs429WithRetryAfter) {
   for (int i = 0; i < fast_options().user_max_failures; ++i)
     send(login_request(R"({"user":"bob","password":"wrong-password"})", "application/json"));
   http::Response r = send(login_request(R"({"user":"bob","password":"bob-password"})", "application/json"));
@@ -479,7 +480,7 @@ TEST_F(AuthTest, LoginRouteThrottledIs429WithRetryAfter) {
   EXPECT_GT(std::stoi(std::string(r[bhttp::field::retry_after])), 0);
 }
 
-TEST_F(AuthTest, LogoutEndsTheSessionAndClearsTheCookie) {
+TEST_P(AuthTest, LogoutEndsTheSessionAndClearsTheCookie) {
   Session s = login_ok("bob", "bob-password");
   EXPECT_EQ(send(request(http::Verb::post, "/api/logout", s.id)).result(), http::Status::forbidden);  // CSRF
   http::Response r = send(request(http::Verb::post, "/api/logout", s.id, s.csrf));
@@ -489,6 +490,8 @@ TEST_F(AuthTest, LogoutEndsTheSessionAndClearsTheCookie) {
   EXPECT_EQ(send(request(http::Verb::get, "/api/me", s.id)).result(), http::Status::unauthorized);
   EXPECT_EQ(actions(), (std::vector<std::string>{"login", "logout"}));
 }
+
+SEKISHO_INSTANTIATE_BACKENDS(AuthTest);
 
 TEST(AuthHttps, CookieIsHostPrefixedAndSecure) {
   TempDir dir;
@@ -533,9 +536,10 @@ Cli run(const std::string& db, std::vector<std::string> args, const std::string&
   return {rc, out.str(), err.str()};
 }
 
-TEST(AdminCli, UsersAndTokensWithExitCodes) {
-  TempDir dir;
-  std::string db = dir / "c.db";
+class AdminCli : public testing::BackendTest {};
+
+TEST_P(AdminCli, UsersAndTokensWithExitCodes) {
+  const std::string db = db_name();
   Cli c = run(db, {"user", "add", "root", "--admin", "--password-stdin"}, "first-admin-pw\n");
   EXPECT_EQ(c.rc, 0) << c.err;
   EXPECT_EQ(c.out, "user 'root' added (administrator)\n");
@@ -579,7 +583,7 @@ TEST(AdminCli, UsersAndTokensWithExitCodes) {
 
   // What the commands did is what the server sees.
   {
-    auto d = store::open_db(db);
+    auto d = connect();
     Auth a(*d, fast_options());
     EXPECT_TRUE(a.check_token(token, kT0));
     EXPECT_EQ(a.login("eve", "eve-password-2", "192.0.2.1", kT0).status, LoginStatus::bad_credentials);  // disabled
@@ -588,11 +592,19 @@ TEST(AdminCli, UsersAndTokensWithExitCodes) {
   EXPECT_EQ(run(db, {"token", "revoke", "ci"}).rc, 0);
   EXPECT_EQ(run(db, {"token", "revoke", "ci"}).rc, 1);
   {
-    auto d = store::open_db(db);
+    auto d = connect();
     Auth a(*d, fast_options());
     EXPECT_FALSE(a.check_token(token, kT0));
   }
-  EXPECT_EQ(run(dir / "no-such-dir/c.db", {"user", "list"}).rc, 1);
+}
+
+SEKISHO_INSTANTIATE_BACKENDS(AdminCli);
+
+TEST(AdminCliErrors, UnusableDatabaseIsExit1) {
+  TempDir dir;
+  Cli c = run(dir / "no-such-dir/c.db", {"user", "list"});
+  EXPECT_EQ(c.rc, 1);
+  EXPECT_EQ(c.err.rfind("sekisho-control: ", 0), 0u) << c.err;
 }
 
 }  // namespace
