@@ -652,7 +652,12 @@ std::vector<PolicyError> check_policy(const Policy& p) {
   for (const auto& d : src.errors) {
     if (d.line >= 1 && static_cast<size_t>(d.line) <= em.owner.size()) {
       auto [rule, field] = em.owner[static_cast<size_t>(d.line - 1)];
-      who(rule, field, d.reason);
+      // "header __POLICY_X_HEADER: invalid regex: ..." -> "invalid regex: ..." (the generated name means nothing to the author)
+      std::string reason = d.reason;
+      size_t colon = reason.find(": ");
+      if (colon != std::string::npos && reason.substr(0, colon).find("POLICY_") != std::string::npos)
+        reason = reason.substr(colon + 2);
+      who(rule, field, reason);
     } else {
       who(-1, "policy", d.text());
     }

@@ -147,6 +147,7 @@ class RulesetService {
   bool wait_compiled(int64_t version, std::chrono::milliseconds timeout);
 
   std::string artifact_path(int64_t version) const;
+  const Limits& limits() const { return opts_.limits; }
 
  private:
   int64_t create(const PackFiles& packs, const std::string& origin, const std::string& who, int64_t now_us,

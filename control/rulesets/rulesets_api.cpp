@@ -145,7 +145,7 @@ void add_ruleset_routes(http::Router& router, RulesetService& rs, policy::Policy
     http::only_params(c, {"activate"});
     CheckResult check;
     try {
-      PackFiles files = files_of(c, Limits{});
+      PackFiles files = files_of(c, rs.limits());
       int64_t v = rs.upload(files, who(c), c.now_us, flag(c, "activate"), &check);
       return json_status(c, Status::accepted,
                          {{"version", v}, {"state", "compiling"}, {"check", {{"rules", check.rules}, {"lists", check.lists}}}});
@@ -160,7 +160,7 @@ void add_ruleset_routes(http::Router& router, RulesetService& rs, policy::Policy
   router.add({Verb::post}, "/api/rulesets/check", Access::admin, [&rs](const Call& c) -> Response {
     http::only_params(c, {});
     try {
-      CheckResult r = rs.check(files_of(c, Limits{}));
+      CheckResult r = rs.check(files_of(c, rs.limits()));
       return json_status(c, Status::ok, {{"ok", r.ok()}, {"errors", r.errors}, {"rules", r.rules}, {"lists", r.lists}});
     } catch (const RulesetError& e) {
       return error_of(c, e);
