@@ -15,6 +15,7 @@
 //   /rules                 ruleset versions: upload, check, activate, roll back
 //   /policy                policy rules
 //   /static/NAME           the scripts and the style sheet (open)
+//   /favicon.ico           204 (open)
 //
 // Every answer carries a strict Content-Security-Policy (kContentSecurityPolicy:
 // scripts and styles from this origin only, no inline script or style, no

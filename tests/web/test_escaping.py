@@ -138,9 +138,10 @@ class Control:
         self.conf = str(tmp / "control.conf")
         with open(self.conf, "w") as f:
             f.write('control = {\n  listen = "127.0.0.1:0";\n  journal = "%s";\n  database = "%s";\n'
-                    '  spool = "%s";\n  audit_key = "%s";\n  audit_anchor = "%s";\n'
+                    '  spool = "%s";\n  audit_key = "%s";\n  audit_anchor = "%s";\n  rulesets_dir = "%s";\n'
                     '  ingest_interval_ms = 100;\n  tls_certificate = "%s";\n  tls_key = "%s";\n};\n'
-                    % (journal, tmp / "control.db", spool or "", tmp / "audit.key", tmp / "audit.anchor", crt, key))
+                    % (journal, tmp / "control.db", spool or "", tmp / "audit.key", tmp / "audit.anchor", tmp / "rulesets",
+                       crt, key))
         self.proc = None
         self.base = None
 

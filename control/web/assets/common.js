@@ -42,6 +42,7 @@ const Sekisho = (() => {
     if (!r.ok) {
       const e = new Error((data && data.error) || 'HTTP ' + r.status);
       e.status = r.status;
+      e.data = data;
       throw e;
     }
     return data;
@@ -51,7 +52,7 @@ const Sekisho = (() => {
     'min', 'max', 'step', 'selected', 'checked', 'disabled', 'href', 'download', 'rows', 'cols', 'aria-label',
     'role', 'autocomplete', 'required', 'multiple', 'accept', 'data-field']);
 
-  // A local path, never a scheme (javascript:, data:) or another host.
+  // A local path: never a scheme (a javascript or data URL) or another host.
   function localHref(v) {
     return typeof v === 'string' && v.startsWith('/') && !v.startsWith('//') && !v.startsWith('/\\');
   }
