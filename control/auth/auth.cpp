@@ -229,7 +229,7 @@ LoginResult Auth::login(const std::string& user, std::string_view password, cons
   if (wait > 0) {
     res.status = LoginStatus::throttled;
     res.retry_after_us = wait;
-    audit(shown, "login.failed", "", {{"client", client}, {"reason", "throttled"}}, now_us);
+    audit("anonymous", "login.failed", shown, {{"client", client}, {"reason", "throttled"}}, now_us);
     return res;
   }
 
@@ -246,7 +246,7 @@ LoginResult Auth::login(const std::string& user, std::string_view password, cons
   if (!ok) {
     user_throttle_.failure(ukey, now_us);
     ip_throttle_.failure(ikey, now_us);
-    audit(shown, "login.failed", "",
+    audit("anonymous", "login.failed", shown,
           {{"client", client}, {"reason", !hash ? "no such user" : disabled ? "user disabled" : "wrong password"}},
           now_us);
     return res;

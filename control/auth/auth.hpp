@@ -34,9 +34,9 @@
 // Routes: POST /api/login (JSON {"user","password"} or an HTML form with
 // user, password and next), POST /api/logout, GET /api/me.
 //
-// Audit: login, login.failed, logout, user.add, user.passwd, user.disable,
-// user.enable, token.create, token.revoke go to the AuditSink when one is
-// given.
+// Audit: login, login.failed (actor "anonymous", target the name tried),
+// logout, user.add, user.passwd, user.disable, user.enable, token.create,
+// token.revoke go to the AuditSink when one is given.
 //
 // Thread-safety: all methods may be called from any thread (the Db
 // serialises its calls; the throttle has its own lock).

@@ -215,6 +215,9 @@ TEST_P(AuthTest, LoginRightAndWrong) {
   EXPECT_EQ(auth->login("Alice", "alice-password", "192.0.2.7", kT0).status, LoginStatus::bad_credentials);
   EXPECT_EQ(actions(), (std::vector<std::string>{"login", "login.failed", "login.failed", "login.failed"}));
   EXPECT_EQ(audit[1].details["reason"], "wrong password");
+  EXPECT_EQ(audit[1].actor, "anonymous");
+  EXPECT_EQ(audit[1].target, "alice");
+  EXPECT_EQ(audit[0].actor, "alice");
   EXPECT_EQ(audit[2].details["reason"], "no such user");
   EXPECT_EQ(audit[1].details["client"], "192.0.2.7");
 
