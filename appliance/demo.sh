@@ -16,9 +16,10 @@ WIRE=appliance/wire/wire.sh
 TEL=appliance/wire/telemetry.py
 PREFIX=sekisho
 work=$(mktemp -d /tmp/sekisho-demo.XXXXXX)
-dp_pid=""; sink_pid=""
+dp_pid=""; sink_pid=""; ctl_pid=""
 cleanup() {
   trap - EXIT INT TERM
+  if [ -n "$ctl_pid" ]; then kill "$ctl_pid" 2>/dev/null || true; wait "$ctl_pid" 2>/dev/null || true; fi
   if [ -n "$sink_pid" ]; then kill "$sink_pid" 2>/dev/null || true; wait "$sink_pid" 2>/dev/null || true; fi
   if [ -n "$dp_pid" ] && kill -0 "$dp_pid" 2>/dev/null; then
     kill -INT "$dp_pid"; wait "$dp_pid" 2>/dev/null || true
@@ -40,6 +41,7 @@ echo "== ruleset: $(grep -m1 -E 'rules|artifact' "$work/compile.log" || echo com
 # The shipped configuration, with the journal, spool and ruleset in this run's work dir.
 sed -e "s#\"/var/lib/sekisho/journal\"#\"$work/journal\"#" -e "s#\"/var/lib/sekisho/spool\"#\"$work/spool\"#" \
   -e "s#^  \# ruleset = .*#  ruleset = \"$work/rules.srs\";#" \
+  -e "s#\"/var/lib/sekisho/control.db\"#\"$work/control.db\"#" -e "s#\"/var/lib/sekisho/audit\\.#\"$work/audit.#" \
   appliance/sekisho.conf > "$work/sekisho.conf"
 ip netns exec "$NS_APP" build/dataplane/dpdk/sekisho-dataplane -c "$work/sekisho.conf" >"$work/dataplane.log" 2>&1 &
 dp_pid=$!
@@ -100,11 +102,52 @@ for line in sys.stdin:
     print("  <%s> -> %s \"%s\"%s: %d bytes, %s%s" % (e["mail_from"], ",".join(e["rcpt_to"]) or "-", e["subject"],
           " (" + att + ")" if att else "", e["size"], v, ", spooled " + e["spool"].split("/")[-1] if e.get("spool") else ""))
 '
+echo "== control plane: sekisho-control in $NS_OUT (a management host; its releases cross the appliance)"
+CTL=build/control/sekisho-control
+SCTL=build/tools/sekishoctl/sekishoctl
+token=$("$CTL" -c "$work/sekisho.conf" token create demo --admin 2>/dev/null | tail -1)
+ip netns exec "$NS_OUT" "$CTL" -c "$work/sekisho.conf" >"$work/control.log" 2>&1 &
+ctl_pid=$!
+for _ in $(seq 100); do grep -q listening "$work/control.log" && break; sleep 0.1; done
+grep -m1 listening "$work/control.log" | sed 's/^/  /'
+ctl() { ip netns exec "$NS_OUT" env SEKISHO_URL=http://127.0.0.1:8025 SEKISHO_TOKEN="$token" "$SCTL" "$@"; }
+for _ in $(seq 50); do [ "$(ctl quarantine list state=held 2>/dev/null | wc -l)" -ge 3 ] && break; sleep 0.1; done
+echo "  \$ sekishoctl quarantine list state=held"
+ctl quarantine list state=held 2>&1 | sed 's/^/    /'
+held_id=$(ctl quarantine list state=held category=encrypted --json 2>/dev/null | /usr/bin/python3 -c '
+import json, sys
+rows = json.load(sys.stdin)["rows"]
+print(rows[0]["id"] if rows else "")')
+[ -n "$held_id" ] || held_id=$(ctl quarantine list state=held --json | /usr/bin/python3 -c 'import json,sys; print(json.load(sys.stdin)["rows"][0]["id"])')
+before=$(ls "$work"/mail/*.json 2>/dev/null | wc -l)
+echo "  \$ sekishoctl quarantine release $held_id"
+ctl quarantine release "$held_id" 2>&1 | sed 's/^/    /'
+for _ in $(seq 50); do [ "$(ls "$work"/mail/*.json 2>/dev/null | wc -l)" -gt "$before" ] && break; sleep 0.1; done
+newest=$(ls "$work"/mail/*.json | tail -1)
+/usr/bin/python3 - "$newest" "$held_id" "$work/journal" <<'PY'
+import json, sys, glob
+m = json.load(open(sys.argv[1]))
+held = {}
+for f in sorted(glob.glob(sys.argv[3] + "/*.jsonl")):
+    for line in open(f):
+        e = json.loads(line)
+        if e.get("id") == sys.argv[2]:
+            held = e
+same = "byte-identical to what the client sent" if held and m["sha256"] == held["sha256"] else "DIFFERENT from the held message"
+print("  the server in inside received it: from <%s> to %s, %d bytes, sha256 %s... (%s)" % (
+    m["mail_from"], ",".join(m["rcpt_to"]), m["size"], m["sha256"][:16], same))
+PY
+echo "  \$ sekishoctl log search verdict=quarantine"
+ctl log search verdict=quarantine 2>/dev/null | cut -c1-150 | sed 's/^/    /'
+echo "  \$ sekishoctl audit verify -c sekisho.conf"
+"$SCTL" audit verify -c "$work/sekisho.conf" 2>&1 | sed 's/^/    /'
+
 echo "== sekisho-dataplane counters (telemetry /sekisho/stats, /sekisho/flows)"
 /usr/bin/python3 "$TEL" "$PREFIX" --report | sed 's/^/  /'
 
 if [ "${1:-}" = "--keep-running" ]; then
   echo "== running; telemetry: echo /sekisho/stats | dpdk-telemetry.py -f $PREFIX ; Ctrl-C ends the demo"
+  echo "   control plane: ip netns exec $NS_OUT curl -H 'Authorization: Bearer $token' http://127.0.0.1:8025/api/quarantine"
   wait "$dp_pid"
 fi
 kill -INT "$dp_pid"; wait "$dp_pid" || true; dp_pid=""

@@ -15,6 +15,16 @@
 #include <thread>
 #include <vector>
 
+#include <fcntl.h>
+#include <openssl/rand.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "audit/audit.hpp"
+#include "link/dataplane_link.hpp"
+#include "quarantine/quarantine_api.hpp"
+#include "policy/policy_store.hpp"
+#include "rulesets/rulesets_api.hpp"
 #include "auth/admin_cli.hpp"
 #include "auth/auth.hpp"
 #include "config/control_config.hpp"
@@ -42,8 +52,8 @@ int usage(int rc) {
 // Runs passes until stopped; errors are reported and the next pass retries.
 class IngestLoop {
  public:
-  IngestLoop(const config::ControlConfig& c, store::Store& s)
-      : ingester_(c.journal, s), interval_(c.ingest_interval_ms) {}
+  IngestLoop(const config::ControlConfig& c, store::Store& s, quarantine::Quarantine* q = nullptr)
+      : ingester_(c.journal, s), quarantine_(q), interval_(c.ingest_interval_ms) {}
   void run() {
     std::string last_error;
     std::unique_lock lock(mu_);
@@ -54,6 +64,17 @@ class IngestLoop {
         if (st.events_new || st.bad_lines || st.abandoned_tails)
           std::cerr << "sekisho-control: ingested " << st.events_new << " events (" << st.events_seen
                     << " already stored, " << st.bad_lines << " bad lines)\n";
+        if (quarantine_) {
+          // Held messages from the spool, then retention.
+          int64_t now = std::chrono::duration_cast<std::chrono::microseconds>(
+                            std::chrono::system_clock::now().time_since_epoch())
+                            .count();
+          quarantine::SpoolStats qs = quarantine_->ingest_spool(now);
+          if (qs.stored || qs.bad)
+            std::cerr << "sekisho-control: quarantined " << qs.stored << " held messages (" << qs.bad
+                      << " bad spool files moved to bad/)\n";
+          if (size_t n = quarantine_->expire(now)) std::cerr << "sekisho-control: " << n << " quarantined messages expired\n";
+        }
         last_error.clear();
       } catch (const std::exception& e) {
         if (last_error != e.what()) std::cerr << "sekisho-control: ingest: " << e.what() << "\n";
@@ -71,11 +92,66 @@ class IngestLoop {
 
  private:
   ingest::JournalIngester ingester_;
+  quarantine::Quarantine* quarantine_;
   std::chrono::milliseconds interval_;
   std::mutex mu_;
   std::condition_variable cv_;
   bool stop_ = false;
 };
+
+// The audit key: read, or created with 32 random bytes (mode 0600) when missing.
+std::string audit_key(const std::string& path) {
+  std::string key;
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0 && errno == ENOENT) {
+    unsigned char k[32];
+    if (RAND_bytes(k, sizeof k) != 1) throw std::runtime_error("audit: no random bytes for a key");
+    int w = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    if (w < 0) throw std::runtime_error("audit: cannot create the key file " + path + ": " + strerror(errno));
+    bool ok = ::write(w, k, sizeof k) == ssize_t(sizeof k) && ::fsync(w) == 0;
+    ::close(w);
+    if (!ok) throw std::runtime_error("audit: cannot write the key file " + path);
+    std::cerr << "sekisho-control: created the audit key " << path << "\n";
+    fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  }
+  if (fd < 0) throw std::runtime_error("audit: cannot read the key file " + path + ": " + strerror(errno));
+  char buf[4096];
+  ssize_t n;
+  while ((n = ::read(fd, buf, sizeof buf)) > 0 && key.size() < 65536) key.append(buf, size_t(n));
+  ::close(fd);
+  return key;
+}
+
+quarantine::Options quarantine_options(const config::ControlConfig& cfg) {
+  quarantine::Options o;
+  o.spool_dir = cfg.spool;
+  o.retention_s = int64_t(cfg.quarantine_retention_days) * 86400;
+  if (!cfg.release_relay.empty()) {
+    size_t colon = cfg.release_relay.rfind(':');
+    o.relay_host = cfg.release_relay.substr(0, colon);
+    if (o.relay_host.size() > 2 && o.relay_host.front() == '[') o.relay_host = o.relay_host.substr(1, o.relay_host.size() - 2);
+    o.relay_port = uint16_t(std::stoi(cfg.release_relay.substr(colon + 1)));
+  }
+  o.smtp.helo = cfg.release_helo;
+  o.smtp.timeout = std::chrono::seconds(cfg.release_timeout_s);
+  o.smtp.tls = cfg.release_tls == "off"       ? smtp::TlsMode::off
+               : cfg.release_tls == "require" ? smtp::TlsMode::require
+                                              : smtp::TlsMode::opportunistic;
+  if (!cfg.dataplane_socket.empty()) {
+    std::string sock = cfg.dataplane_socket;
+    o.announce_release = [sock](const std::string& sha) -> std::string {
+      try {
+        nlohmann::json r = link::DataplaneLink(sock).query("/sekisho/release", sha + ",600");
+        if (r.is_object() && r.contains("error")) return r["error"].dump();
+        if (!r.is_object() || !r.contains("release")) return "unexpected reply " + r.dump();
+        return "";
+      } catch (const std::exception& e) {
+        return e.what();
+      }
+    };
+  }
+  return o;
+}
 
 }  // namespace
 
@@ -101,7 +177,20 @@ int main(int argc, char** argv) {
   }
   if (!command.empty()) {
     if (!auth::is_admin_command(command)) return usage(2);
-    return auth::run_admin_command(cfg.database, command, std::cin, std::cout, std::cerr);
+    // User and token changes are audited like those made over the API.
+    std::unique_ptr<store::Db> audit_db;
+    std::optional<audit::AuditLog> audit;
+    try {
+      audit_db = store::open_db(cfg.database);
+      audit.emplace(*audit_db, audit_key(cfg.audit_key), cfg.audit_anchor);
+    } catch (const std::exception& e) {
+      std::cerr << "sekisho-control: " << e.what() << "\n";
+      return 1;
+    }
+    return auth::run_admin_command(cfg.database, command, std::cin, std::cout, std::cerr,
+                                   [&audit](const std::string& actor, const std::string& action,
+                                            const std::string& target, const nlohmann::json& details,
+                                            int64_t now_us) { audit->append(actor, action, target, details, now_us); });
   }
 
   try {
@@ -110,14 +199,41 @@ int main(int argc, char** argv) {
     std::unique_ptr<store::Db> http_db = store::open_db(cfg.database);
     store::SqlStore ingest_store(*ingest_db);
     store::SqlStore http_store(*http_db);
-    IngestLoop loop(cfg, ingest_store);
+    // Quarantine: the ingester's connection takes the spool and expires;
+    // the HTTP connection lists, views, releases and deletes.
+    quarantine::Options qopt = quarantine_options(cfg);
+    quarantine::Quarantine ingest_quarantine(*ingest_db, qopt);
+    quarantine::Quarantine http_quarantine(*http_db, qopt);
+    audit::AuditLog audit(*http_db, audit_key(cfg.audit_key), cfg.audit_anchor);
+    IngestLoop loop(cfg, ingest_store, &ingest_quarantine);
 
     http::Router router;
     http::add_log_routes(router, http_store);
+    quarantine::add_quarantine_routes(router, http_quarantine, &audit);
+    // Policy, notification templates and ruleset versions, on a connection of
+    // their own (the background compiler writes to it).
+    std::unique_ptr<store::Db> rules_db = store::open_db(cfg.database);
+    policy::PolicyStore policies(*rules_db);
+    rulesets::AuditHook audit_hook = [&audit](const std::string& actor, const std::string& action, const std::string& target,
+                                              const nlohmann::json& details, int64_t now_us) {
+      audit.append(actor, action, target, details, now_us);
+    };
+    rulesets::Options ruleset_opt;
+    ruleset_opt.dir = cfg.rulesets_dir;
+    if (!cfg.dataplane_socket.empty()) ruleset_opt.telemetry = cfg.dataplane_socket;
+    ruleset_opt.limits.max_total_bytes = size_t(cfg.rulesets_max_upload_mb) << 20;
+    rulesets::RulesetService ruleset_service(
+        *rules_db, ruleset_opt,
+        [&policies] {
+          policy::PolicyRevision r = policies.current();
+          return std::pair<int64_t, std::string>{r.id, policy::compile_policy(r.policy)};
+        },
+        audit_hook);
+    rulesets::add_ruleset_routes(router, ruleset_service, policies, audit_hook);
     // Login, sessions, CSRF, API tokens; the admin pages.
     auth::AuthOptions auth_opt;
     auth_opt.https = !cfg.tls_certificate.empty();
-    auth::Auth authn(*http_db, auth_opt);
+    auth::Auth authn(*http_db, auth_opt, audit_hook);
     authn.add_routes(router);
     web::add_web_routes(router);
     router.set_authenticator(authn.authenticator());
@@ -127,6 +243,8 @@ int main(int argc, char** argv) {
     try {
       http::ServerOptions opt;
       opt.timeout = std::chrono::seconds(cfg.http_timeout_s);
+      // Rule pack uploads (JSON-escaped text is a little larger than the files).
+      opt.body_limit = std::max(opt.body_limit, (size_t(cfg.rulesets_max_upload_mb) << 20) / 4 * 5);
       if (!cfg.tls_certificate.empty()) {
         try {
           opt.tls = http::make_tls_context(cfg.tls_certificate, cfg.tls_key);

@@ -89,6 +89,37 @@ ControlConfig load_control_config(const std::string& path) {
       if ((key == "tls_key" ? c.tls_key : c.tls_certificate).empty())
         fail(path, s, "'control." + key + "' must not be empty");
     }
+    // quarantine, release and audit (lead)
+    else if (key == "spool") c.spool = get_string(path, s);
+    else if (key == "quarantine_retention_days") c.quarantine_retention_days = get_int(path, s, 1, 3650);
+    else if (key == "release_relay") {
+      c.release_relay = get_string(path, s);
+      size_t colon = c.release_relay.rfind(':');
+      if (!c.release_relay.empty() && (colon == std::string::npos || colon == 0 ||
+                                       c.release_relay.find_first_not_of("0123456789", colon + 1) != std::string::npos ||
+                                       colon + 1 == c.release_relay.size() || c.release_relay.size() - colon > 6 ||
+                                       std::stoi(c.release_relay.substr(colon + 1)) > 65535 ||
+                                       std::stoi(c.release_relay.substr(colon + 1)) == 0))
+        fail(path, s, "'control.release_relay' must be \"HOST:PORT\" (or \"\" to deliver to the original server)");
+    } else if (key == "release_tls") {
+      c.release_tls = get_string(path, s);
+      if (c.release_tls != "off" && c.release_tls != "opportunistic" && c.release_tls != "require")
+        fail(path, s, "'control.release_tls' must be \"off\", \"opportunistic\" or \"require\"");
+    } else if (key == "release_helo") c.release_helo = get_string(path, s);
+    else if (key == "release_timeout_s") c.release_timeout_s = get_int(path, s, 1, 600);
+    else if (key == "audit_key") c.audit_key = get_string(path, s);
+    else if (key == "audit_anchor") c.audit_anchor = get_string(path, s);
+    else if (key == "dataplane_socket") c.dataplane_socket = get_string(path, s);
+    // rulesets (POLICY helper)
+    else if (key == "dataplane_prefix") {
+      std::string p = get_string(path, s);
+      if (p.empty() || p.size() > 64 || p.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-") != std::string::npos)
+        fail(path, s, "'control.dataplane_prefix' must be a DPDK file prefix (letters, digits, . _ -)");
+      c.dataplane_socket = "/var/run/dpdk/" + p + "/dpdk_telemetry.v2";
+    } else if (key == "rulesets_dir") {
+      c.rulesets_dir = get_string(path, s);
+      if (c.rulesets_dir.empty()) fail(path, s, "'control.rulesets_dir' must not be empty");
+    } else if (key == "rulesets_max_upload_mb") c.rulesets_max_upload_mb = get_int(path, s, 1, 256);
     else fail(path, s, "unknown key 'control." + key + "'");
     if ((key == "journal" || key == "database") && (key == "journal" ? c.journal : c.database).empty())
       fail(path, s, "'control." + key + "' must not be empty");

@@ -10,6 +10,18 @@
 //     http_timeout_s = 30;         # 1..3600, per read and write
 //     tls_certificate = "/etc/sekisho/control.crt";  # PEM chain; with tls_key:
 //     tls_key = "/etc/sekisho/control.key";          # HTTPS (both or neither)
+//     spool = "/var/lib/sekisho/spool";       # the dataplane's spool ("" = none)
+//     quarantine_retention_days = 30;        # 1..3650
+//     release_relay = "";                    # "" = the original server, else "HOST:PORT"
+//     release_tls = "opportunistic";         # off | opportunistic | require
+//     release_helo = "sekisho-control";
+//     release_timeout_s = 60;                # 1..600, per SMTP step
+//     audit_key = "/var/lib/sekisho/audit.key";       # created when missing
+//     audit_anchor = "/var/lib/sekisho/audit.anchor";
+//     dataplane_socket = "/var/run/dpdk/sekisho/dpdk_telemetry.v2";
+//     dataplane_prefix = "sekisho";           # or this: the socket of that DPDK file prefix
+//     rulesets_dir = "/var/lib/sekisho/rulesets";
+//     rulesets_max_upload_mb = 32;           # 1..256
 //   };
 //
 // Errors: load_control_config() throws ConfigError whose what() reads
@@ -44,6 +56,28 @@ struct ControlConfig {
   int http_timeout_s = 30;
   std::string tls_certificate, tls_key;  // "" = plain HTTP
   int tls_certificate_line = 0, tls_key_line = 0;
+  // Quarantine and release (control/quarantine/): the dataplane's spool
+  // ("" = none), how long held messages are kept, where releases go ("" =
+  // the original server the dataplane recorded, else "HOST:PORT"), STARTTLS
+  // use (off | opportunistic | require), the EHLO name, the per-step timeout.
+  std::string spool = "/var/lib/sekisho/spool";
+  int quarantine_retention_days = 30;
+  std::string release_relay;
+  std::string release_tls = "opportunistic";
+  std::string release_helo = "sekisho-control";
+  int release_timeout_s = 60;
+  // Audit log (control/audit/): the HMAC key file (created with 32 random
+  // bytes, mode 0600, when missing) and the anchor file (the chain head).
+  std::string audit_key = "/var/lib/sekisho/audit.key";
+  std::string audit_anchor = "/var/lib/sekisho/audit.anchor";
+  // The running dataplane's DPDK telemetry socket (releases, ruleset activation).
+  std::string dataplane_socket = "/var/run/dpdk/sekisho/dpdk_telemetry.v2";
+  // Ruleset versions (control/rulesets/): artifacts and sources, DIR/vN/,
+  // DIR/active.art the active one; uploads up to rulesets_max_upload_mb
+  // (1..256, raises the HTTP body limit to it). dataplane_prefix = "P" is
+  // the same as dataplane_socket = "/var/run/dpdk/P/dpdk_telemetry.v2".
+  std::string rulesets_dir = "/var/lib/sekisho/rulesets";
+  int rulesets_max_upload_mb = 32;
 };
 
 ControlConfig load_control_config(const std::string& path);

@@ -17,6 +17,8 @@
 #include <vector>
 
 #include "explain.hpp"
+#include "rules_remote.hpp"
+#include "control_cmds.hpp"
 #include "rules/compiler/compiler.hpp"
 #include "rules/lang/parser.hpp"
 
@@ -28,7 +30,11 @@ int usage() {
   fprintf(stderr,
           "usage: sekishoctl rules check PATH...\n"
           "       sekishoctl rules compile -o OUT [--version V] [--quiet] PATH...\n"
-          "       sekishoctl rules explain ARTIFACT MESSAGE.eml [--mail-from A] [--rcpt B]... [--helo H] [--client-ip IP]\n");
+          "       sekishoctl rules explain ARTIFACT MESSAGE.eml [--mail-from A] [--rcpt B]... [--helo H] [--client-ip IP]\n"
+          "       sekishoctl rules push DIR|FILE... [--activate] [--wait S] | activate V | rollback | versions\n"
+          "       sekishoctl audit verify|list -c CONF\n"
+          "       sekishoctl log search [FILTER=VALUE]... [--csv]\n"
+          "       sekishoctl quarantine list|show|release|delete ...\n");
   return 2;
 }
 
@@ -142,9 +148,16 @@ int cmd_compile(const std::vector<std::string>& args) {
 
 int main(int argc, char** argv) {
   std::vector<std::string> args(argv + 1, argv + argc);
+  if (!args.empty() && (args[0] == "audit" || args[0] == "log" || args[0] == "quarantine")) {
+    std::vector<std::string> words(args.begin() + 1, args.end());
+    if (args[0] == "audit") return sekisho::ctl::run_audit(words);
+    if (args[0] == "log") return sekisho::ctl::run_log(words);
+    return sekisho::ctl::run_quarantine(words);
+  }
   if (args.size() < 2 || args[0] != "rules") return usage();
   std::string cmd = args[1];
   std::vector<std::string> rest(args.begin() + 2, args.end());
+  if (sekisho::ctl::is_remote_rules_command(cmd)) return sekisho::ctl::run_remote_rules(cmd, rest);
   if (cmd == "check") return cmd_check(rest);
   if (cmd == "compile") return cmd_compile(rest);
   if (cmd == "explain") return sekisho::ctl::cmd_explain(rest);

@@ -93,3 +93,60 @@ TEST(ControlConfig, UnreadableFile) {
 
 }  // namespace
 }  // namespace sekisho::control::config
+
+namespace sekisho::control::config {
+namespace {
+
+TEST(ControlConfig, RulesetKeys) {
+  TempDir d;
+  ControlConfig c = load_control_config(write(d, "control = { journal = \"/j\"; };\n"));
+  EXPECT_EQ(c.rulesets_dir, "/var/lib/sekisho/rulesets");
+  EXPECT_EQ(c.rulesets_max_upload_mb, 32);
+  c = load_control_config(write(d,
+                                "control = {\n  rulesets_dir = \"/srv/rs\";\n  dataplane_prefix = \"sekisho-test.1\";\n"
+                                "  rulesets_max_upload_mb = 100;\n};\n"));
+  EXPECT_EQ(c.rulesets_dir, "/srv/rs");
+  EXPECT_EQ(c.dataplane_socket, "/var/run/dpdk/sekisho-test.1/dpdk_telemetry.v2");
+  EXPECT_EQ(c.rulesets_max_upload_mb, 100);
+  auto err = [&](const std::string& text) {
+    try {
+      load_control_config(write(d, text));
+    } catch (const ConfigError& e) {
+      return std::string(e.what());
+    }
+    return std::string("no error");
+  };
+  EXPECT_NE(err("control = {\n  dataplane_prefix = \"../x\";\n};\n").find("sekisho.conf:2: 'control.dataplane_prefix' must be"),
+            std::string::npos);
+  EXPECT_NE(err("control = {\n\n  rulesets_max_upload_mb = 0;\n};\n").find("sekisho.conf:3: "), std::string::npos);
+  EXPECT_NE(err("control = { rulesets_dir = \"\"; };\n").find("'control.rulesets_dir' must not be empty"), std::string::npos);
+}
+
+TEST(ControlConfig, QuarantineReleaseAndAuditKeys) {
+  TempDir d;
+  ControlConfig c = load_control_config(write(d,
+      "control = {\n  spool = \"/s\";\n  quarantine_retention_days = 7;\n  release_relay = \"[::1]:2525\";\n"
+      "  release_tls = \"require\";\n  release_helo = \"gw.example\";\n  release_timeout_s = 5;\n"
+      "  audit_key = \"/k\";\n  audit_anchor = \"/a\";\n  dataplane_socket = \"/t.sock\";\n};\n"));
+  EXPECT_EQ(c.spool, "/s");
+  EXPECT_EQ(c.quarantine_retention_days, 7);
+  EXPECT_EQ(c.release_relay, "[::1]:2525");
+  EXPECT_EQ(c.release_tls, "require");
+  EXPECT_EQ(c.release_helo, "gw.example");
+  EXPECT_EQ(c.release_timeout_s, 5);
+  EXPECT_EQ(c.audit_key, "/k");
+  EXPECT_EQ(c.audit_anchor, "/a");
+  EXPECT_EQ(c.dataplane_socket, "/t.sock");
+  ControlConfig def = load_control_config(write(d, "control = { };\n"));
+  EXPECT_EQ(def.release_relay, "");
+  EXPECT_EQ(def.release_tls, "opportunistic");
+  EXPECT_EQ(def.quarantine_retention_days, 30);
+  expect_error("control = {\n  release_relay = \"relay.example\";\n};\n", 2, "HOST:PORT");
+  expect_error("control = {\n\n  release_relay = \"relay.example:0\";\n};\n", 3, "HOST:PORT");
+  expect_error("control = {\n  release_relay = \"relay.example:x25\";\n};\n", 2, "HOST:PORT");
+  expect_error("control = {\n  release_tls = \"maybe\";\n};\n", 2, "opportunistic");
+  expect_error("control = {\n  quarantine_retention_days = 0;\n};\n", 2, "from 1 to 3650");
+}
+
+}  // namespace
+}  // namespace sekisho::control::config

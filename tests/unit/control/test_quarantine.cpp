@@ -12,6 +12,7 @@
 #include <filesystem>
 #include <thread>
 
+#include "backends.hpp"
 #include "control_test_util.hpp"
 #include "quarantine/quarantine_api.hpp"
 #include "smtp_sink.hpp"
@@ -48,10 +49,11 @@ json spool_header(const std::string& id, const std::string& mail_from, std::vect
   return j;
 }
 
-class QuarantineTest : public ::testing::Test {
+class QuarantineTest : public testing::BackendTest {
  protected:
   void SetUp() override {
-    db = store::open_db(dir / "control.db");
+    BackendTest::SetUp();
+    if (IsSkipped()) return;
     Options o;
     o.spool_dir = dir / "spool";
     o.retention_s = 3600;
@@ -60,7 +62,7 @@ class QuarantineTest : public ::testing::Test {
       announced.push_back(sha);
       return announce_error;
     };
-    q.emplace(*db, o);
+    q.emplace(db(), o);
     writer.emplace(dir / "spool");
   }
   void spool(const std::string& id, const std::string& from, std::vector<std::string> rcpts,
@@ -70,14 +72,13 @@ class QuarantineTest : public ::testing::Test {
     ASSERT_TRUE(r.ok) << r.error;
   }
   TempDir dir;
-  std::unique_ptr<store::Db> db;
   std::optional<Quarantine> q;
   std::optional<spool::SpoolWriter> writer;
   std::vector<std::string> announced;
   std::string announce_error;
 };
 
-TEST_F(QuarantineTest, SpoolTakenExactlyOnce) {
+TEST_P(QuarantineTest, SpoolTakenExactlyOnce) {
   spool("SK1", "alice@outside.test", {"bob@inside.test", "carol@inside.test"});
   spool("SK2", "", {"bob@inside.test"});
   SpoolStats s = q->ingest_spool(1000);
@@ -100,7 +101,7 @@ TEST_F(QuarantineTest, SpoolTakenExactlyOnce) {
   EXPECT_EQ(item_json(*q->get("SK2"))["sender"], "<>");
 }
 
-TEST_F(QuarantineTest, BadSpoolFilesMovedAsideAndCounted) {
+TEST_P(QuarantineTest, BadSpoolFilesMovedAsideAndCounted) {
   fs::create_directories(dir / "spool/new");
   testing::append_file(dir / "spool/new/junk.msg", "not json\nbytes");
   testing::append_file(dir / "spool/new/cut.msg", "{\"type\":\"message\"");
@@ -111,7 +112,7 @@ TEST_F(QuarantineTest, BadSpoolFilesMovedAsideAndCounted) {
   EXPECT_EQ(q->list({}).total, 0);
 }
 
-TEST_F(QuarantineTest, ListFilters) {
+TEST_P(QuarantineTest, ListFilters) {
   spool("SK1", "alice@outside.test", {"bob@inside.test"});
   spool("SK2", "", {"Carol@Inside.test"});
   spool("SK3", "mallory@spam.test", {"dave@inside.test"});
@@ -136,7 +137,7 @@ TEST_F(QuarantineTest, ListFilters) {
   EXPECT_EQ(page.rows.size(), 1u);
 }
 
-TEST_F(QuarantineTest, ViewIsTextNeverHtml) {
+TEST_P(QuarantineTest, ViewIsTextNeverHtml) {
   spool("SK1", "alice@outside.test", {"bob@inside.test"});
   q->ingest_spool(1000);
   auto v = q->view("SK1");
@@ -151,7 +152,7 @@ TEST_F(QuarantineTest, ViewIsTextNeverHtml) {
   EXPECT_TRUE(subject);
 }
 
-TEST_F(QuarantineTest, ReleaseDeliversTheSameBytesOnce) {
+TEST_P(QuarantineTest, ReleaseDeliversTheSameBytesOnce) {
   Sink sink(true);
   std::string server = "127.0.0.1:" + std::to_string(sink.port());
   spool("SK1", "alice@outside.test", {"bob@inside.test", "nobody@inside.test", "carol@inside.test"}, server);
@@ -176,11 +177,11 @@ TEST_F(QuarantineTest, ReleaseDeliversTheSameBytesOnce) {
   EXPECT_TRUE(sink.message(2).empty());
 }
 
-TEST_F(QuarantineTest, ConcurrentReleasesDeliverOnce) {
+TEST_P(QuarantineTest, ConcurrentReleasesDeliverOnce) {
   Sink sink(false);
   spool("SK1", "alice@outside.test", {"bob@inside.test"}, "127.0.0.1:" + std::to_string(sink.port()));
   q->ingest_spool(1000);
-  auto db2 = store::open_db(dir / "control.db");
+  auto db2 = connect();
   Quarantine q2(*db2, q->options());
   std::atomic<int> ok{0};
   std::thread a([&] { ok += q->release("SK1", "a", false, 2000).ok; });
@@ -192,7 +193,7 @@ TEST_F(QuarantineTest, ConcurrentReleasesDeliverOnce) {
   EXPECT_TRUE(sink.message(2).empty());
 }
 
-TEST_F(QuarantineTest, FailedReleaseStaysHeld) {
+TEST_P(QuarantineTest, FailedReleaseStaysHeld) {
   Sink sink(false);
   std::string server = "127.0.0.1:" + std::to_string(sink.port());
   spool("SK1", "alice@outside.test", {"nobody@inside.test"}, server);
@@ -215,7 +216,7 @@ TEST_F(QuarantineTest, FailedReleaseStaysHeld) {
   EXPECT_EQ(q->release("nope", "admin", false, 2000).http_status, 404);
 }
 
-TEST_F(QuarantineTest, DeleteAndExpiryEraseTheBytes) {
+TEST_P(QuarantineTest, DeleteAndExpiryEraseTheBytes) {
   spool("SK1", "alice@outside.test", {"bob@inside.test"});
   spool("SK2", "alice@outside.test", {"bob@inside.test"});
   q->ingest_spool(1000);
@@ -232,14 +233,13 @@ TEST_F(QuarantineTest, DeleteAndExpiryEraseTheBytes) {
   EXPECT_EQ(c["expired"], 1);
 }
 
-TEST_F(QuarantineTest, HttpRoutes) {
+TEST_P(QuarantineTest, HttpRoutes) {
   Sink sink(false);
   spool("SK1", "alice@outside.test", {"bob@inside.test"}, "127.0.0.1:" + std::to_string(sink.port()));
   spool("SK2", "", {"carol@inside.test"});
   q->ingest_spool(1000);
   testing::TempDir adir;
-  auto adb = store::open_db(adir / "a.db");
-  audit::AuditLog audit(*adb, "0123456789abcdef0123", adir / "anchor");
+  audit::AuditLog audit(db(), "0123456789abcdef0123", adir / "anchor");
   http::Router router;
   add_quarantine_routes(router, *q, &audit);
   auto call = [&](boost::beast::http::verb v, const std::string& target, const std::string& body = "") {
@@ -287,6 +287,8 @@ TEST_F(QuarantineTest, HttpRoutes) {
   EXPECT_EQ(entries[2].action, "quarantine.release");
   EXPECT_TRUE(audit.verify().ok);
 }
+
+SEKISHO_INSTANTIATE_BACKENDS(QuarantineTest);
 
 }  // namespace
 }  // namespace sekisho::control::quarantine
