@@ -258,6 +258,31 @@ void add_log_routes(Router& router, store::Store& store, Access access) {
     json body = {{"total", page.total}, {"limit", q.limit}, {"offset", q.offset}, {"rows", std::move(rows)}};
     return json_ok(c.req, dump(body) + "\n");
   });
+  // One message: its event fields and every recipient row.
+  router.add(
+      {Verb::get}, "/api/log/", access,
+      [&store](const Call& c) -> Response {
+        if (!c.params.empty()) throw BadRequest("this resource takes no parameters");
+        std::string id(c.rest);
+        if (id.empty() || id.size() > 128 || id.find('/') != std::string::npos)
+          return json_error(c.req, Status::not_found, "no such message");
+        store::LogQuery q;
+        q.q = id;
+        q.limit = 1000;
+        store::LogPage page = store.search(q);
+        std::vector<const store::TrackingRow*> rows;
+        for (const auto& r : page.rows)
+          if (r.event.event_id == id) rows.push_back(&r);
+        if (rows.empty()) return json_error(c.req, Status::not_found, "no such message");
+        json body = row_json(*rows.back());  // rows come newest first; recipients in order below
+        body.erase("recipient");
+        json rcpts = json::array();
+        for (auto it = rows.rbegin(); it != rows.rend(); ++it)
+          if (!(*it)->recipient.empty()) rcpts.push_back((*it)->recipient);
+        body["recipients"] = rcpts;
+        return json_ok(c.req, dump(body) + "\n");
+      },
+      true);
   router.add({Verb::get}, "/api/log.csv", access, [&store](const Call& c) {
     store::LogQuery q = log_query(c.params, 10000, 100000);
     Response res = make_response(c.req, Status::ok, "text/csv; charset=utf-8; header=present", log_csv(store.search(q)));

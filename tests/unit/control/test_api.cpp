@@ -82,6 +82,23 @@ TEST_P(ApiTest, LogSearchReturnsRowsPerRecipientNewestFirst) {
   EXPECT_EQ(get_json("/api/log?sender=alice")["total"], 2);
 }
 
+TEST_P(ApiTest, OneMessageWithAllItsRecipients) {
+  std::string id = get_json("/api/log?sender=alice")["rows"][0]["event_id"];
+  json m = get_json("/api/log/" + id);
+  EXPECT_EQ(m["event_id"], id);
+  EXPECT_EQ(m["recipients"], json({"bob@inside.test", "carol@inside.test"}));  // envelope order
+  EXPECT_EQ(m["subject"], "quarterly report");
+  EXPECT_FALSE(m.contains("recipient"));
+  json q = get_json("/api/log/SKQ1");
+  EXPECT_EQ(q["recipients"], json({"bob@inside.test"}));
+  EXPECT_EQ(q["verdict"]["rule"], "PPAP_ZIP");
+  EXPECT_EQ(q["reply_to"], "=cmd|' /C calc'!A0");
+  EXPECT_EQ(get("/api/log/SKQ").result(), bhttp::status::not_found);  // ids match exactly
+  EXPECT_EQ(get("/api/log/NOPE").result(), bhttp::status::not_found);
+  EXPECT_EQ(get("/api/log/SKQ1?x=1").result(), bhttp::status::bad_request);
+  EXPECT_EQ(get("/api/log/SKQ1", bhttp::verb::post).result(), bhttp::status::method_not_allowed);
+}
+
 TEST_P(ApiTest, NullSenderIsShownAsAngleBrackets) {
   json j = get_json("/api/log?sender=%3C%3E");
   ASSERT_EQ(j["total"], 1);
