@@ -218,6 +218,7 @@ struct WorkerEvents : smtp::FlowEvents {
       add(scanned, 1);
       if (c.tagged) add(scan_tagged, 1);
       smtp::Action a = c.action;
+      m.reply_text = std::move(c.reply);
       if (c.content_truncated) {
         add(scan_truncated, 1);
         if (scan_overflow_tempfail && a == smtp::Action::pass) {
@@ -409,6 +410,16 @@ void answer_held(BridgeState& s, WorkerState& w, Injected& out, rte_mbuf* held, 
   }
 }
 
+// The text of an injected reply: the deciding rule's (printable ASCII
+// only, at most 200 bytes; anything else becomes a space) or the default.
+std::string reply_text(const std::string& rule_text, const char* fallback) {
+  if (rule_text.empty()) return fallback;
+  std::string t = rule_text.substr(0, 200);
+  for (char& c : t)
+    if (c < 0x20 || c > 0x7e) c = ' ';
+  return t;
+}
+
 // Masks the STARTTLS keyword of an EHLO reply in a server segment with
 // same-length bytes ("250-STARTTLS" -> "250-XXXXXXXX"), so the client never
 // asks for TLS. Done before the TCP engine sees the segment: the retained
@@ -534,9 +545,11 @@ Disposition inspect_segment(BridgeState& s, WorkerState& w, rte_mbuf* m, const n
     // This segment completes a message the policy refuses: it never reaches
     // the server. The client hears the verdict from "the server"; the
     // server's half is reset at the sequence number it expects.
-    std::string reply = (action == smtp::Action::reject ? "550 5.7.1 Message rejected by policy (ref "
-                                                        : "451 4.7.1 Message deferred by policy, try later (ref ") +
-                        f.last_reference() + ")\r\n";
+    std::string reply = (action == smtp::Action::reject ? "550 5.7.1 " : "451 4.7.1 ") +
+                        reply_text(f.last_reply_text(), action == smtp::Action::reject
+                                                            ? "Message rejected by policy"
+                                                            : "Message deferred by policy, try later") +
+                        " (ref " + f.last_reference() + ")\r\n";
     answer_held(s, w, out, m, p, &f, f.tcp().next_seq(false), reply, false);
     f.close(w.tcp_local);  // the verdict is final: report the message and session now
     return Disposition::drop;

@@ -81,6 +81,7 @@ void SmtpFlow::on_message_end(const SessionFacts& f, const Transaction& t) {
   policy_ = nullptr;
   decided_rule_ = m.verdict_rule;
   reference_ = m.id;
+  reply_text_ = std::move(m.reply_text);
   pending_action_ = decided;
   Ended& e = ended_.back();
   e.action = decided;

@@ -36,6 +36,7 @@ struct MessageRecord {
   Action action = Action::pass;
   std::string verdict_rule;  // what decided the action ("" when nothing matched)
   std::string id;            // reference id given to the client on reject/tempfail/quarantine
+  std::string reply_text;    // the deciding rule's reply text for reject/tempfail ("" = the default)
   std::string spool;         // where a quarantined message was written
   const void* policy = nullptr;  // what message_started() returned for this message
   const mime::MessageFacts* mime = nullptr;  // what the MIME engine found: header fields, URLs, attachments
@@ -124,6 +125,8 @@ class SmtpFlow : public tcp::StreamSink, public MessageSink {
     return e;
   }
   const std::string& last_rule() const { return decided_rule_; }
+  // The reply text the deciding rule gave for a reject/tempfail ("" = default).
+  const std::string& last_reply_text() const { return reply_text_; }
   // Copies what was decided for the message that ended last (its MIME
   // facts by pointer, valid until the reply; score, rules hit, sender class,
   // categories) into rec, for the spool header of a held message.
@@ -181,6 +184,7 @@ class SmtpFlow : public tcp::StreamSink, public MessageSink {
   Action pending_action_ = Action::pass;
   bool message_ended_ = false;
   std::string decided_rule_, reference_;  // of the message that ended last
+  std::string reply_text_;
   const void* policy_ = nullptr;  // held from message begin to message end
   // The MIME engine of the message streaming now; with the hash context,
   // held only while a message is open so idle flows stay small.

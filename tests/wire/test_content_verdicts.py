@@ -134,3 +134,36 @@ def test_ruleset_swapped_every_100ms_while_mail_flows(material, tmp_path):
         # Replaced sets are freed once no message holds them.
         wait_for(lambda: app.stats()["policy"]["retired_pending"] == 0, timeout=10)
         assert app.stats()["policy"]["freed"] >= len(swaps)
+
+
+def test_deciding_rule_reply_text_reaches_the_client(tmp_path):
+    """A `decide R tempfail|reject` rule with a `reply` text: the client hears
+    that text (with the reference) in the 451/550 the dataplane injects, the
+    journal names the deciding rule (the compiler refuses reply texts that are
+    not printable ASCII: tests/unit/rules/test_rules_conditions.cpp)."""
+    cf = tmp_path / "decide.cf"
+    cf.write_text("ruleset_version decide-1\n"
+                  "header __PILLS Subject =~ /Cheap pills/\nmeta DEFER_PILLS __PILLS\nscore DEFER_PILLS 0\n"
+                  "decide DEFER_PILLS tempfail\nreply DEFER_PILLS Held for review, try again tomorrow\n"
+                  "header __LOTTERY Subject =~ /lottery/i\nmeta NO_LOTTERY __LOTTERY\nscore NO_LOTTERY 0\n"
+                  "decide NO_LOTTERY reject\nreply NO_LOTTERY Lottery mail is not accepted here\n")
+    rules = compile_rules(str(tmp_path / "decide.srs"), str(cf))
+    with Appliance(tmp_path, extra='  ruleset = "%s";\n' % rules) as app:
+        maildir = app.start_sink()
+
+        def send(subject):
+            r = app.outside(["swaks", "--server", app.env["IP_IN"], "--helo", "outside.test", "--from",
+                             "alice@outside.test", "--to", "bob@inside.test", "--h-Subject", subject], timeout=60)
+            return last_reply(r.stdout + r.stderr)
+        deferred = send("Cheap pills")
+        rejected = send("You won the LOTTERY")
+        clean = send("Lunch")
+        assert deferred.startswith("451 4.7.1 Held for review, try again tomorrow (ref SK"), deferred
+        assert rejected.startswith("550 5.7.1 Lottery mail is not accepted here (ref SK"), rejected
+        assert clean.startswith("250 ") and "held" not in clean, clean
+        assert len(wait_for(lambda: delivered(maildir), timeout=10)) == 1
+        events = wait_for(lambda: len(app.events()) >= 3 and app.events(), timeout=10)
+        by_subject = {e["subject"]: e["verdict"] for e in events}
+        assert by_subject["Cheap pills"]["action"] == "tempfail"
+        assert by_subject["Cheap pills"]["rule"] == "DEFER_PILLS"
+        assert by_subject["You won the LOTTERY"]["rule"] == "NO_LOTTERY"

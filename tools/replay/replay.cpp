@@ -45,11 +45,15 @@ struct Printer : smtp::FlowEvents {
   // --rules: the content verdict of every message, as the dataplane decides it.
   const match::Ruleset* rules = nullptr;
   match::Scratch* scratch = nullptr;
-  uint64_t verdicts[4] = {};  // pass, tag, quarantine, reject
+  uint64_t verdicts[5] = {};  // pass, tag, quarantine, reject, tempfail
   smtp::Action on_message_end(smtp::MessageRecord& m) override {
     if (!rules || !scratch) return smtp::Action::pass;
     smtp::ContentScan c = smtp::scan_content(*rules, *scratch, m);
-    ++verdicts[c.action == smtp::Action::reject ? 3 : c.action == smtp::Action::quarantine ? 2 : c.tagged ? 1 : 0];
+    ++verdicts[c.action == smtp::Action::tempfail     ? 4
+               : c.action == smtp::Action::reject     ? 3
+               : c.action == smtp::Action::quarantine ? 2
+               : c.tagged                             ? 1
+                                                      : 0];
     // Offline nothing is held: the verdict is reported, the message was delivered as captured.
     return c.action;
   }
@@ -278,7 +282,7 @@ int main(int argc, char** argv) {
   sum["sessions"] = out.sessions;
   if (ruleset) {
     sum["ruleset"] = std::string(ruleset->version());
-    sum["verdicts"] = {{"pass", out.verdicts[0]}, {"tag", out.verdicts[1]}, {"quarantine", out.verdicts[2]},
+    sum["verdicts"] = {{"pass", out.verdicts[0]}, {"tag", out.verdicts[1]}, {"quarantine", out.verdicts[2]}, {"tempfail", out.verdicts[4]},
                        {"reject", out.verdicts[3]}};
   }
   sum["decode_errors"] = decode_errors;
