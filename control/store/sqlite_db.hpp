@@ -1,7 +1,7 @@
 // SQLite driver of Db: the embedded default. WAL journal mode (readers never
 // block the writer and the writer never blocks readers), synchronous=NORMAL
 // (a power cut may lose the last transactions, never corrupt), foreign keys
-// on, busy timeout 5 s, temp_store in memory.
+// on, busy timeout 5 s, temp_store in memory, a 64 MiB page cache.
 //
 // Prepared statements are cached by SQL text (at most kCacheLimit; the
 // cache is emptied when full, so SQL built from values instead of
