@@ -23,6 +23,7 @@
 #include "audit/audit.hpp"
 #include "link/dataplane_link.hpp"
 #include "quarantine/quarantine_api.hpp"
+#include "notify/notifier.hpp"
 #include "policy/policy_store.hpp"
 #include "rulesets/rulesets_api.hpp"
 #include "auth/admin_cli.hpp"
@@ -52,8 +53,9 @@ int usage(int rc) {
 // Runs passes until stopped; errors are reported and the next pass retries.
 class IngestLoop {
  public:
-  IngestLoop(const config::ControlConfig& c, store::Store& s, quarantine::Quarantine* q = nullptr)
-      : ingester_(c.journal, s), quarantine_(q), interval_(c.ingest_interval_ms) {}
+  IngestLoop(const config::ControlConfig& c, store::Store& s, quarantine::Quarantine* q = nullptr,
+             notify::Notifier* n = nullptr)
+      : ingester_(c.journal, s), quarantine_(q), notifier_(n), interval_(c.ingest_interval_ms) {}
   void run() {
     std::string last_error;
     std::unique_lock lock(mu_);
@@ -75,6 +77,14 @@ class IngestLoop {
                       << " bad spool files moved to bad/)\n";
           if (size_t n = quarantine_->expire(now)) std::cerr << "sekisho-control: " << n << " quarantined messages expired\n";
         }
+        if (notifier_) {
+          notify::Stats ns = notifier_->pass(std::chrono::duration_cast<std::chrono::microseconds>(
+                                                 std::chrono::system_clock::now().time_since_epoch())
+                                                 .count());
+          if (ns.sent || ns.failed || ns.no_relay)
+            std::cerr << "sekisho-control: notifications: " << ns.sent << " sent, " << ns.failed << " failed, "
+                      << ns.no_relay << " not sent (no relay)\n";
+        }
         last_error.clear();
       } catch (const std::exception& e) {
         if (last_error != e.what()) std::cerr << "sekisho-control: ingest: " << e.what() << "\n";
@@ -93,6 +103,7 @@ class IngestLoop {
  private:
   ingest::JournalIngester ingester_;
   quarantine::Quarantine* quarantine_;
+  notify::Notifier* notifier_;
   std::chrono::milliseconds interval_;
   std::mutex mu_;
   std::condition_variable cv_;
@@ -205,7 +216,22 @@ int main(int argc, char** argv) {
     quarantine::Quarantine ingest_quarantine(*ingest_db, qopt);
     quarantine::Quarantine http_quarantine(*http_db, qopt);
     audit::AuditLog audit(*http_db, audit_key(cfg.audit_key), cfg.audit_anchor);
-    IngestLoop loop(cfg, ingest_store, &ingest_quarantine);
+    // Notifications of policy decisions, on the ingester's connection.
+    policy::PolicyStore ingest_policies(*ingest_db);
+    notify::Options nopt;
+    std::string nrelay = cfg.notify_relay.empty() ? cfg.release_relay : cfg.notify_relay;
+    if (!nrelay.empty()) {
+      size_t colon = nrelay.rfind(':');
+      nopt.relay_host = nrelay.substr(0, colon);
+      if (nopt.relay_host.size() > 2 && nopt.relay_host.front() == '[')
+        nopt.relay_host = nopt.relay_host.substr(1, nopt.relay_host.size() - 2);
+      nopt.relay_port = uint16_t(std::stoi(nrelay.substr(colon + 1)));
+    }
+    nopt.from = cfg.notify_from;
+    nopt.message_id_domain = cfg.notify_from.substr(cfg.notify_from.find('@') + 1);
+    nopt.smtp = qopt.smtp;
+    notify::Notifier notifier(*ingest_db, ingest_policies, nopt);
+    IngestLoop loop(cfg, ingest_store, &ingest_quarantine, &notifier);
 
     http::Router router;
     http::add_log_routes(router, http_store);

@@ -92,15 +92,21 @@ ControlConfig load_control_config(const std::string& path) {
     // quarantine, release and audit (lead)
     else if (key == "spool") c.spool = get_string(path, s);
     else if (key == "quarantine_retention_days") c.quarantine_retention_days = get_int(path, s, 1, 3650);
-    else if (key == "release_relay") {
-      c.release_relay = get_string(path, s);
-      size_t colon = c.release_relay.rfind(':');
-      if (!c.release_relay.empty() && (colon == std::string::npos || colon == 0 ||
-                                       c.release_relay.find_first_not_of("0123456789", colon + 1) != std::string::npos ||
-                                       colon + 1 == c.release_relay.size() || c.release_relay.size() - colon > 6 ||
-                                       std::stoi(c.release_relay.substr(colon + 1)) > 65535 ||
-                                       std::stoi(c.release_relay.substr(colon + 1)) == 0))
-        fail(path, s, "'control.release_relay' must be \"HOST:PORT\" (or \"\" to deliver to the original server)");
+    else if (key == "release_relay" || key == "notify_relay") {
+      std::string& v = key == "release_relay" ? c.release_relay : c.notify_relay;
+      v = get_string(path, s);
+      size_t colon = v.rfind(':');
+      if (!v.empty() && (colon == std::string::npos || colon == 0 ||
+                         v.find_first_not_of("0123456789", colon + 1) != std::string::npos || colon + 1 == v.size() ||
+                         v.size() - colon > 6 || std::stoi(v.substr(colon + 1)) > 65535 ||
+                         std::stoi(v.substr(colon + 1)) == 0))
+        fail(path, s, "'control." + key + "' must be \"HOST:PORT\" (or \"\")");
+    } else if (key == "notify_from") {
+      c.notify_from = get_string(path, s);
+      size_t at = c.notify_from.find('@');
+      if (at == std::string::npos || at == 0 || at + 1 == c.notify_from.size() ||
+          c.notify_from.find_first_of(" <>\"(),;:\\[]\r\n\t") != std::string::npos)
+        fail(path, s, "'control.notify_from' must be a plain address (local@domain)");
     } else if (key == "release_tls") {
       c.release_tls = get_string(path, s);
       if (c.release_tls != "off" && c.release_tls != "opportunistic" && c.release_tls != "require")

@@ -16,6 +16,8 @@
 //     release_tls = "opportunistic";         # off | opportunistic | require
 //     release_helo = "sekisho-control";
 //     release_timeout_s = 60;                # 1..600, per SMTP step
+//     notify_relay = "";                     # "" = release_relay
+//     notify_from = "postmaster@localhost";
 //     audit_key = "/var/lib/sekisho/audit.key";       # created when missing
 //     audit_anchor = "/var/lib/sekisho/audit.anchor";
 //     dataplane_socket = "/var/run/dpdk/sekisho/dpdk_telemetry.v2";
@@ -66,6 +68,11 @@ struct ControlConfig {
   std::string release_tls = "opportunistic";
   std::string release_helo = "sekisho-control";
   int release_timeout_s = 60;
+  // Notifications of policy decisions (control/notify/): the relay
+  // ("HOST:PORT"; "" = release_relay; neither = recorded, not sent) and
+  // the From address of the notices.
+  std::string notify_relay;
+  std::string notify_from = "postmaster@localhost";
   // Audit log (control/audit/): the HMAC key file (created with 32 random
   // bytes, mode 0600, when missing) and the anchor file (the chain head).
   std::string audit_key = "/var/lib/sekisho/audit.key";

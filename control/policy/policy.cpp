@@ -361,7 +361,7 @@ bool parse_policy(const json& j, Policy& out, std::vector<PolicyError>& errors) 
     }
     PolicyRule pr;
     if (r.contains("name") && r["name"].is_string()) e.name = pr.name = r["name"].get<std::string>();
-    only_keys(r, {"name", "enabled", "order", "conditions", "action", "reply", "notify"}, "", e);
+    only_keys(r, {"name", "enabled", "order", "conditions", "action", "reply", "notify", "notify_to"}, "", e);
     if (pr.name.empty() || pr.name.size() > kMaxNameLen || !printable_ascii(pr.name) || pr.name.front() == ' ' ||
         pr.name.back() == ' ') {
       e.name = pr.name.size() <= kMaxNameLen && printable_ascii(pr.name) ? pr.name : "";
@@ -407,6 +407,24 @@ bool parse_policy(const json& j, Policy& out, std::vector<PolicyError>& errors) 
         e.add("notify", "expected a template name (letters, digits, - _ .)");
       else pr.notify = n;
     }
+    if (r.contains("notify_to")) {
+      const json& t = r["notify_to"];
+      if (!t.is_array() || t.empty() || t.size() > 20) {
+        e.add("notify_to", "expected a list of 1 to 20 entries: \"sender\", \"recipients\" or addresses");
+      } else {
+        for (size_t k = 0; k < t.size(); ++k) {
+          std::string v = t[k].is_string() ? t[k].get<std::string>() : "";
+          bool addr = v.size() <= 254 && v.find('@') != std::string::npos && v.find('@') == v.rfind('@') &&
+                      v.front() != '@' && v.back() != '@' &&
+                      v.find_first_of(" <>\"(),;:\\[]\r\n\t") == std::string::npos && printable_ascii(v);
+          if (v != "sender" && v != "recipients" && !addr)
+            e.add("notify_to[" + std::to_string(k) + "]", "expected \"sender\", \"recipients\" or an address");
+          else pr.notify_to.push_back(v);
+        }
+      }
+      if (pr.notify.empty()) e.add("notify_to", "needs 'notify' (a template name)");
+    }
+    if (!pr.notify.empty() && pr.notify_to.empty()) pr.notify_to = {"sender"};
     if (pr.when.direction && out.internal_domains.empty())
       e.add("conditions.direction", "needs internal_domains to be configured");
     out.rules.push_back(std::move(pr));
@@ -463,6 +481,7 @@ json policy_json(const Policy& p) {
     json o = {{"name", r.name}, {"enabled", r.enabled}, {"order", r.order}, {"conditions", c}, {"action", action_word(r.action)}};
     if (!r.reply.empty()) o["reply"] = r.reply;
     if (!r.notify.empty()) o["notify"] = r.notify;
+    if (!r.notify.empty()) o["notify_to"] = r.notify_to;
     rules_j.push_back(o);
   }
   return {{"internal_domains", p.internal_domains}, {"internal_networks", p.internal_networks}, {"rules", rules_j}};

@@ -90,6 +90,10 @@ struct PolicyRule {
   rules::Action action = rules::Action::pass;
   std::string reply;   // reject/tempfail only
   std::string notify;  // notification template name ("" = none)
+  // Who gets that notification: "sender" (the envelope sender; never the
+  // null sender), "recipients" (the envelope recipients) and/or plain
+  // addresses (an administrator). Default: ["sender"].
+  std::vector<std::string> notify_to;
 };
 
 struct Policy {

@@ -145,6 +145,11 @@ TEST(ControlConfig, QuarantineReleaseAndAuditKeys) {
   expect_error("control = {\n\n  release_relay = \"relay.example:0\";\n};\n", 3, "HOST:PORT");
   expect_error("control = {\n  release_relay = \"relay.example:x25\";\n};\n", 2, "HOST:PORT");
   expect_error("control = {\n  release_tls = \"maybe\";\n};\n", 2, "opportunistic");
+  expect_error("control = {\n  notify_relay = \"relay\";\n};\n", 2, "HOST:PORT");
+  expect_error("control = {\n  notify_from = \"Postmaster <pm@x.example>\";\n};\n", 2, "plain address");
+  EXPECT_EQ(load_control_config(write(d, "control = { notify_from = \"pm@x.example\"; notify_relay = \"r:25\"; };\n"))
+                .notify_relay,
+            "r:25");
   expect_error("control = {\n  quarantine_retention_days = 0;\n};\n", 2, "from 1 to 3650");
 }
 
