@@ -364,6 +364,13 @@ LogPage SqlStore::search(const LogQuery& q) {
   return page;
 }
 
+std::vector<TrackingRow> SqlStore::event_rows(const std::string& event_id) {
+  std::vector<TrackingRow> rows;
+  db_.exec(std::string("SELECT ") + kRowColumns + " FROM tracking_log WHERE event_id = ? ORDER BY rcpt_index",
+           {valid_utf8(event_id)}, [&](const Row& r) { rows.push_back(read_row(r)); });
+  return rows;
+}
+
 Counts SqlStore::counts() {
   Counts c;
   Transaction t(db_, TxKind::read);

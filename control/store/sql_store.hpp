@@ -39,6 +39,7 @@ class SqlStore final : public Store {
                 const JournalCursor& cursor) override;
   JournalCursor cursor(const std::string& source) override;
   LogPage search(const LogQuery& q) override;
+  std::vector<TrackingRow> event_rows(const std::string& event_id) override;
   Counts counts() override;
 
   int schema_version() { return db_.schema_version(kComponent); }

@@ -108,6 +108,9 @@ class Store {
   virtual JournalCursor cursor(const std::string& source) = 0;
 
   virtual LogPage search(const LogQuery& q) = 0;
+  // The rows of one event by its exact id, recipients in their envelope
+  // order (an index lookup, unlike a q= search); empty if unknown.
+  virtual std::vector<TrackingRow> event_rows(const std::string& event_id) = 0;
   virtual Counts counts() = 0;
 };
 

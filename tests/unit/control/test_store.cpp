@@ -105,6 +105,19 @@ TEST_P(StoreTest, DuplicateIdsWithinOneBatchAndAcrossChunks) {
   EXPECT_EQ(s.search(q).total, 0);  // the first occurrence in the batch won
 }
 
+TEST_P(StoreTest, EventRowsByExactId) {
+  SqlStore s(db());
+  s.ingest({event("SK1", 1000, "alice@example.net", {"c@x.test", "a@x.test", "b@x.test"}, "hi"),
+            event("SK10", 1001, "bob@example.net", {"d@x.test"}, "other")});
+  std::vector<TrackingRow> rows = s.event_rows("SK1");
+  ASSERT_EQ(rows.size(), 3u);  // not SK10: the id is exact
+  EXPECT_EQ(rows[0].recipient, "c@x.test");  // envelope order
+  EXPECT_EQ(rows[2].recipient, "b@x.test");
+  EXPECT_EQ(rows[1].event.subject, "hi");
+  EXPECT_TRUE(s.event_rows("sk1").empty());  // ids are case-sensitive
+  EXPECT_TRUE(s.event_rows("nope").empty());
+}
+
 TEST_P(StoreTest, MessageWithoutAcceptedRecipientKeepsOneRow) {
   SqlStore s(db());
   s.ingest({event("SK9", 5, "x@example.net", {}, "nobody")});
