@@ -103,6 +103,9 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
   }
 
   void write() {
+    // Every answer, page or API: never framed, never a Referer to elsewhere.
+    if (res_.find("X-Frame-Options") == res_.end()) res_.set("X-Frame-Options", "DENY");
+    if (res_.find("Referrer-Policy") == res_.end()) res_.set("Referrer-Policy", "no-referrer");
     if constexpr (kTls) res_.set(bhttp::field::strict_transport_security, "max-age=31536000");
     tcp_layer().expires_after(opt_.timeout);
     bhttp::async_write(stream_, res_, beast::bind_front_handler(&Session::on_write, this->shared_from_this()));

@@ -7,6 +7,8 @@
 // and write has a deadline (idle connections are closed); a connection is
 // closed after max_requests. Over-long headers get 431 and bodies over the
 // limit 413, then the connection closes.
+// Every answer gets X-Frame-Options: DENY and Referrer-Policy: no-referrer
+// unless the handler set them.
 //
 // HTTPS: when ServerOptions::tls holds a context (make_tls_context()), every
 // connection starts with a TLS handshake (TLS 1.2 or later, under the same

@@ -72,6 +72,8 @@ TEST_F(ServerTest, KeepAliveAndPipelinedRequestsAnsweredInOrder) {
   bhttp::read(s, buf, r3);
   EXPECT_EQ(r1.result(), bhttp::status::ok);
   EXPECT_NE(r1.body().find("sekisho_control_events_ingested_total 0"), std::string::npos);
+  EXPECT_EQ(r1["X-Frame-Options"], "DENY");
+  EXPECT_EQ(r2["Referrer-Policy"], "no-referrer");
   EXPECT_EQ(r2.result(), bhttp::status::not_found);
   EXPECT_EQ(r3.result(), bhttp::status::ok);
   EXPECT_NE(r3.body().find("\"total\":0"), std::string::npos);
