@@ -266,19 +266,13 @@ void add_log_routes(Router& router, store::Store& store, Access access) {
         std::string id(c.rest);
         if (id.empty() || id.size() > 128 || id.find('/') != std::string::npos)
           return json_error(c.req, Status::not_found, "no such message");
-        store::LogQuery q;
-        q.q = id;
-        q.limit = 1000;
-        store::LogPage page = store.search(q);
-        std::vector<const store::TrackingRow*> rows;
-        for (const auto& r : page.rows)
-          if (r.event.event_id == id) rows.push_back(&r);
+        std::vector<store::TrackingRow> rows = store.event_rows(id);  // exact id, envelope order
         if (rows.empty()) return json_error(c.req, Status::not_found, "no such message");
-        json body = row_json(*rows.back());  // rows come newest first; recipients in order below
+        json body = row_json(rows.front());
         body.erase("recipient");
         json rcpts = json::array();
-        for (auto it = rows.rbegin(); it != rows.rend(); ++it)
-          if (!(*it)->recipient.empty()) rcpts.push_back((*it)->recipient);
+        for (const auto& r : rows)
+          if (!r.recipient.empty()) rcpts.push_back(r.recipient);
         body["recipients"] = rcpts;
         return json_ok(c.req, dump(body) + "\n");
       },

@@ -38,11 +38,6 @@ bool has_control(std::string_view s) {
   return false;
 }
 
-std::string lower(std::string s) {
-  for (auto& c : s) c = static_cast<char>(tolower(static_cast<unsigned char>(c)));
-  return s;
-}
-
 // Collects errors for one rule (or the policy's own fields).
 struct Errors {
   std::vector<PolicyError>& out;

@@ -81,7 +81,9 @@ TEST_P(NotifyTest, EachTargetOnceAndBccNeverRevealed) {
     EXPECT_NE(msg.find("Your message to bob@corp.example was held by Hold urgent."), std::string::npos) << msg;
     // The Bcc'd recipient is not revealed: %RCPTS% names bob only, and no
     // notice but the one addressed to hidden itself mentions it.
-    if (m["rcpt_to"][0] != "hidden@corp.example") EXPECT_EQ(msg.find("hidden@corp.example"), std::string::npos) << msg;
+    if (m["rcpt_to"][0] != "hidden@corp.example") {
+      EXPECT_EQ(msg.find("hidden@corp.example"), std::string::npos) << msg;
+    }
     EXPECT_NE(msg.find("Auto-Submitted: auto-generated"), std::string::npos);
   }
   EXPECT_EQ(to, (std::set<std::string>{"alice@outside.test", "bob@corp.example", "hidden@corp.example",

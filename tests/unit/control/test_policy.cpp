@@ -443,8 +443,12 @@ TEST(NotificationTemplates, HeaderInjectionIsImpossible) {
   EXPECT_NE(body.find("Subject was: hi  Bcc: everyone@corp.example    <script>x</script> X-Injected: 1 Y: 2"), std::string::npos) << body;
   // Bare LF, CR or CRLF in the template body all become CRLF; no bare CR or LF remains.
   for (size_t i = 0; i < m.size(); ++i) {
-    if (m[i] == '\n') EXPECT_TRUE(i > 0 && m[i - 1] == '\r') << i;
-    if (m[i] == '\r') EXPECT_TRUE(i + 1 < m.size() && m[i + 1] == '\n') << i;
+    if (m[i] == '\n') {
+      EXPECT_TRUE(i > 0 && m[i - 1] == '\r') << i;
+    }
+    if (m[i] == '\r') {
+      EXPECT_TRUE(i + 1 < m.size() && m[i + 1] == '\n') << i;
+    }
   }
   // Addresses with CR/LF or spaces are refused outright.
   EXPECT_THROW(render_message(t, f, "a@b.example\r\nBcc: x@y", "bob@corp.example", 0, "corp.example"), std::invalid_argument);
