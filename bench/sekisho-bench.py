@@ -9,7 +9,11 @@ are printed.
 Steps (each reports "not run" with the reason if its tool is missing):
   1. corpus -> SMTP sessions as a pcap (sekisho-pcapgen: the SpamAssassin
      corpus, generated Japanese mail, large attachments, 5% STARTTLS
-     sessions, 10% non-SMTP background; deterministic, seed 1)
+     sessions, 10% non-SMTP background; deterministic, seed 1), shaped
+     like sessions recorded from real software on the virtual wire
+     (--shapes: .cache/sessions/shapes.json, recorded first by
+     tools/pcapgen/record-sessions.py when missing; without root, the
+     committed tools/pcapgen/shapes-reference.json)
   2. rulesets compiled: the shipped packs and Debian's SpamAssassin set
      (compile time, artifact size)
   3. full pipeline per worker core on packets in memory (stream_bench):
@@ -33,7 +37,7 @@ import tempfile
 import time
 
 SRC = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
-B = os.path.join(SRC, "build")
+B = os.environ.get("SEKISHO_BUILD_ROOT") or os.path.join(SRC, "build")
 PY = "/usr/bin/python3"
 
 
@@ -58,6 +62,8 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--out", default=None)
     ap.add_argument("--quick", action="store_true", help="smaller corpus, fewer rounds")
+    ap.add_argument("--shapes", default=os.path.join(SRC, ".cache", "sessions", "shapes.json"),
+                    help="shape profile for sekisho-pcapgen (recorded when missing; 'none': the synthetic shapes)")
     a = ap.parse_args()
     out_dir = a.out or tempfile.mkdtemp(prefix="sekisho-bench-")
     os.makedirs(out_dir, exist_ok=True)
@@ -71,17 +77,30 @@ def main():
         res["notes"].append(s)
 
     corpus = run([os.path.join(SRC, "tests", "corpus", "fetch-spamassassin-corpus.sh")])[0].stdout.strip()
+    shapes = None if a.shapes == "none" else a.shapes
+    if shapes and not os.path.exists(shapes):
+        r, secs = run([PY, os.path.join(SRC, "tools", "pcapgen", "record-sessions.py"), "--dir",
+                       os.path.dirname(shapes), "--profile", shapes], timeout=900)
+        if r.returncode == 0 and os.path.exists(shapes):
+            note("shapes: recorded from real software on the virtual wire in %.0f s -> %s" % (secs, shapes))
+        else:
+            note("shapes: recording failed (%s); using the committed reference profile"
+                 % (r.stderr.strip().splitlines() or ["?"])[-1])
+            shapes = os.path.join(SRC, "tools", "pcapgen", "shapes-reference.json")
     pcap = os.path.join(out_dir, "corpus.pcap")
     gen = [PY, os.path.join(SRC, "tools", "pcapgen", "sekisho-pcapgen.py"), "--corpus", corpus, "--seed", "1",
            "--japanese", "100", "--large", "4", "--starttls", "0.05", "--background", "0.1", "--out", pcap,
            "--truth", os.path.join(out_dir, "truth.jsonl")]
     if a.quick:
         gen += ["--limit", "1500"]
+    if shapes:
+        gen += ["--shapes", shapes]
     r, _ = run(gen)
     if r.returncode:
         sys.exit("pcapgen failed: " + r.stderr[-500:])
-    note("input: " + (r.stderr.strip().splitlines() or [""])[-1])
-    res["input"] = {"pcap": pcap, "bytes": os.path.getsize(pcap)}
+    for line in r.stderr.strip().splitlines()[-2 if shapes else -1:]:
+        note("input: " + line)
+    res["input"] = {"pcap": pcap, "bytes": os.path.getsize(pcap), "shapes": shapes or "synthetic"}
 
     # 2. rulesets
     ctl = os.path.join(B, "tools", "sekishoctl", "sekishoctl")

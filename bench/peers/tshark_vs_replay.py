@@ -14,7 +14,7 @@ import tempfile
 import time
 
 SRC = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
-REPLAY = os.path.join(SRC, "build", "tools", "replay", "sekisho-replay")
+REPLAY = os.path.join(os.environ.get("SEKISHO_BUILD_ROOT") or os.path.join(SRC, "build"), "tools", "replay", "sekisho-replay")
 
 
 def best(argv, runs):
