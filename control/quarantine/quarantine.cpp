@@ -10,6 +10,7 @@
 #include "ingest/journal_ingest.hpp"
 #include "mime/collect.hpp"
 #include "spool/spool.hpp"
+#include "store/sql_store.hpp"
 
 namespace sekisho::control::quarantine {
 
@@ -180,16 +181,22 @@ bool Quarantine::add(const std::string& header_json, const std::string& message,
   if (!h.contains("id") || !h["id"].is_string() || h["id"].get<std::string>().empty())
     throw std::invalid_argument("spool header without an id");
   json verdict = h.value("verdict", json::object());
+  // Mail-derived text as the databases accept it (valid UTF-8, no NUL):
+  // one hostile subject must not stop the quarantine.
+  auto u = [](const std::string& t) { return store::valid_utf8(t); };
+  if (e.event_id != u(e.event_id) || e.event_id.size() > 128)
+    throw std::invalid_argument("spool header with an unusable id");
   std::string sha = h.contains("sha256") && h["sha256"].is_string() ? h["sha256"].get<std::string>() : "";
   store::Transaction t(db_);
   int64_t n = db_.exec(
       std::string("INSERT INTO quarantine (") + kColumns +
           ", stored_us) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
           "ON CONFLICT (id) DO NOTHING",
-      {e.event_id, e.ts_us, e.envelope_sender, dump(json(e.recipients)), e.header_from, e.to_json, e.cc_json,
-       store::opt(e.reply_to), e.subject, e.message_id, int64_t(message.size()), sha, e.client, e.server,
-       int64_t(e.tls), e.rule, category_of(verdict), store::opt(e.score), e.rules_json, e.attachments_json,
-       std::string("held"), now_us + opt_.retention_s * 1000000, Value(), std::string(), std::string(), now_us});
+      {e.event_id, e.ts_us, u(e.envelope_sender), u(dump(json(e.recipients))), u(e.header_from), u(e.to_json),
+       u(e.cc_json), e.reply_to ? Value(u(*e.reply_to)) : Value(), u(e.subject), u(e.message_id),
+       int64_t(message.size()), u(sha), u(e.client), u(e.server), int64_t(e.tls), u(e.rule), u(category_of(verdict)),
+       store::opt(e.score), u(e.rules_json), u(e.attachments_json), std::string("held"),
+       now_us + opt_.retention_s * 1000000, Value(), std::string(), std::string(), now_us});
   if (n == 0) return false;  // stored before: exactly once
   db_.exec("INSERT INTO quarantine_messages (id, message) VALUES (?, ?)", {e.event_id, store::Blob{message}});
   t.commit();
@@ -215,6 +222,11 @@ SpoolStats Quarantine::ingest_spool(int64_t now_us) {
     try {
       if (!spool::read_spool_file(path, entry)) throw std::invalid_argument("not a complete spool entry");
       stored = add(entry.header_json, entry.message, now_us);
+    } catch (const store::StoreError& e) {
+      // Left in place for the next pass; the others are still taken.
+      ++st.failed;
+      std::cerr << "sekisho-control: quarantine: " << path << ": " << e.what() << " (retried next pass)\n";
+      continue;
     } catch (const std::invalid_argument& e) {
       // Not a spool entry: keep it aside for a person, never lose it.
       ++st.bad;

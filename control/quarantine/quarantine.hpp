@@ -89,6 +89,7 @@ struct View {
 
 struct SpoolStats {
   uint64_t stored = 0, already = 0, bad = 0;
+  uint64_t failed = 0;  // the database refused: left in the spool, retried next pass
 };
 
 struct ReleaseOutcome {

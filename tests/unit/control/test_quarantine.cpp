@@ -112,6 +112,28 @@ TEST_P(QuarantineTest, BadSpoolFilesMovedAsideAndCounted) {
   EXPECT_EQ(q->list({}).total, 0);
 }
 
+TEST_P(QuarantineTest, HostileTextIsStoredNotFatal) {
+  // A subject and From with NUL (JSON can carry \u0000; PostgreSQL text
+  // cannot): stored with U+FFFD, and the next entry is still taken.
+  json h = spool_header("SKX", "alice@outside.test", {"bob@inside.test"}, "127.0.0.1:1", kHtmlMessage);
+  std::string header = h.dump();
+  std::string bad_subject = "\"subject\":\"a\\u0000b\"";
+  size_t at = header.find("\"subject\":");
+  header.replace(at, header.find(',', at) - at, bad_subject);
+  header.replace(header.find("\"from\":\""), 8, "\"from\":\"\\u0000");
+  auto r = writer->write("SKX", header, {reinterpret_cast<const uint8_t*>(kHtmlMessage.data()), kHtmlMessage.size()});
+  ASSERT_TRUE(r.ok);
+  spool("SKY", "carol@outside.test", {"bob@inside.test"});
+  SpoolStats s = q->ingest_spool(1000);
+  EXPECT_EQ(s.stored, 2u);
+  EXPECT_EQ(s.failed, 0u);
+  auto it = q->get("SKX");
+  ASSERT_TRUE(it);
+  EXPECT_EQ(it->subject.find('\0'), std::string::npos);
+  EXPECT_NE(it->subject.find("\xef\xbf\xbd"), std::string::npos) << it->subject;  // U+FFFD
+  EXPECT_TRUE(q->get("SKY"));
+}
+
 TEST_P(QuarantineTest, ListFilters) {
   spool("SK1", "alice@outside.test", {"bob@inside.test"});
   spool("SK2", "", {"Carol@Inside.test"});
