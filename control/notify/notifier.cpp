@@ -5,6 +5,7 @@
 #include <set>
 
 #include "policy/templates.hpp"
+#include "store/sql_store.hpp"
 
 namespace sekisho::control::notify {
 
@@ -119,8 +120,9 @@ Stats Notifier::pass(int64_t now_us) {
           ++st.failed;
         }
       }
+      // The detail holds the server's reply text: stored as valid UTF-8 without NUL.
       db_.exec("UPDATE notifications SET state = ?, detail = ? WHERE event_id = ? AND target = ?",
-               {state, detail, id, target});
+               {state, store::valid_utf8(detail), id, target});
     }
   }
   return st;
