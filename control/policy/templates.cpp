@@ -7,6 +7,8 @@
 #include <ctime>
 #include <stdexcept>
 
+#include "mime/header_scan.hpp"
+
 namespace sekisho::control::policy {
 
 namespace {
@@ -23,53 +25,6 @@ std::string_view trim(std::string_view s) {
   return s;
 }
 
-// Addresses of an address-list field value (quotes, comments, angle
-// brackets and groups respected; elements without '@' ignored).
-std::vector<std::string> addresses_of(std::string_view v) {
-  std::vector<std::string> out;
-  size_t i = 0;
-  while (i < v.size()) {
-    size_t b = i;
-    bool q = false;
-    int angle = 0, paren = 0;
-    for (; i < v.size(); ++i) {
-      char c = v[i];
-      if (c == '\\' && i + 1 < v.size()) {
-        ++i;
-        continue;
-      }
-      if (c == '"') q = !q;
-      else if (!q && c == '<') ++angle;
-      else if (!q && c == '>' && angle) --angle;
-      else if (!q && c == '(') ++paren;
-      else if (!q && c == ')' && paren) --paren;
-      else if (!q && !angle && !paren && (c == ',' || c == ';')) break;
-    }
-    std::string_view e = trim(v.substr(b, i - b));
-    ++i;
-    size_t colon = std::string_view::npos;
-    // "group: a@b" -> "a@b" (a colon outside quotes and brackets before any '<').
-    {
-      bool qq = false;
-      for (size_t k = 0; k < e.size(); ++k) {
-        if (e[k] == '"') qq = !qq;
-        if (!qq && (e[k] == '<' || e[k] == '@')) break;
-        if (!qq && e[k] == ':') {
-          colon = k;
-          break;
-        }
-      }
-    }
-    if (colon != std::string_view::npos) e = trim(e.substr(colon + 1));
-    size_t lt = e.rfind('<');
-    size_t gt = lt == std::string_view::npos ? std::string_view::npos : e.find('>', lt);
-    std::string_view a = lt != std::string_view::npos && gt != std::string_view::npos ? trim(e.substr(lt + 1, gt - lt - 1)) : e;
-    size_t lp = a.find('(');
-    if (lp != std::string_view::npos) a = trim(a.substr(0, lp));
-    if (a.find('@') != std::string_view::npos && a.find_first_of(" \t\"") == std::string_view::npos) out.emplace_back(a);
-  }
-  return out;
-}
 
 std::string bare(std::string_view a) {
   a = trim(a);
@@ -144,8 +99,10 @@ std::string template_problem(const NotificationTemplate& t) {
 
 std::vector<std::string> visible_recipients(const NoticeFacts& f) {
   std::vector<std::string> named;
+  uint32_t errors = 0;
   for (const auto& v : f.header_to_cc)
-    for (auto& a : addresses_of(v)) named.push_back(lower(a));
+    for (auto& a : mime::parse_addresses(v, errors))  // the MIME engine's RFC 5322 parser
+      if (!a.address.empty()) named.push_back(lower(a.address));
   std::vector<std::string> out, seen;
   for (const auto& r : f.envelope_rcpts) {
     std::string b = bare(r), l = lower(b);
