@@ -194,14 +194,26 @@ SegmentVerdict TcpFlow::on_segment(bool from_a, const net::Packet& p, std::span<
       return SegmentVerdict::forward;
     }
   }
-  if (state_ == State::midstream || state_ == State::bypass || state_ == State::closed) return SegmentVerdict::forward;
+  if (state_ == State::midstream || state_ == State::bypass) return SegmentVerdict::forward;
+  if (state_ == State::closed) {
+    // Reset or closed both ways: the receiver takes no more data on this
+    // connection (or Sekisho no longer follows it): data never passes.
+    if (payload.empty() || syn) return SegmentVerdict::forward;
+    ++ev[size_t(Event::after_close_dropped)];
+    return SegmentVerdict::drop;
+  }
 
   const int d = from_a == client_is_a_ ? 0 : 1;
   const int o = 1 - d;
   Dir& x = dir_[d];
   Dir& y = dir_[o];
 
-  // 1-2: SYN and SYN-ACK set the initial sequence numbers.
+  // 1-2: SYN and SYN-ACK set the initial sequence numbers. Data on a SYN
+  // (Fast Open) would reach the server before anything was inspected.
+  if (syn && !payload.empty()) {
+    ++ev[size_t(Event::syn_data_dropped)];
+    return SegmentVerdict::drop;
+  }
   if (syn) {
     if (!x.started) {
       x.started = true;
@@ -225,14 +237,21 @@ SegmentVerdict TcpFlow::on_segment(bool from_a, const net::Packet& p, std::span<
     state_ = State::established;
   }
 
-  // 3: RST, accepted only inside the receiver's window (RFC 5961 spirit).
+  // 3: RST as Linux takes it (RFC 5961 3.2): at exactly rcv_nxt the
+  // connection ends; elsewhere in the window the receiver answers with a
+  // challenge ACK and the connection goes on, so inspection must too;
+  // outside the window it is ignored. Once ended, data on the flow is
+  // dropped (see above): if the receiver did not take the RST after all
+  // (a byte Sekisho passed was lost after it), nothing passes uninspected.
   if (rst) {
     int32_t rel = diff(p.seq, x.next);
     uint32_t win = std::max<uint32_t>(x.window, 65535);
-    if (rel >= -1 && uint32_t(rel) <= win) {
+    if (rel == 0) {
       ++ev[size_t(Event::rst_accepted)];
       finish(ev);
       state_ = State::closed;
+    } else if (rel > 0 && uint32_t(rel) <= win) {
+      ++ev[size_t(Event::rst_challenged)];
     } else {
       ++ev[size_t(Event::rst_ignored)];
     }
@@ -241,6 +260,17 @@ SegmentVerdict TcpFlow::on_segment(bool from_a, const net::Packet& p, std::span<
 
   // 4: the window this side advertises bounds the other side's data; its
   // ACK releases the other side's retained bytes, or reveals a capture gap.
+  if (ack && y.started && lim_->retain_delivered) {
+    // Inline every byte of the other side passed here, so an ACK beyond
+    // them acknowledges data never sent: the receiver drops the segment
+    // (RFC 5961 5.2) and so does Sekisho, before reading its data. (Offline,
+    // the same ACK means the capture missed bytes: a gap, below.)
+    int32_t ahead = diff(p.ack, y.next);
+    if (ahead > 0 && !(y.fin && y.next == y.fin_seq && ahead == 1)) {
+      ++ev[size_t(Event::ack_beyond_data)];
+      return SegmentVerdict::drop;
+    }
+  }
   y.window = uint32_t(p.window) << std::min<uint8_t>(x.wscale, 14);
   if (ack && y.started) {
     int32_t ahead = diff(p.ack, y.next);

@@ -90,6 +90,12 @@ class TcpFlow {
   SegmentVerdict on_segment(bool from_a, const net::Packet& p, std::span<uint8_t> payload, EventCounters& ev);
   // Releases buffers; reports the end to the sink if it was not reported.
   void close(EventCounters& ev);
+  // Stops inspecting (fail-open after a desync): reports the end to the
+  // sink; later segments are forwarded unread.
+  void bypass(EventCounters& ev) {
+    if (inspected()) finish(ev);
+    state_ = State::bypass;
+  }
 
   State state() const { return state_; }
   bool inspected() const { return state_ == State::syn_sent || state_ == State::established; }

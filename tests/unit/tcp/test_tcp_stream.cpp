@@ -69,6 +69,19 @@ class Harness {
   // The server acknowledges client bytes up to offset |off|.
   void server_ack(uint32_t off) { segment(false, sisn_ + 1, cisn_ + 1 + off, net::kTcpAck, ""); }
   SegmentVerdict rst_from_client(uint32_t seq) { return segment(true, seq, 0, net::kTcpRst, ""); }
+  // Client data at |off| acknowledging server bytes up to server offset |server_off|.
+  SegmentVerdict client_acking(uint32_t off, uint32_t server_off, std::string data) {
+    uint32_t seq = cisn_ + 1 + off;
+    SegmentVerdict v = segment(true, seq, sisn_ + 1 + server_off, net::kTcpAck | net::kTcpPsh, data);
+    if (v != SegmentVerdict::drop) rx_.take(seq, forwarded_);
+    return v;
+  }
+  SegmentVerdict server(uint32_t off, std::string data, uint8_t flags = net::kTcpAck | net::kTcpPsh) {
+    return segment(false, sisn_ + 1 + off, cisn_ + 1, flags, data);
+  }
+  SegmentVerdict raw(bool from_client, uint32_t seq, uint32_t ack, uint8_t flags, std::string data) {
+    return segment(from_client, seq, ack, flags, data);
+  }
 
   Collect& sink() { return sink_; }
   Receiver& receiver() { return rx_; }
@@ -187,7 +200,7 @@ TEST(TcpStream, AcknowledgedBytesAreReleased) {
   EXPECT_EQ(h.sink().client, kStream);
 }
 
-TEST(TcpStream, OutOfWindowRstIsIgnoredInWindowRstCloses) {
+TEST(TcpStream, OutOfWindowRstIsIgnoredRstAtNextCloses) {
   Harness h(tcp::Limits{}, 1000, 5000);
   h.client(0, kStream.substr(0, 20));
   h.rst_from_client(1000 + 1 + 20 + 10'000'000);
@@ -198,6 +211,72 @@ TEST(TcpStream, OutOfWindowRstIsIgnoredInWindowRstCloses) {
   h.rst_from_client(1000 + 1 + uint32_t(kStream.size()));
   EXPECT_TRUE(h.sink().closed);
   EXPECT_EQ(h.flow().state(), tcp::TcpFlow::State::closed);
+}
+
+// Linux (RFC 5961 3.2) answers an RST inside the window but not at rcv_nxt
+// with a challenge ACK and keeps the connection: inspection must go on.
+TEST(TcpStream, InWindowRstNotAtNextKeepsInspecting) {
+  Harness h(tcp::Limits{}, 1000, 5000);
+  h.client(0, kStream.substr(0, 20));
+  h.rst_from_client(1000 + 1 + 20 + 5);
+  EXPECT_EQ(h.count(tcp::Event::rst_challenged), 1u);
+  EXPECT_FALSE(h.sink().closed);
+  EXPECT_NE(h.flow().state(), tcp::TcpFlow::State::closed);
+  h.client(20, kStream.substr(20));
+  expect_inspected_equals_delivered(h, kStream);
+}
+
+// After an accepted RST nothing with data passes: if the receiver did not
+// take the RST, what follows would otherwise reach it uninspected.
+TEST(TcpStream, DataAfterResetIsDropped) {
+  Harness h(tcp::Limits{}, 1000, 5000);
+  h.client(0, kStream.substr(0, 20));
+  h.rst_from_client(1000 + 1 + 20);
+  EXPECT_EQ(h.flow().state(), tcp::TcpFlow::State::closed);
+  EXPECT_EQ(h.client(20, kStream.substr(20)), SegmentVerdict::drop);
+  EXPECT_EQ(h.count(tcp::Event::after_close_dropped), 1u);
+  EXPECT_EQ(Receiver::contiguous(h.receiver().first), kStream.substr(0, 20));
+}
+
+// Inline, an ACK beyond what the server sent is discarded by the server
+// with its data (RFC 5961 5.2); it used to be taken as a capture gap, which
+// pushed the server's real replies below the engine's view.
+TEST(TcpStream, AckBeyondServerDataIsDroppedInline) {
+  Harness h(tcp::Limits{}, 1000, 5000);
+  h.server(0, "220 hi\r\n");
+  EXPECT_EQ(h.client_acking(0, 8 + 100000, kStream.substr(0, 20)), SegmentVerdict::drop);
+  EXPECT_EQ(h.count(tcp::Event::ack_beyond_data), 1u);
+  EXPECT_EQ(h.count(tcp::Event::gaps), 0u);
+  EXPECT_EQ(h.sink().client, "");
+  h.server(8, "250 ok\r\n");
+  EXPECT_EQ(h.sink().server, "220 hi\r\n250 ok\r\n");
+  EXPECT_EQ(h.client_acking(0, 16, kStream), SegmentVerdict::forward);
+  expect_inspected_equals_delivered(h, kStream);
+}
+
+TEST(TcpStream, AckOfServerFinIsNotBeyondData) {
+  Harness h(tcp::Limits{}, 1000, 5000);
+  h.server(0, "221 bye\r\n", net::kTcpAck | net::kTcpFin);
+  EXPECT_EQ(h.client_acking(0, 9 + 1, ""), SegmentVerdict::forward);
+  EXPECT_EQ(h.count(tcp::Event::ack_beyond_data), 0u);
+}
+
+TEST(TcpStream, SynWithDataIsDropped) {
+  tcp::Limits lim;
+  tcp::BufferPool pool(lim.buffer_bytes, 4);
+  Collect sink;
+  tcp::TcpFlow f;
+  f.reset(&lim, &pool, &sink);
+  tcp::EventCounters ev{};
+  net::Packet p;
+  p.l3 = net::L3::ipv4;
+  p.ip_proto = net::kProtoTcp;
+  p.seq = 77;
+  p.tcp_flags = net::kTcpSyn;
+  std::string data = "EHLO x\r\n";
+  EXPECT_EQ(f.on_segment(true, p, {reinterpret_cast<uint8_t*>(data.data()), data.size()}, ev), SegmentVerdict::drop);
+  EXPECT_EQ(ev[size_t(tcp::Event::syn_data_dropped)], 1u);
+  EXPECT_EQ(sink.client, "");
 }
 
 TEST(TcpStream, SequenceWrap) {
