@@ -3,6 +3,7 @@
 #include <libconfig.h++>
 
 #include <algorithm>
+#include <initializer_list>
 #include <set>
 
 namespace sekisho::dataplane {
@@ -18,7 +19,8 @@ const std::set<std::string> kDataplaneKeys = {
     "rx_descriptors", "tx_descriptors", "flow_table_size", "malformed", "dispatch", "smtp_ports",
     "reassembly_buffer_bytes", "reassembly_buffers", "starttls_mask_ports", "conflict_policy", "cap_policy", "flow_idle_timeout_s",
     "journal", "journal_flush_ms", "journal_flush_count", "envelope_policy", "spool", "retain_bytes",
-    "hold_timeout_ms", "hold_timeout_action", "smuggling_action", "spool_fault_delay_ms", "ruleset", "scan_bytes", "scan_overflow"};
+    "hold_timeout_ms", "hold_timeout_action", "smuggling_action", "spool_fault_delay_ms", "ruleset", "scan_bytes", "scan_overflow",
+    "desync_action", "ip_fragments", "undecodable", "end_of_data"};
 
 [[noreturn]] void fail(const std::string& file, const Setting& s, const std::string& reason) {
   throw ConfigError(file, int(s.getSourceLine()), reason);
@@ -265,6 +267,20 @@ DataplaneConfig load_dataplane_config(const std::string& path) {
       fail(path, dp["smuggling_action"], "'dataplane.smuggling_action' must be \"pass\", \"tempfail\" or \"reject\", not \"" + v + "\"");
     c.smuggling_action = v;
   }
+  auto choice = [&](const char* key, std::initializer_list<const char*> allowed, std::string& out) {
+    if (!dp.exists(key)) return;
+    std::string v = get_string(path, dp[key]);
+    std::string list;
+    for (const char* a : allowed) {
+      if (v == a) { out = v; return; }
+      list += std::string(list.empty() ? "" : " or ") + "\"" + a + "\"";
+    }
+    fail(path, dp[key], "'dataplane." + std::string(key) + "' must be " + list + ", not \"" + v + "\"");
+  };
+  choice("desync_action", {"tempfail", "reset", "pass"}, c.desync_action);
+  choice("ip_fragments", {"drop", "forward"}, c.ip_fragments);
+  choice("undecodable", {"drop", "forward"}, c.undecodable);
+  choice("end_of_data", {"lenient", "strict"}, c.end_of_data);
   if (dp.exists("spool_fault_delay_ms")) c.spool_fault_delay_ms = get_uint(path, dp["spool_fault_delay_ms"], 0, 600000);
   if (dp.exists("ruleset")) c.ruleset = get_string(path, dp["ruleset"]);
   if (dp.exists("scan_bytes")) c.scan_bytes = get_uint(path, dp["scan_bytes"], 4096, 64u << 20);

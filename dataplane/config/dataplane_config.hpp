@@ -98,7 +98,27 @@ struct DataplaneConfig {
   // A message ended by <LF>.<CR><LF> (SMTP smuggling: a strict server reads
   // on, and what follows may be a second, uninspected message): "pass",
   // "tempfail" or "reject".
-  std::string smuggling_action = "reject";  // a message over scan_bytes: "pass" (scan what was kept) or "tempfail"
+  std::string smuggling_action = "reject";
+  // Where Sekisho's view of a session and the server's may differ (the SMTP
+  // engine lost the dialogue, pipelining around AUTH/DATA/STARTTLS, data on
+  // an SMTP port for a connection not followed: mid-stream, expired idle,
+  // or reset): "tempfail" (drop the segment, 451 to the client when the
+  // session is followed, RST to the server; else RSTs both ways), "reset"
+  // (RSTs both ways) or "pass" (stop inspecting the flow, forward). Counted
+  // per reason and journaled.
+  std::string desync_action = "tempfail";
+  // TCP in IP fragments (no Linux stack fragments TCP with path MTU
+  // discovery; the ports are in the first fragment only): "drop" or "forward".
+  std::string ip_fragments = "drop";
+  // Frames whose L4 header the decoder cannot reach (more than two VLAN
+  // tags, too long an IPv6 extension chain, PPPoE or MPLS carrying IP):
+  // "drop" or "forward".
+  std::string undecodable = "drop";
+  // End of DATA: "lenient" ends a message at every variant a lenient server
+  // takes (<LF>.<LF>, <CR><LF>.<LF>, <LF>.<CR><LF>; the smuggling action then
+  // applies); "strict" ends it only at <CR><LF>.<CR><LF> and treats the
+  // other variants as a desync. Either way nothing passes unjudged.
+  std::string end_of_data = "lenient";  // a message over scan_bytes: "pass" (scan what was kept) or "tempfail"
 };
 
 DataplaneConfig load_dataplane_config(const std::string& path);

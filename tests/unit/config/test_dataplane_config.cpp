@@ -116,6 +116,27 @@ TEST(DataplaneConfig, BadValues) {
             "6: 'dataplane.ring_size' must be a power of two");
 }
 
+// Desync policies (issue 14): fail-closed by default, each a named choice.
+TEST(DataplaneConfig, DesyncPolicies) {
+  ConfigFile f(kGood);
+  DataplaneConfig c = load_dataplane_config(f.path());
+  EXPECT_EQ(c.desync_action, "tempfail");
+  EXPECT_EQ(c.ip_fragments, "drop");
+  EXPECT_EQ(c.undecodable, "drop");
+  EXPECT_EQ(c.end_of_data, "lenient");
+  ConfigFile g(replace(kGood, "workers = 2;", "workers = 2; desync_action = \"pass\"; ip_fragments = \"forward\";"
+                                              " undecodable = \"forward\"; end_of_data = \"strict\";"));
+  c = load_dataplane_config(g.path());
+  EXPECT_EQ(c.desync_action, "pass");
+  EXPECT_EQ(c.ip_fragments, "forward");
+  EXPECT_EQ(c.undecodable, "forward");
+  EXPECT_EQ(c.end_of_data, "strict");
+  EXPECT_EQ(error_of(replace(kGood, "workers = 2;", "workers = 2;\n  desync_action = \"ignore\";")),
+            "7: 'dataplane.desync_action' must be \"tempfail\" or \"reset\" or \"pass\", not \"ignore\"");
+  EXPECT_EQ(error_of(replace(kGood, "workers = 2;", "workers = 2;\n  ip_fragments = \"reassemble\";")),
+            "7: 'dataplane.ip_fragments' must be \"drop\" or \"forward\", not \"reassemble\"");
+}
+
 TEST(DataplaneConfig, BridgeErrors) {
   EXPECT_EQ(error_of(replace(kGood, "[\"outside\", \"inside\"]", "[\"outside\", \"dmz\"]")),
             "5: bridge names unknown port 'dmz'");
