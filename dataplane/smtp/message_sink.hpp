@@ -27,7 +27,21 @@ enum class Anomaly : uint8_t {
 };
 inline constexpr size_t kAnomalyCount = size_t(Anomaly::count_);
 const char* anomaly_name(Anomaly a);
+const char* anomaly_text(Anomaly a);
 
+// Why the engine's view of the dialogue may differ from the server's
+// (desync.def): the dataplane keeps the segment that caused it from the
+// server and answers by its desync policy. none while in sync.
+enum class Desync : uint8_t {
+  none,
+#define X(name, text) name,
+#include "desync.def"
+#undef X
+  count_
+};
+inline constexpr size_t kDesyncCount = size_t(Desync::count_);
+const char* desync_name(Desync d);  // "none" for Desync::none
+const char* desync_text(Desync d);
 
 enum class BodyVia : uint8_t { none, data, bdat };
 
@@ -43,7 +57,7 @@ struct Transaction {
   uint64_t body_bytes = 0;         // after dot-unstuffing
   bool complete = false;           // end of data seen
   bool gap = false;                // bytes missing inside the message
-  bool bare_lf_end = false;        // ended by <LF>.<CR><LF>: servers may disagree where (SMTP smuggling)
+  bool bare_lf_end = false;        // ended by a bare-LF variant of CRLF.CRLF: servers disagree where (SMTP smuggling)
   int final_reply = 0;             // reply code to end of data (0: none seen)
 };
 
@@ -58,6 +72,7 @@ struct SessionFacts {
   uint64_t commands = 0;
   uint32_t transactions = 0;
   std::array<uint32_t, kAnomalyCount> anomalies{};
+  Desync desync = Desync::none;    // the first reason the engine lost sync; parsing stopped there
 };
 
 // Receives what the engine finds. Called synchronously from feed calls.

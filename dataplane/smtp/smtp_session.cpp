@@ -40,9 +40,26 @@ const char* const kAnomalyNames[] = {
 #include "anomalies.def"
 #undef X
 };
+const char* const kAnomalyTexts[] = {
+#define X(name, text) text,
+#include "anomalies.def"
+#undef X
+};
+const char* const kDesyncNames[] = {
+    "none",
+#define X(name, text) #name,
+#include "desync.def"
+#undef X
+};
+const char* const kDesyncTexts[] = {
+    "in sync",
+#define X(name, text) text,
+#include "desync.def"
+#undef X
+};
 
-constexpr size_t kMaxDataWait = 64 * 1024;  // client bytes held between DATA and its reply
-constexpr size_t kMaxAwaiting = 16;         // ended messages waiting for a reply
+constexpr size_t kMaxHold = 64 * 1024;  // client bytes held until the reply that decides how to read them
+constexpr size_t kMaxAwaiting = 16;     // ended messages waiting for a reply
 constexpr size_t kMaxCapabilities = 64;
 
 bool iequals_prefix(std::string_view s, std::string_view prefix) {
@@ -57,6 +74,15 @@ std::string_view trim(std::string_view s) {
   while (!s.empty() && (s.back() == ' ' || s.back() == '\t' || s.back() == '\r')) s.remove_suffix(1);
   return s;
 }
+
+// The verb of a client line ends at the first space, tab or CR.
+std::string_view verb_of(std::string_view line) {
+  size_t e = 0;
+  while (e < line.size() && line[e] != ' ' && line[e] != '\t' && line[e] != '\r' && line[e] != '\n') ++e;
+  return line.substr(0, e);
+}
+
+bool is_verb(std::string_view verb, std::string_view v) { return verb.size() == v.size() && iequals_prefix(verb, v); }
 
 // "FROM:<a@b> SIZE=1" -> address "a@b", params "SIZE=1". Tolerates a space
 // after the colon and a missing pair of angle brackets.
@@ -83,19 +109,34 @@ void parse_path(std::string_view arg, std::string& addr, std::string& params) {
   }
 }
 
+bool has_capability(const SessionFacts& f, std::string_view kw) {
+  for (const auto& c : f.capabilities)
+    if (c == kw) return true;
+  return false;
+}
+
 }  // namespace
 
 const char* anomaly_name(Anomaly a) { return size_t(a) < kAnomalyCount ? kAnomalyNames[size_t(a)] : "?"; }
+const char* anomaly_text(Anomaly a) { return size_t(a) < kAnomalyCount ? kAnomalyTexts[size_t(a)] : "?"; }
+const char* desync_name(Desync d) { return size_t(d) < kDesyncCount ? kDesyncNames[size_t(d)] : "?"; }
+const char* desync_text(Desync d) { return size_t(d) < kDesyncCount ? kDesyncTexts[size_t(d)] : "?"; }
 
 SmtpSession::SmtpSession(MessageSink* sink, Limits limits) : sink_(sink), lim_(limits) {
   reset_transaction();
   push_pending(Cmd::greeting);
 }
 
+void SmtpSession::lose_sync(Desync d) {
+  if (facts_.desync == Desync::none) facts_.desync = d;
+  client_mode_ = ClientMode::stopped;
+}
+
 void SmtpSession::push_pending(Cmd c, uint32_t idx) {
   if (pending_.size() - pending_head_ >= lim_.max_pending) {
     anomaly(Anomaly::too_many_pending);
-    ++pending_head_;
+    lose_sync(Desync::too_many_pending);
+    return;
   }
   if (pending_head_ > 64 && pending_head_ * 2 > pending_.size()) {
     pending_.erase(pending_.begin(), pending_.begin() + long(pending_head_));
@@ -107,6 +148,14 @@ void SmtpSession::push_pending(Cmd c, uint32_t idx) {
 void SmtpSession::reset_transaction() {
   txn_ = Transaction{};
   txn_.seq = next_seq_++;
+  mail_ = MailState::none;
+  msg_open_ = false;
+}
+
+void SmtpSession::abandon_transaction() {
+  // A BDAT message the server dropped before its last chunk: reported, incomplete.
+  if (msg_open_ && sink_) sink_->on_transaction_done(facts_, txn_);
+  reset_transaction();
 }
 
 Transaction* SmtpSession::find_transaction(uint32_t seq) {
@@ -119,6 +168,7 @@ Transaction* SmtpSession::find_transaction(uint32_t seq) {
 void SmtpSession::begin_message(BodyVia via) {
   txn_.body_via = via;
   txn_.body_bytes = 0;
+  msg_open_ = true;
   dot_ = DotState::line_start;
   bare_lf_line_ = false;  // the body starts after "DATA\r\n" and its 354
   prev_byte_ = '\n';
@@ -127,14 +177,16 @@ void SmtpSession::begin_message(BodyVia via) {
 
 void SmtpSession::finish_message() {
   txn_.complete = true;
+  msg_open_ = false;
   ++facts_.transactions;
   if (sink_) sink_->on_message_end(facts_, txn_);
   if (awaiting_.size() >= kMaxAwaiting) {
+    lose_sync(Desync::too_many_unanswered);
     if (sink_) sink_->on_transaction_done(facts_, awaiting_.front());
     awaiting_.erase(awaiting_.begin());
   }
   awaiting_.push_back(std::move(txn_));
-  // The envelope stays for BDAT/DATA retries? No: a new MAIL starts over.
+  // The server closes the transaction at the end of data, whatever it answers.
   reset_transaction();
 }
 
@@ -173,20 +225,13 @@ void SmtpSession::on_client(std::span<const uint8_t> bytes) {
         }
         continue;
       }
-      case ClientMode::data_wait: {
-        size_t take = std::min(n, kMaxDataWait - data_wait_buf_.size());
-        data_wait_buf_.append(reinterpret_cast<const char*>(p), take);
-        p += take;
-        n -= take;
-        if (n) {  // a client that streams without waiting for 354: treat as data
-          release_data_wait(true);
-        }
-        continue;
-      }
+      case ClientMode::hold:
+        hold_bytes(p, n);
+        return;
       default:
         break;
     }
-    // Line modes: command, auth, tls_wait.
+    // Line modes: command, proxy_preamble.
     const uint8_t* nl = static_cast<const uint8_t*>(std::memchr(p, '\n', n));
     size_t chunk = nl ? size_t(nl - p) + 1 : n;
     if (!cline_overflow_) {
@@ -194,6 +239,11 @@ void SmtpSession::on_client(std::span<const uint8_t> bytes) {
         cline_overflow_ = true;
         anomaly(Anomaly::line_too_long);
         cline_.clear();
+        // The server may cut the line into commands the engine never sees.
+        if (client_mode_ == ClientMode::command) {
+          lose_sync(Desync::command_too_long);
+          return;
+        }
       } else {
         cline_.append(reinterpret_cast<const char*>(p), chunk);
       }
@@ -215,6 +265,116 @@ void SmtpSession::on_client(std::span<const uint8_t> bytes) {
   }
 }
 
+// ---- holding client bytes until the reply that decides how to read them ----
+
+void SmtpSession::start_hold(HoldFor why) {
+  client_mode_ = ClientMode::hold;
+  hold_for_ = why;
+  hold_.clear();
+  hold_line_ = 0;
+  sasl_owed_ = false;
+  hold_starttls_ = false;
+}
+
+void SmtpSession::hold_bytes(const uint8_t* p, size_t n) {
+  if (!n) return;
+  // RFC 3207: nothing may follow STARTTLS before its reply.
+  if (hold_for_ == HoldFor::starttls || hold_starttls_) {
+    lose_sync(Desync::starttls_pipelined);
+    return;
+  }
+  if (hold_.empty()) anomaly(Anomaly::held_for_reply);
+  if (hold_.size() + n > kMaxHold) {
+    lose_sync(Desync::hold_overflow);
+    return;
+  }
+  size_t from = hold_.size();
+  hold_.append(reinterpret_cast<const char*>(p), n);
+  // Check each line as it completes: the bytes are on their way to the
+  // server, so whatever could end a message there must stop here.
+  for (size_t i = from; i < hold_.size() && client_mode_ == ClientMode::hold; ++i) {
+    if (hold_[i] != '\n') continue;
+    if (sasl_owed_ && hold_line_ == 0) {  // the client's answer to a 334
+      sasl_owed_ = false;
+      take_sasl_line();
+      i = size_t(-1);  // the buffer moved: rescan from its start
+      continue;
+    }
+    check_held_line(hold_line_, i + 1);
+    hold_line_ = i + 1;
+  }
+  if (client_mode_ == ClientMode::hold && hold_starttls_ && hold_line_ < hold_.size())
+    lose_sync(Desync::starttls_pipelined);
+}
+
+// One complete held line [begin, end) (ending in LF).
+void SmtpSession::check_held_line(size_t begin, size_t end) {
+  std::string_view line(hold_.data() + begin, end - begin);
+  line.remove_suffix(1);  // LF
+  std::string_view content = line;
+  if (!content.empty() && content.back() == '\r') content.remove_suffix(1);
+  // A dot line ends a message if the server reads these bytes as data (any
+  // line-end variant; a bare CR as line end too, as some servers take it).
+  const bool dot_line = content == "." || (content.size() >= 2 && content.substr(content.size() - 2) == "\r.");
+  std::string_view verb = verb_of(content);
+  const bool bdat = is_verb(verb, "BDAT"), data = is_verb(verb, "DATA");
+  switch (hold_for_) {
+    case HoldFor::data:
+      if (dot_line || bdat) lose_sync(Desync::data_before_reply);
+      break;
+    case HoldFor::auth:
+      if (data || bdat) lose_sync(Desync::data_behind_auth);
+      else if (dot_line) lose_sync(Desync::data_before_reply);
+      break;
+    case HoldFor::helo:
+    case HoldFor::rset:
+      if (data || bdat) lose_sync(Desync::data_behind_helo);
+      else if (dot_line) lose_sync(Desync::data_before_reply);
+      break;
+    case HoldFor::starttls:
+      break;
+  }
+  if (client_mode_ != ClientMode::hold) return;
+  if (hold_for_ != HoldFor::data && is_verb(verb, "STARTTLS")) {
+    if (lim_.refuse_starttls) lose_sync(Desync::starttls_masked);
+    else hold_starttls_ = true;
+  }
+}
+
+// Drops the first held line, a SASL response: never kept, never parsed.
+bool SmtpSession::take_sasl_line() {
+  size_t nl = hold_.find('\n');
+  if (nl == std::string::npos) return false;
+  std::memset(hold_.data(), 0, nl + 1);
+  hold_.erase(0, nl + 1);
+  hold_line_ = 0;
+  return true;
+}
+
+// The held command's final reply came: the held bytes are read again, as
+// commands or message data, now that the server's choice is known.
+void SmtpSession::release_hold() {
+  std::string buf;
+  buf.swap(hold_);
+  hold_line_ = 0;
+  sasl_owed_ = false;
+  hold_starttls_ = false;
+  if (client_mode_ == ClientMode::hold) client_mode_ = ClientMode::command;
+  if (!buf.empty()) on_client({reinterpret_cast<const uint8_t*>(buf.data()), buf.size()});
+}
+
+// ---- message data ----
+
+void SmtpSession::end_of_data(Anomaly variant) {
+  anomaly(variant);
+  if (lim_.end_of_data == EndOfData::strict) {
+    // A strict server reads on, a lenient one ends here: only a desync is safe.
+    lose_sync(Desync::ambiguous_end_of_data);
+    return;
+  }
+  txn_.bare_lf_end = true;
+}
+
 void SmtpSession::feed_data(const uint8_t* p, size_t n, size_t& used) {
   size_t i = 0;
   size_t run = 0;  // start of bytes to emit unchanged
@@ -224,6 +384,13 @@ void SmtpSession::feed_data(const uint8_t* p, size_t n, size_t& used) {
   };
   // Whether the LF at |nl| ends a line without CR (the byte before it may be the previous call's last).
   auto bare_lf_at = [&](size_t nl) { return (nl ? p[nl - 1] : prev_byte_) != '\r'; };
+  auto finish = [&](size_t after) {
+    used = after;
+    client_mode_ = ClientMode::command;
+    dot_ = DotState::line_start;
+    push_pending(Cmd::data_end);
+    finish_message();
+  };
   while (i < n) {
     switch (dot_) {
       case DotState::in_line: {
@@ -258,9 +425,17 @@ void SmtpSession::feed_data(const uint8_t* p, size_t n, size_t& used) {
           ++i;
           run = i;
           dot_ = DotState::dot_cr;
+        } else if (p[i] == '\n') {
+          // <LF>.<LF> or <CR><LF>.<LF>: lenient servers end the message here.
+          end_of_data(bare_lf_line_ ? Anomaly::lf_dot_lf_end_of_data : Anomaly::crlf_dot_lf_end_of_data);
+          if (client_mode_ == ClientMode::stopped) {
+            used = n;
+            return;
+          }
+          finish(i + 1);
+          return;
         } else {
-          if (p[i] == '\n') bare_lf_line_ = true;
-          dot_ = p[i] == '\n' ? DotState::line_start : DotState::in_line;
+          dot_ = DotState::in_line;
           ++i;
         }
         break;
@@ -269,15 +444,13 @@ void SmtpSession::feed_data(const uint8_t* p, size_t n, size_t& used) {
           // <LF>.<CR><LF> ends the message here as lenient servers read it;
           // strict ones read on (SMTP smuggling): counted for the policy.
           if (bare_lf_line_) {
-            anomaly(Anomaly::bare_lf_end_of_data);
-            txn_.bare_lf_end = true;
+            end_of_data(Anomaly::bare_lf_end_of_data);
+            if (client_mode_ == ClientMode::stopped) {
+              used = n;
+              return;
+            }
           }
-          ++i;
-          used = i;
-          client_mode_ = ClientMode::command;
-          dot_ = DotState::line_start;
-          push_pending(Cmd::data_end);
-          finish_message();
+          finish(i + 1);
           return;
         }
         // ".\r" then something else: the CR belongs to the message.
@@ -293,36 +466,23 @@ void SmtpSession::feed_data(const uint8_t* p, size_t n, size_t& used) {
   used = n;
 }
 
-void SmtpSession::release_data_wait(bool accepted) {
-  std::string buf;
-  buf.swap(data_wait_buf_);
-  if (accepted) {
-    begin_message(BodyVia::data);
-    client_mode_ = ClientMode::data;
-  } else {
-    if (!buf.empty()) anomaly(Anomaly::data_without_354);
-    client_mode_ = ClientMode::command;
-  }
-  if (!buf.empty()) on_client({reinterpret_cast<const uint8_t*>(buf.data()), buf.size()});
-}
+// ---- client commands ----
 
 void SmtpSession::client_line(std::string_view line) {
   if (++facts_.commands > lim_.max_commands) {
     anomaly(Anomaly::command_limit);
-    client_mode_ = ClientMode::stopped;
-    return;
-  }
-  if (client_mode_ == ClientMode::auth) {
-    // A SASL response: never stored. "*" cancels; the reply ends the exchange.
+    lose_sync(Desync::command_limit);
     return;
   }
   if (client_mode_ == ClientMode::proxy_preamble) {
     if (line.empty()) client_mode_ = ClientMode::command;  // end of the CONNECT request headers
     return;
   }
-  std::string_view verb = line.substr(0, line.find(' '));
-  std::string_view arg = verb.size() < line.size() ? line.substr(verb.size() + 1) : std::string_view();
-  auto is = [&](std::string_view v) { return verb.size() == v.size() && iequals_prefix(verb, v); };
+  // Servers split a command at any run of whitespace (Postfix's tokenizer).
+  std::string_view verb = verb_of(line);
+  std::string_view raw_arg = line.substr(verb.size());  // with its separator
+  std::string_view arg = trim(raw_arg);
+  auto is = [&](std::string_view v) { return is_verb(verb, v); };
 
   if (facts_.commands == 1 && is("CONNECT") && line.find(" HTTP/") != std::string_view::npos) {
     // SMTP through an HTTP proxy tunnel: the request and the proxy's
@@ -333,20 +493,33 @@ void SmtpSession::client_line(std::string_view line) {
     return;
   }
   if (is("EHLO") || is("HELO")) {
-    facts_.helo.assign(trim(arg));
-    facts_.ehlo = is("EHLO");
-    reset_transaction();
-    push_pending(facts_.ehlo ? Cmd::ehlo : Cmd::helo);
+    // Applied when the server accepts it: a refused EHLO changes nothing.
+    // With a transaction open the reply decides whether it is reset, so
+    // what follows is held until then (RFC 2920: EHLO ends a group).
+    helo_arg_.assign(arg.substr(0, 255));
+    helo_is_ehlo_ = is("EHLO");
+    const bool resets = transaction_open();
+    push_pending(helo_is_ehlo_ ? Cmd::ehlo : Cmd::helo, resets);
+    if (resets && client_mode_ != ClientMode::stopped) start_hold(HoldFor::helo);
   } else if (is("MAIL") && iequals_prefix(arg, "FROM:")) {
+    if (transaction_open()) {
+      // RFC 5321 4.1.4: servers refuse a MAIL inside a transaction (503) and
+      // keep the envelope; one that accepts it is a desync at its reply.
+      anomaly(Anomaly::nested_mail);
+      ++nested_mail_pending_;
+      push_pending(Cmd::mail_nested);
+      return;
+    }
     reset_transaction();
     parse_path(arg.substr(5), txn_.mail_from, txn_.mail_params);
+    mail_ = MailState::pending;
     push_pending(Cmd::mail);
   } else if (is("RCPT") && iequals_prefix(arg, "TO:")) {
     std::string addr, params;
     parse_path(arg.substr(3), addr, params);
     if (txn_.rcpt_pending.size() >= lim_.max_recipients) {  // every RCPT sent in this transaction
       anomaly(Anomaly::too_many_recipients);
-      push_pending(Cmd::other);
+      push_pending(Cmd::rcpt_over_limit);
       return;
     }
     txn_.rcpt_pending.push_back(std::move(addr));
@@ -359,41 +532,37 @@ void SmtpSession::client_line(std::string_view line) {
       return;
     }
     push_pending(Cmd::data);
-    client_mode_ = ClientMode::data_wait;
+    if (client_mode_ != ClientMode::stopped) start_hold(HoldFor::data);
   } else if (is("BDAT")) {
-    std::string_view a = trim(arg);
-    std::string_view num = a.substr(0, a.find(' '));
-    bool last = a.size() > num.size() && iequals_prefix(trim(a.substr(num.size())), "LAST");
-    uint64_t size = 0;
-    bool ok = !num.empty() && num.size() <= 15;
-    for (char c : num) ok = ok && std::isdigit(static_cast<unsigned char>(c));
-    if (!ok) {
-      anomaly(Anomaly::bdat_bad_size);
-      push_pending(Cmd::other);
+    bdat_command(raw_arg);
+  } else if (is("RSET")) {
+    if (!arg.empty()) {
+      // RSET with arguments: Postfix and aiosmtpd refuse it (501) and keep
+      // the transaction; others may reset. The reply decides.
+      const bool resets = transaction_open();
+      push_pending(Cmd::rset_args, resets);
+      if (resets && client_mode_ != ClientMode::stopped) start_hold(HoldFor::rset);
       return;
     }
-    for (char c : num) size = size * 10 + uint64_t(c - '0');
-    if (txn_.body_via != BodyVia::bdat) {
-      if (silent_server()) assume_accepted();
-      begin_message(BodyVia::bdat);
-    }
-    push_pending(last ? Cmd::bdat_last : Cmd::bdat);
-    bdat_left_ = size;
-    bdat_last_ = last;
-    if (size) client_mode_ = ClientMode::bdat;
-    else if (last) finish_message();
-  } else if (is("RSET")) {
-    reset_transaction();
+    // A bare RSET always succeeds (RFC 5321 4.1.1.5): applied now, so what
+    // is pipelined after it reads as the server will; refused = desync.
+    abandon_transaction();
+    nested_mail_pending_ = 0;
     push_pending(Cmd::rset);
   } else if (is("STARTTLS")) {
+    if (lim_.refuse_starttls) {
+      lose_sync(Desync::starttls_masked);
+      return;
+    }
     push_pending(Cmd::starttls);
-    client_mode_ = ClientMode::tls_wait;
+    if (client_mode_ != ClientMode::stopped) start_hold(HoldFor::starttls);
   } else if (is("AUTH")) {
     std::string_view a = trim(arg);
-    facts_.auth_mechanism.assign(a.substr(0, a.find(' ')));
+    facts_.auth_mechanism.assign(a.substr(0, std::min(a.find(' '), size_t(32))));
     for (auto& c : facts_.auth_mechanism) c = char(std::toupper(static_cast<unsigned char>(c)));
     push_pending(Cmd::auth);
-    client_mode_ = ClientMode::auth;
+    // A client line is a SASL response only after the server's 334.
+    if (client_mode_ != ClientMode::stopped) start_hold(HoldFor::auth);
   } else if (is("QUIT")) {
     push_pending(Cmd::quit);
   } else if (is("NOOP") || is("VRFY") || is("EXPN") || is("HELP") || is("ETRN") || is("XCLIENT") || is("XFORWARD")) {
@@ -404,13 +573,63 @@ void SmtpSession::client_line(std::string_view line) {
   }
 }
 
+// BDAT: the chunk is framed by its size whatever the server answers, but
+// only on a server that does BDAT and only if it parses the command as the
+// engine does. Postfix hangs up (521) on a malformed BDAT; a server without
+// CHUNKING (aiosmtpd) reads the chunk as commands.
+void SmtpSession::bdat_command(std::string_view raw) {
+  if (!silent_server() && !has_capability(facts_, "CHUNKING")) {
+    lose_sync(Desync::bdat_unadvertised);
+    return;
+  }
+  std::string_view arg = trim(raw);
+  if (arg.empty() || !std::isdigit(static_cast<unsigned char>(arg[0]))) {
+    // No size at all: every server refuses it and reads no chunk.
+    anomaly(Anomaly::bdat_bad_size);
+    push_pending(Cmd::bdat_bad);
+    return;
+  }
+  // The canonical form: "BDAT" SP 1*15DIGIT [SP "LAST"], nothing else.
+  bool canonical = raw.size() >= 2 && raw[0] == ' ';
+  if (canonical) raw.remove_prefix(1);
+  std::string_view num = raw.substr(0, raw.find(' '));
+  std::string_view tail = num.size() < raw.size() ? raw.substr(num.size() + 1) : std::string_view();
+  canonical = canonical && !num.empty() && num.size() <= 15 &&
+              (tail.empty() || (tail.size() == 4 && iequals_prefix(tail, "LAST")));
+  for (char c : num) canonical = canonical && std::isdigit(static_cast<unsigned char>(c));
+  if (!canonical) {
+    lose_sync(Desync::bdat_ambiguous);
+    return;
+  }
+  if (nested_mail_pending_) {  // old or new envelope: only the reply knows
+    lose_sync(Desync::envelope_unknown);
+    return;
+  }
+  uint64_t size = 0;
+  for (char c : num) size = size * 10 + uint64_t(c - '0');
+  const bool last = !tail.empty();
+  if (!msg_open_) {
+    if (silent_server()) assume_accepted();
+    begin_message(BodyVia::bdat);
+  }
+  push_pending(last ? Cmd::bdat_last : Cmd::bdat);
+  if (client_mode_ == ClientMode::stopped) return;
+  bdat_left_ = size;
+  bdat_last_ = last;
+  if (size) client_mode_ = ClientMode::bdat;
+  else if (last) finish_message();
+}
+
 void SmtpSession::assume_accepted() {
   anomaly(Anomaly::server_silent);
   pending_head_ = pending_.size();  // no reply will come to match them
   txn_.mail_accepted = true;
+  mail_ = MailState::accepted;
   for (auto& r : txn_.rcpt_pending) txn_.rcpt_to.push_back(std::move(r));
   txn_.rcpt_pending.clear();
 }
+
+// ---- server replies ----
 
 void SmtpSession::on_server(std::span<const uint8_t> bytes) {
   if (client_mode_ == ClientMode::stopped) return;
@@ -425,6 +644,10 @@ void SmtpSession::on_server(std::span<const uint8_t> bytes) {
         sline_overflow_ = true;
         anomaly(Anomaly::line_too_long);
         sline_.clear();
+        if (!server_proxy_preamble_) {
+          lose_sync(Desync::reply_too_long);
+          return;
+        }
       } else {
         sline_.append(reinterpret_cast<const char*>(p), chunk);
       }
@@ -447,6 +670,7 @@ void SmtpSession::on_server(std::span<const uint8_t> bytes) {
                 (line.size() == 3 || line[3] == ' ' || line[3] == '-');
       if (!ok) {
         anomaly(Anomaly::bad_reply);
+        lose_sync(Desync::bad_reply);
       } else {
         int code = (line[0] - '0') * 100 + (line[1] - '0') * 10 + (line[2] - '0');
         bool last = line.size() == 3 || line[3] == ' ';
@@ -471,39 +695,91 @@ void SmtpSession::server_reply(int code, bool last, std::string_view text) {
 void SmtpSession::handle_reply(int code, std::string_view first) {
   if (pending_head_ >= pending_.size()) {
     anomaly(Anomaly::reply_without_command);
+    lose_sync(Desync::reply_without_command);
     return;
   }
   Pending front = pending_[pending_head_];
-  if (code == 334 && front.cmd == Cmd::auth) return;  // SASL continues
-  ++pending_head_;
   const bool ok = code >= 200 && code < 300;
+  if (front.cmd == Cmd::auth && code == 334) {  // SASL continues: the next client line is the response
+    if (client_mode_ == ClientMode::hold && hold_for_ == HoldFor::auth) {
+      if (hold_line_ > 0 || hold_.find('\n') != std::string::npos) take_sasl_line();
+      else sasl_owed_ = true;
+      // Lines after the response were held already: check them again as
+      // commands (the response is gone from the front).
+      size_t from = 0;
+      hold_line_ = 0;
+      for (size_t i = 0; i < hold_.size() && client_mode_ == ClientMode::hold; ++i) {
+        if (hold_[i] != '\n') continue;
+        check_held_line(from, i + 1);
+        from = hold_line_ = i + 1;
+      }
+    }
+    return;
+  }
+  ++pending_head_;
   switch (front.cmd) {
     case Cmd::greeting:
       facts_.greeting.assign(first.substr(0, 256));
       break;
+    case Cmd::helo:
     case Cmd::ehlo:
       if (ok) {
-        facts_.capabilities.clear();
-        for (auto& l : ehlo_lines_) {
-          std::string kw(l.substr(0, l.find(' ')));
-          for (auto& c : kw) c = char(std::toupper(static_cast<unsigned char>(c)));
-          facts_.capabilities.push_back(std::move(kw));
+        facts_.helo = helo_arg_;
+        facts_.ehlo = front.cmd == Cmd::ehlo;
+        if (facts_.ehlo) {
+          facts_.capabilities.clear();
+          for (auto& l : ehlo_lines_) {
+            std::string kw(l.substr(0, l.find(' ')));
+            for (auto& c : kw) c = char(std::toupper(static_cast<unsigned char>(c)));
+            facts_.capabilities.push_back(std::move(kw));
+          }
+        }
+        // RFC 5321 4.1.4: an accepted EHLO/HELO aborts the open transaction
+        // (one sent with none open was not held: what followed it is newer).
+        if (front.rcpt_index) {
+          abandon_transaction();
+          nested_mail_pending_ = 0;
         }
       }
+      if (client_mode_ == ClientMode::hold && hold_for_ == HoldFor::helo) release_hold();
       break;
     case Cmd::mail:
       if (Transaction* t = find_transaction(front.txn_seq)) t->mail_accepted = ok;
+      if (front.txn_seq == txn_.seq) mail_ = ok ? MailState::accepted : MailState::refused;
+      break;
+    case Cmd::mail_nested:
+      if (nested_mail_pending_) --nested_mail_pending_;
+      if (ok) lose_sync(Desync::nested_mail_accepted);
       break;
     case Cmd::rcpt:
       // With PIPELINING (and BDAT) the message may have ended before its
       // RCPT replies arrive: the reply goes to the command's transaction.
       if (Transaction* t = find_transaction(front.txn_seq); t && front.rcpt_index < t->rcpt_pending.size()) {
+        if (ok && !t->mail_accepted) {  // the server has a transaction the engine does not
+          lose_sync(Desync::unexpected_reply);
+          break;
+        }
         auto& addr = t->rcpt_pending[front.rcpt_index];
         (ok ? t->rcpt_to : t->rcpt_refused).push_back(std::move(addr));
       }
       break;
+    case Cmd::rcpt_over_limit:
+      if (ok) lose_sync(Desync::recipient_limit);
+      break;
     case Cmd::data:
-      if (client_mode_ == ClientMode::data_wait) release_data_wait(code == 354);
+      if (client_mode_ == ClientMode::hold && hold_for_ == HoldFor::data) {
+        if (code == 354) {
+          if (!txn_.mail_accepted || txn_.rcpt_to.empty()) {  // data for an envelope the engine does not know
+            lose_sync(Desync::unexpected_reply);
+            break;
+          }
+          begin_message(BodyVia::data);
+          client_mode_ = ClientMode::data;
+        } else if (!hold_.empty()) {
+          anomaly(Anomaly::data_without_354);
+        }
+        release_hold();
+      }
       break;
     case Cmd::data_end:
     case Cmd::bdat_last:
@@ -512,19 +788,27 @@ void SmtpSession::handle_reply(int code, std::string_view first) {
         end_transaction();
       }
       break;
-    case Cmd::bdat:
+    case Cmd::rset:
+      if (!ok) lose_sync(Desync::unexpected_reply);
+      break;
+    case Cmd::rset_args:
+      if (ok && front.rcpt_index) {
+        abandon_transaction();
+        nested_mail_pending_ = 0;
+      }
+      if (client_mode_ == ClientMode::hold && hold_for_ == HoldFor::rset) release_hold();
       break;
     case Cmd::starttls:
       if (code == 220) {
         facts_.tls = true;
         client_mode_ = ClientMode::stopped;
-      } else if (client_mode_ == ClientMode::tls_wait) {
-        client_mode_ = ClientMode::command;
+      } else if (client_mode_ == ClientMode::hold && hold_for_ == HoldFor::starttls) {
+        release_hold();
       }
       break;
     case Cmd::auth:
       facts_.auth_success = code == 235;
-      if (client_mode_ == ClientMode::auth) client_mode_ = ClientMode::command;
+      if (client_mode_ == ClientMode::hold && hold_for_ == HoldFor::auth) release_hold();
       break;
     default:
       break;
@@ -554,12 +838,17 @@ void SmtpSession::on_gap(bool client, uint64_t len) {
 }
 
 void SmtpSession::on_close() {
-  if (client_mode_ == ClientMode::data || client_mode_ == ClientMode::bdat) {
+  if (msg_open_) {
     // Data without its end: report what was seen, never as complete.
+    msg_open_ = false;
     awaiting_.push_back(std::move(txn_));
     reset_transaction();
   }
   while (!awaiting_.empty()) end_transaction();
+  if (!hold_.empty()) {
+    std::memset(hold_.data(), 0, hold_.size());  // may hold SASL
+    hold_.clear();
+  }
   client_mode_ = ClientMode::stopped;
 }
 

@@ -1,19 +1,36 @@
 // The SMTP protocol engine: both directions of one session, fed in order
 // (the TCP engine delivers contiguous bytes), push-style and incremental.
+// It models the receiver: a client byte means what the server will take it
+// to mean, and a command's effect applies when the server's reply says so.
 //
-//   client bytes --> command parser ----+----> pending-command queue (PIPELINING)
-//                        |  DATA + 354   |                 ^
-//                        v               |                 | replies matched in order
-//                   data mode (dot-unstuffing) -> MessageSink::on_body
-//                        |  "."            |
-//                        v                 v
-//                   on_body_end  ...  final reply -> on_transaction_done
-//   server bytes --> reply parser (multi-line) --------------+
+//   client bytes --> command parser ------------> pending-command queue (PIPELINING)
+//        |   DATA / AUTH / EHLO / HELO / STARTTLS      |          ^
+//        v   (the reply decides how to read on)        |          | replies matched in order
+//   hold buffer (bounded; lines that could end a       |          |
+//        |   message are a desync at once)             |          |
+//        |   354 -> data mode, 334 -> one SASL line,   |          |
+//        |   other replies -> replayed as commands     |          |
+//        v                                             v          |
+//   data mode (dot-unstuffing) -> MessageSink::on_body            |
+//        |  CRLF.CRLF (+ lenient variants)                        |
+//        v                                                        |
+//   on_message_end  ...  final reply -> on_transaction_done       |
+//   server bytes --> reply parser (multi-line) -------------------+
 //
 // BDAT n: the next n client bytes are message data whatever the server
-// answers (RFC 3030); BDAT ... LAST ends the message. After STARTTLS and
-// its 220 the session is encrypted: nothing more is parsed. AUTH: the
-// mechanism is recorded; SASL lines are skipped and never stored.
+// answers (RFC 3030), if the server advertised CHUNKING and the command is
+// one every server parses alike; BDAT ... LAST ends the message. MAIL,
+// RCPT, EHLO/HELO and RSET change the envelope by their replies: a nested
+// MAIL is expected to be refused (a MAIL accepted there is a desync), an
+// EHLO/HELO resets the transaction only when accepted, a refused RCPT is
+// refused. After STARTTLS and its 220 the session is encrypted: nothing
+// more is parsed. AUTH: the mechanism is recorded; a client line is a SASL
+// response only after the server's 334, and is never stored.
+//
+// Desync (desync.def): where the engine cannot know what the server reads,
+// it says why (desync(), sticky) while it processes the bytes that caused
+// it, and stops parsing; the caller keeps that segment from the server.
+// Anomalies (anomalies.def) are counted and never stop anything.
 //
 // Thread-safety: one instance per session, used by one thread.
 #pragma once
@@ -29,6 +46,12 @@
 
 namespace sekisho::smtp {
 
+// Which end-of-data sequences end a message. lenient: CRLF.CRLF and the
+// bare-LF variants (LF.LF, CRLF.LF, LF.CRLF) as Postfix (before 3.9) and
+// other lenient servers read them, each counted and marked bare_lf_end;
+// strict: only CRLF.CRLF, and a variant is a desync (ambiguous_end_of_data).
+enum class EndOfData : uint8_t { strict, lenient };
+
 struct Limits {
   size_t max_line = 4096;          // RFC 5321: 512 for commands, 1000 for text; be lenient
   size_t max_pending = 1100;       // pipelined commands awaiting replies (> max_recipients)
@@ -38,6 +61,10 @@ struct Limits {
   // the client starts a message, its replies are assumed positive (counted
   // as server_silent). Never inline: there the server is always seen.
   bool assume_silent_server_accepts = false;
+  // The port masks STARTTLS in the server's EHLO reply: a client STARTTLS
+  // is a desync (starttls_masked) before the server sees it.
+  bool refuse_starttls = false;
+  EndOfData end_of_data = EndOfData::lenient;
 };
 
 class SmtpSession {
@@ -54,24 +81,36 @@ class SmtpSession {
   void on_close();
 
   const SessionFacts& facts() const { return facts_; }
+  // The first reason the engine's view may differ from the server's;
+  // Desync::none while in sync. Set while on_client/on_server processes the
+  // bytes that cause it; parsing stops there.
+  Desync desync() const { return facts_.desync; }
   const Transaction& transaction() const { return txn_; }
   // The message that ended last and still waits for its reply, if any.
   const Transaction* last_ended() const { return awaiting_.empty() ? nullptr : &awaiting_.back(); }
   bool encrypted() const { return facts_.tls; }
-  bool in_data() const { return client_mode_ == ClientMode::data || client_mode_ == ClientMode::bdat; }
+  bool in_data() const { return msg_open_; }
 
  private:
-  enum class ClientMode : uint8_t { command, data_wait, data, bdat, auth, tls_wait, stopped, proxy_preamble };
-  enum class Cmd : uint8_t { greeting, helo, ehlo, mail, rcpt, data, data_end, bdat, bdat_last, rset, starttls, auth, quit, other };
+  enum class ClientMode : uint8_t { command, hold, data, bdat, stopped, proxy_preamble };
+  // The command whose reply decides how the held client bytes are read.
+  enum class HoldFor : uint8_t { data, auth, starttls, helo, rset };
+  enum class MailState : uint8_t { none, pending, accepted, refused };
+  enum class Cmd : uint8_t {
+    greeting, helo, ehlo, mail, mail_nested, rcpt, rcpt_over_limit, data, data_end,
+    bdat, bdat_last, bdat_bad, rset, rset_args, starttls, auth, quit, other
+  };
   struct Pending {
     Cmd cmd;
-    uint32_t rcpt_index;  // for rcpt: index into the transaction's rcpt_pending
+    uint32_t rcpt_index;  // rcpt: index into the transaction's rcpt_pending; ehlo/helo/rset_args: 1 if sent with a transaction open
     uint32_t txn_seq;     // the transaction the command belongs to
   };
   Transaction* find_transaction(uint32_t seq);
 
   void anomaly(Anomaly a) { ++facts_.anomalies[size_t(a)]; }
+  void lose_sync(Desync d);
   void client_line(std::string_view line);
+  void bdat_command(std::string_view arg);
   void server_reply(int code, bool last, std::string_view text);
   void handle_reply(int code, std::string_view first_line);
   void push_pending(Cmd c, uint32_t idx = 0);
@@ -79,13 +118,26 @@ class SmtpSession {
   void finish_message();
   void end_transaction();
   void reset_transaction();
+  void abandon_transaction();
+  // The server has (or, by a pending reply, may have) a transaction open.
+  bool transaction_open() const {
+    return mail_ == MailState::pending || mail_ == MailState::accepted || nested_mail_pending_ || msg_open_;
+  }  // the server dropped the open transaction (RSET, EHLO)
+  void end_of_data(Anomaly variant);
   void feed_data(const uint8_t* p, size_t n, size_t& used);
-  void release_data_wait(bool accepted);
+  void start_hold(HoldFor why);
+  void hold_bytes(const uint8_t* p, size_t n);
+  void check_held_line(size_t begin, size_t end);
+  bool take_sasl_line();
+  void release_hold();
 
   MessageSink* sink_;
   Limits lim_;
   SessionFacts facts_;
   Transaction txn_;                // the transaction being built by the client
+  MailState mail_ = MailState::none;  // txn_'s MAIL, by the server's reply
+  uint32_t nested_mail_pending_ = 0;  // MAILs sent inside a transaction, reply not seen
+  bool msg_open_ = false;          // txn_ has begun a message that has not ended
   std::vector<Transaction> awaiting_;  // ended messages waiting for their final reply (FIFO)
   ClientMode client_mode_ = ClientMode::command;
   std::vector<Pending> pending_;   // ring-like queue, front = oldest
@@ -94,7 +146,16 @@ class SmtpSession {
   bool cline_overflow_ = false, sline_overflow_ = false;
   std::string reply_text_;         // first line of the reply being assembled
   std::vector<std::string> ehlo_lines_;
-  std::string data_wait_buf_;      // client bytes after DATA before its reply (bounded)
+  // Client bytes after a command whose reply decides how they are read
+  // (bounded): DATA (354: message data), AUTH (334: one SASL line),
+  // EHLO/HELO and RSET with arguments (reset or not), STARTTLS (none allowed).
+  std::string hold_;
+  HoldFor hold_for_ = HoldFor::data;
+  size_t hold_line_ = 0;           // start of the first line of hold_ not yet checked
+  bool sasl_owed_ = false;         // the server sent 334: the next held line is SASL
+  bool hold_starttls_ = false;     // a held STARTTLS line: no byte may follow it
+  std::string helo_arg_;           // the held EHLO/HELO's argument, applied on 250
+  bool helo_is_ehlo_ = false;
   // dot-unstuffing state machine
   enum class DotState : uint8_t { line_start, in_line, dot, dot_cr };
   DotState dot_ = DotState::line_start;

@@ -152,17 +152,40 @@ TEST(SmtpSession, DataRefusedTurnsBufferedBytesBackIntoCommands) {
   EXPECT_EQ(s.facts().anomalies[size_t(Anomaly::reply_without_command)], 0u) << "QUIT was seen as a command";
 }
 
+// A command line over the limit is counted, and it is a desync: the server
+// may cut it into commands the engine never saw (issue 14). A reply line
+// over the limit likewise. Message data has no line limit.
 TEST(SmtpSession, LongLinesAreBoundedAndCounted) {
-  RecordingSink sink;
   Limits lim;
   lim.max_line = 100;
-  SmtpSession s(&sink, lim);
-  s.on_server(bytes("220 x\r\n"));
-  s.on_client(bytes(std::string(10000, 'A')));
-  s.on_client(bytes("\r\nMAIL FROM:<a@b>\r\n"));
-  s.on_server(bytes("500 too long\r\n250 ok\r\n"));
-  EXPECT_EQ(s.facts().anomalies[size_t(Anomaly::line_too_long)], 1u);
-  EXPECT_EQ(s.transaction().mail_from, "a@b");
+  {
+    RecordingSink sink;
+    SmtpSession s(&sink, lim);
+    s.on_server(bytes("220 x\r\n"));
+    s.on_client(bytes(std::string(10000, 'A')));
+    EXPECT_EQ(s.desync(), Desync::command_too_long);
+    s.on_client(bytes("\r\nMAIL FROM:<a@b>\r\n"));
+    s.on_server(bytes("500 too long\r\n250 ok\r\n"));
+    EXPECT_EQ(s.facts().anomalies[size_t(Anomaly::line_too_long)], 1u);
+    EXPECT_EQ(s.transaction().mail_from, "") << "nothing parsed after the desync";
+    EXPECT_EQ(s.facts().desync, Desync::command_too_long);
+  }
+  {
+    RecordingSink sink;
+    SmtpSession s(&sink, lim);
+    s.on_server(bytes("220 " + std::string(200, 'x') + "\r\n"));
+    EXPECT_EQ(s.desync(), Desync::reply_too_long);
+  }
+  {
+    RecordingSink sink;
+    SmtpSession s(&sink, lim);
+    play(s, {{'S', "220 x\r\n"}, {'C', "MAIL FROM:<a@b>\r\nRCPT TO:<c@d>\r\nDATA\r\n"},
+             {'S', "250 ok\r\n250 ok\r\n354 go\r\n"}, {'C', std::string(10000, 'A') + "\r\n.\r\n"},
+             {'S', "250 ok\r\n"}});
+    EXPECT_EQ(s.desync(), Desync::none);
+    ASSERT_EQ(sink.done.size(), 1u);
+    EXPECT_EQ(sink.done[0].txn.body_bytes, 10002u);
+  }
 }
 
 TEST(SmtpSession, UnterminatedDataReportedIncompleteOnClose) {
