@@ -123,29 +123,207 @@ bool is_archive_name(std::string_view lname) {
   return false;
 }
 
-struct ArchiveScan {
-  const AttachmentLimits& limits;
+// Filters registered only when libarchive has them built in: without the
+// library it runs an external program (fork and exec on a worker).
+void add_filters(archive* a) {
+  if (archive_zlib_version()) archive_read_support_filter_gzip(a);
+  if (archive_bzlib_version()) archive_read_support_filter_bzip2(a);
+  if (archive_liblzma_version()) {
+    archive_read_support_filter_xz(a);
+    archive_read_support_filter_lzma(a);
+    archive_read_support_filter_lzip(a);
+  }
+  if (archive_libzstd_version()) archive_read_support_filter_zstd(a);
+  if (archive_liblz4_version()) archive_read_support_filter_lz4(a);
+  archive_read_support_filter_compress(a);
+}
+
+// The formats mail carries. Not mtree (it reads files named in it), xar
+// (an XML table of contents), warc or raw. ZIP by its central directory:
+// skipping an entry is then a seek, never an inflate.
+void add_formats(archive* a) {
+  archive_read_support_format_zip_seekable(a);
+  archive_read_support_format_7zip(a);
+  archive_read_support_format_rar(a);
+  archive_read_support_format_rar5(a);
+  archive_read_support_format_tar(a);
+  archive_read_support_format_cab(a);
+  archive_read_support_format_lha(a);
+}
+
+constexpr size_t kBlock = 64 << 10;  // what one libarchive data call may produce
+
+// One attachment's walk through its archive levels, charging every
+// libarchive call to the attachment's, the message's and the worker's
+// budgets. A spent budget halts the walk; depth only skips the level.
+struct ArchiveWalk {
+  ArchiveWalk(const AttachmentLimits& l, AttachmentFacts& facts, MessageUnpackBudget& m, WorkerUnpackBudget& w, uint64_t size)
+      : lim(l), f(facts), msg(m), worker(w), attachment_bytes(size) {}
+  const AttachmentLimits& lim;
   AttachmentFacts& f;
-  std::vector<uint8_t> buf;
+  MessageUnpackBudget& msg;
+  WorkerUnpackBudget& worker;
+  uint64_t attachment_bytes;
+  std::chrono::steady_clock::time_point t0 = std::chrono::steady_clock::now();
+  std::chrono::nanoseconds elapsed0 = msg.elapsed;
+  bool halted = false;
+  uint64_t declared = 0;  // entry sizes as the archives declare them, every level
+  std::vector<uint8_t> block = std::vector<uint8_t>(kBlock);
+  // One buffer per depth, reused: a fresh 8 MiB per entry costs its page faults again.
+  std::vector<std::vector<uint8_t>> nested_bufs = std::vector<std::vector<uint8_t>>(lim.max_archive_depth + 1);
+
+  void note(BudgetReason r) { f.budget_exceeded |= 1u << unsigned(r); }
+  bool halt(BudgetReason r) {
+    note(r);
+    halted = true;
+    return false;
+  }
+
+  // Before any work: the message or the worker may have nothing left.
+  bool can_start() {
+    if (msg.unpacked_bytes >= lim.message_unpacked_bytes) return halt(BudgetReason::message_bytes);
+    if (msg.steps >= lim.message_steps) return halt(BudgetReason::steps);
+    if (msg.elapsed >= std::chrono::microseconds(lim.message_time_us)) return halt(BudgetReason::time);
+    if (!worker.take(0, lim, t0)) return halt(BudgetReason::worker);
+    return true;
+  }
+
+  // One libarchive call that produced n unpacked bytes; false once a budget is spent.
+  bool charge(uint64_t n) {
+    if (halted) return false;
+    ++f.unpack_steps;
+    ++msg.steps;
+    f.unpacked_bytes += n;
+    msg.unpacked_bytes += n;
+    auto now = std::chrono::steady_clock::now();
+    msg.elapsed = elapsed0 + (now - t0);
+    if (f.unpacked_bytes > lim.ratio_floor && f.unpacked_bytes / std::max<uint64_t>(attachment_bytes, 1) >= lim.max_ratio)
+      return halt(BudgetReason::ratio);
+    if (f.unpacked_bytes > lim.max_unpacked_bytes) return halt(BudgetReason::bytes);
+    if (msg.unpacked_bytes > lim.message_unpacked_bytes) return halt(BudgetReason::message_bytes);
+    if (msg.steps > lim.message_steps) return halt(BudgetReason::steps);
+    if (msg.elapsed > std::chrono::microseconds(lim.message_time_us)) return halt(BudgetReason::time);
+    if (!worker.take(n, lim, now)) return halt(BudgetReason::worker);
+    return true;
+  }
+
+  // A compressed stream's bytes handed to the archive reader in blocks: a
+  // reader call that wants more than the budgets allow (a skip over a
+  // 1 GiB entry is one call) gets a read error instead.
+  struct Inflated {
+    ArchiveWalk* walk;
+    archive* raw;  // raw format + filters over the compressed bytes
+  };
+  static la_ssize_t inflated_read(archive*, void* ud, const void** out) {
+    auto* s = static_cast<Inflated*>(ud);
+    ArchiveWalk& w = *s->walk;
+    if (w.halted) return -1;
+    la_ssize_t got = archive_read_data(s->raw, w.block.data(), w.block.size());
+    if (got < 0) return -1;
+    if (!w.charge(uint64_t(got))) return -1;
+    *out = w.block.data();
+    return got;
+  }
+
+  // The entry's data read in blocks, charged; into `keep` (if not null)
+  // while it fits max_archive_bytes. False on a read error or a spent budget.
+  bool read_entry(archive* a, bool charged_by_callback, std::vector<uint8_t>* keep) {
+    uint8_t scratch[16 << 10];
+    size_t kept = 0;
+    for (;;) {
+      uint8_t* to = scratch;
+      size_t room = sizeof scratch;
+      if (keep) {
+        if (keep->size() < kept + kBlock) keep->resize(std::min(kept + kBlock, lim.max_archive_bytes + 1));
+        to = keep->data() + kept;
+        room = keep->size() - kept;
+      }
+      la_ssize_t got = archive_read_data(a, to, room);
+      if (got < 0 || !charge(charged_by_callback ? 0 : uint64_t(got))) {
+        if (keep) keep->clear();
+        return false;
+      }
+      if (got == 0) break;
+      if (keep && (kept += size_t(got)) > lim.max_archive_bytes) {  // too big to list: read on, keep nothing
+        keep->clear();
+        keep = nullptr;
+      }
+    }
+    if (keep) keep->resize(kept);
+    return true;
+  }
 
   void run(const uint8_t* p, size_t n, uint32_t depth) {
+    if (halted) return;
     if (n >= 8 && std::memcmp(p, kOle2Magic, 8) == 0) {  // a nested Office document
       if (has(p, n, kVbaProject16, sizeof kVbaProject16 - 1)) f.macros = true;
       if (has(p, n, kEncryptedPackage16, sizeof kEncryptedPackage16 - 1)) f.encrypted = true;
       return;
     }
-    archive* a = archive_read_new();
-    if (!a) return;
-    archive_read_support_format_all(a);
-    archive_read_support_filter_all(a);
-    if (archive_read_open_memory(a, p, n) != ARCHIVE_OK) {
-      archive_read_free(a);
+    // Compressed? The raw format with the filters tells (bidding reads a few bytes of each layer).
+    archive* raw = archive_read_new();
+    if (!raw) return;
+    add_filters(raw);
+    archive_read_support_format_raw(raw);
+    archive_entry* e = nullptr;
+    bool compressed = archive_read_open_memory(raw, p, n) == ARCHIVE_OK && archive_filter_count(raw) > 1;
+    if (compressed && uint32_t(archive_filter_count(raw) - 1) > lim.max_filters) {
+      note(BudgetReason::depth);
+      archive_read_free(raw);
       return;
     }
-    archive_entry* e = nullptr;
-    int r;
-    while ((r = archive_read_next_header(a, &e)) == ARCHIVE_OK || r == ARCHIVE_WARN) {
-      if (++f.archive_entries > limits.max_archive_entries) break;
+    if (!compressed || archive_read_next_header(raw, &e) != ARCHIVE_OK) {
+      archive_read_free(raw);
+      raw = nullptr;
+      compressed = false;
+    }
+    if (!charge(0)) {
+      if (raw) archive_read_free(raw);
+      return;
+    }
+    Inflated src{this, raw};
+    bool zip_streaming = false;
+    archive* a = nullptr;
+    for (;;) {
+      a = archive_read_new();
+      if (!a) break;
+      int r;
+      if (compressed) {  // a .tar.gz and the like: tar and cpio over the callback
+        archive_read_support_format_tar(a);
+        archive_read_support_format_cpio(a);
+        r = archive_read_open2(a, &src, nullptr, inflated_read, nullptr, nullptr);
+      } else if (zip_streaming) {  // a ZIP without a usable central directory: by its local headers
+        archive_read_support_format_zip_streamable(a);
+        r = archive_read_open_memory(a, p, n);
+      } else {
+        add_formats(a);
+        r = archive_read_open_memory(a, p, n);
+      }
+      if (r == ARCHIVE_OK) break;
+      archive_read_free(a);
+      a = nullptr;
+      if (compressed || zip_streaming || halted || n < 4 || std::memcmp(p, "PK\3\4", 4) != 0) break;
+      zip_streaming = true;
+    }
+    if (!a) {
+      if (raw) archive_read_free(raw);
+      return;
+    }
+    // Skipping is free only where it is a move through bytes already here:
+    // ZIP by its central directory, uncompressed tar. Elsewhere (7z and RAR
+    // solid blocks, LHA, CAB, a stream) skipping unpacks, so the walk reads.
+    int r = ARCHIVE_OK;
+    while (!halted) {
+      r = archive_read_next_header(a, &e);
+      if (!charge(0)) break;
+      if (r != ARCHIVE_OK && r != ARCHIVE_WARN) break;
+      int fmt = archive_format(a) & ARCHIVE_FORMAT_BASE_MASK;
+      bool free_skip = !compressed && ((fmt == ARCHIVE_FORMAT_ZIP && !zip_streaming) || fmt == ARCHIVE_FORMAT_TAR);
+      if (f.archive_entries >= lim.max_archive_entries) {
+        halt(BudgetReason::entries);
+        break;
+      }
+      ++f.archive_entries;
       const char* nm = archive_entry_pathname_utf8(e);
       if (!nm) nm = archive_entry_pathname(e);
       std::string name = nm ? nm : "";
@@ -154,23 +332,39 @@ struct ArchiveScan {
       f.executable |= exe, f.double_extension |= dbl, f.rtlo |= rtl;
       if (archive_entry_is_encrypted(e)) {
         f.encrypted = true;
-        continue;
+        if (free_skip) continue;
+        break;  // its data cannot be read, and skipping it would unpack
       }
-      std::string base = lower(name.substr(name.rfind('/') == std::string::npos ? 0 : name.rfind('/') + 1));
-      if (base == "vbaproject.bin") f.macros = true;
-      if (depth + 1 <= limits.max_archive_depth && is_archive_name(base) && archive_entry_size_is_set(e) &&
-          size_t(archive_entry_size(e)) <= limits.max_archive_bytes) {
-        std::vector<uint8_t> inner(size_t(archive_entry_size(e)));
-        la_ssize_t got = archive_read_data(a, inner.data(), inner.size());
-        if (got > 0) run(inner.data(), size_t(got), depth + 1);
+      // What the entries say they hold counts for the ratio too: a bomb
+      // for whatever unpacks it next, even where this walk skips it.
+      if (archive_entry_size_is_set(e) && archive_entry_size(e) > 0) declared += uint64_t(archive_entry_size(e));
+      if (declared > lim.ratio_floor && declared / std::max<uint64_t>(attachment_bytes, 1) >= lim.max_ratio)
+        note(BudgetReason::ratio);
+      std::string base_name = lower(name.substr(name.rfind('/') == std::string::npos ? 0 : name.rfind('/') + 1));
+      if (base_name == "vbaproject.bin") f.macros = true;
+      bool nested = is_archive_name(base_name) &&
+                    !(archive_entry_size_is_set(e) && uint64_t(archive_entry_size(e)) > lim.max_archive_bytes);
+      if (nested && depth + 1 > lim.max_archive_depth) {
+        note(BudgetReason::depth);
+        nested = false;
+      }
+      if (nested) {
+        std::vector<uint8_t>& inner = nested_bufs[depth];
+        inner.clear();
+        if (archive_entry_size_is_set(e)) inner.reserve(size_t(archive_entry_size(e)) + 1);  // + 1: the read that sees the end
+        if (!read_entry(a, compressed, &inner)) break;
+        if (!inner.empty()) run(inner.data(), inner.size(), depth + 1);
+      } else if (!free_skip) {
+        if (!read_entry(a, compressed, nullptr)) break;
       }
     }
-    if (r == ARCHIVE_FATAL) {
+    if (r == ARCHIVE_FATAL && !halted) {
       const char* err = archive_error_string(a);
       if (err && (std::strstr(err, "ncrypt") || std::strstr(err, "assword"))) f.encrypted = true;
     }
     if (archive_read_has_encrypted_entries(a) > 0) f.encrypted = true;
     archive_read_free(a);
+    if (raw) archive_read_free(raw);
   }
 };
 
@@ -207,7 +401,38 @@ void classify_name(std::string_view name, bool& executable, bool& double_extensi
     if (ext2 == d) double_extension = true;
 }
 
-AttachmentAnalyzer::AttachmentAnalyzer(const AttachmentLimits& limits) : limits_(limits), sha_(EVP_MD_CTX_new()) {}
+const char* budget_reason_name(BudgetReason r) {
+  static const char* const kNames[kBudgetReasonCount] = {"depth", "entries", "ratio", "bytes",
+                                                         "message_bytes", "steps", "time", "worker"};
+  return unsigned(r) < kBudgetReasonCount ? kNames[unsigned(r)] : "?";
+}
+
+WorkerUnpackBudget& WorkerUnpackBudget::for_this_thread() {
+  thread_local WorkerUnpackBudget b;
+  return b;
+}
+
+bool WorkerUnpackBudget::take(uint64_t n, const AttachmentLimits& lim, std::chrono::steady_clock::time_point now) {
+  double burst = double(lim.worker_unpacked_burst);
+  if (!started_) {
+    started_ = true;
+    tokens_ = burst;
+  } else if (now > last_) {
+    tokens_ = std::min(burst, tokens_ + double(lim.worker_unpacked_per_sec) * std::chrono::duration<double>(now - last_).count());
+  }
+  last_ = std::max(last_, now);
+  if (tokens_ <= 0) return false;
+  tokens_ -= double(n);
+  spent_ += n;
+  return true;
+}
+
+AttachmentAnalyzer::AttachmentAnalyzer(const AttachmentLimits& limits, MessageUnpackBudget* message,
+                                       WorkerUnpackBudget* worker)
+    : limits_(limits),
+      message_(message ? message : &own_message_),
+      worker_(worker ? worker : &WorkerUnpackBudget::for_this_thread()),
+      sha_(EVP_MD_CTX_new()) {}
 
 AttachmentAnalyzer::~AttachmentAnalyzer() { EVP_MD_CTX_free(sha_); }
 
@@ -314,8 +539,8 @@ AttachmentFacts AttachmentAnalyzer::finish() {
   f_.rtlo = rtl;
   if (ole_encrypted_package_) f_.encrypted = true;  // a password-protected OOXML file is an OLE2 "EncryptedPackage"
   if (!keep_.empty()) {
-    ArchiveScan scan{limits_, f_, {}};
-    scan.run(keep_.data(), keep_.size(), 0);
+    ArchiveWalk walk(limits_, f_, *message_, *worker_, f_.size);
+    if (walk.can_start()) walk.run(keep_.data(), keep_.size(), 0);
   } else if (kind_ == Kind::zip && f_.archive_truncated) {
     // Too big to list: the first local header still says whether entry one is encrypted.
     if (head_.size() >= 8 && (head_[6] & 1)) f_.encrypted = true;

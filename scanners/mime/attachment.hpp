@@ -10,12 +10,26 @@
 // max_archive_bytes for listing (beyond that only the streaming checks apply,
 // and archive_truncated is set).
 //
-// Thread-safety: one instance per part, one thread. libmagic handles are per
-// thread.
+// Work: listing an archive costs what libarchive unpacks, which a few KB of
+// input can make unbounded (a 1.9 KB .tar.gz.gz holding 1 GiB of zeros took
+// 2.5 s of a worker). Every unpacked byte and every libarchive call is
+// charged, between calls, to three budgets: the attachment's (bytes, ratio,
+// depth, entries), the message's (MessageUnpackBudget: bytes, calls, time;
+// shared by all its attachments) and the worker thread's (a token bucket of
+// bytes per second). No call is left to run long: compressed streams reach
+// the archive reader through a read callback that refuses bytes once a
+// budget is spent; skips that would unpack are done by reading in 64 KiB
+// blocks; filters that run external programs are not registered. A spent
+// budget ends the walk and sets a bit of budget_exceeded: an input to the
+// verdict (rule field `attachment R budget_exceeded`), never a stall.
+//
+// Thread-safety: one instance per part, one thread. libmagic handles and the
+// default WorkerUnpackBudget are per thread.
 #pragma once
 
 #include <openssl/evp.h>
 
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <string>
@@ -23,6 +37,22 @@
 #include <vector>
 
 namespace sekisho::mime {
+
+// Why an archive walk was cut short: bit (1 << k) of
+// AttachmentFacts::budget_exceeded. The names (budget_reason_name) are the
+// event JSON's and the rule language's (rules::kBudgetReasons, same order).
+enum class BudgetReason : uint8_t {
+  depth = 0,          // an archive nested deeper than max_archive_depth, or more compression layers than max_filters
+  entries = 1,        // more than max_archive_entries entries
+  ratio = 2,          // unpacked bytes over max_ratio times the attachment's size
+  bytes = 3,          // unpacked bytes of the attachment over max_unpacked_bytes
+  message_bytes = 4,  // unpacked bytes of the message's attachments over message_unpacked_bytes
+  steps = 5,          // libarchive calls for the message over message_steps
+  time = 6,           // time spent unpacking for the message over message_time_us
+  worker = 7,         // the worker thread's allowance (WorkerUnpackBudget) is spent
+};
+inline constexpr unsigned kBudgetReasonCount = 8;
+const char* budget_reason_name(BudgetReason r);
 
 struct AttachmentFacts {
   std::string name;          // file name, decoded (RFC 2231 / 2047), "" if none
@@ -38,12 +68,61 @@ struct AttachmentFacts {
   uint32_t archive_entries = 0;   // entries listed, nested ones included
   bool archive_truncated = false; // the archive exceeded the retention bound
   uint32_t depth = 0;             // message/rfc822 nesting it was found in
+  uint32_t budget_exceeded = 0;   // BudgetReason bits: the listing stopped (or skipped a level) there
+  uint64_t unpacked_bytes = 0;    // bytes libarchive produced for this attachment, every level
+  uint32_t unpack_steps = 0;      // libarchive calls made for it
+  bool exceeded(BudgetReason r) const { return budget_exceeded >> unsigned(r) & 1; }
 };
 
+// Unpacking runs at the hold point, in the worker, while the other flows of
+// that worker wait: the defaults keep one message under about 0.25 s of a
+// core and archive work under a quarter of a worker's time (inflate runs
+// at 300-1000 MB/s here, bzip2 and xz far slower: hence the time backstop).
 struct AttachmentLimits {
-  size_t max_archive_bytes = 8 << 20;
-  uint32_t max_archive_depth = 2;
-  uint32_t max_archive_entries = 1000;
+  size_t max_archive_bytes = 8 << 20;      // an archive kept for listing; a nested one read for it
+  uint32_t max_archive_depth = 2;          // archives inside the attachment's archive
+  uint32_t max_archive_entries = 1000;     // entries listed per attachment, nested ones included
+  uint32_t max_filters = 2;                // compression layers around one archive (.tar.gz is 1)
+  uint64_t max_unpacked_bytes = 32 << 20;  // per attachment, every level
+  uint32_t max_ratio = 100;                // unpacked bytes / attachment bytes ...
+  uint64_t ratio_floor = 4 << 20;          // ... checked once this much is unpacked (small files compress well)
+  // Per message, shared by all its attachments (MessageUnpackBudget).
+  uint64_t message_unpacked_bytes = 64 << 20;
+  uint32_t message_steps = 65536;          // libarchive calls (each bounded by a 64 KiB block or one header)
+  uint32_t message_time_us = 250000;       // monotonic time unpacking: the backstop for slow codecs
+  // Per worker thread (WorkerUnpackBudget): a bucket of unpacked bytes.
+  uint64_t worker_unpacked_per_sec = 64 << 20;
+  uint64_t worker_unpacked_burst = 128 << 20;
+};
+
+// What one message's attachments have spent unpacking. Shared by the
+// attachments of one message, reset for the next (AttachmentAnalyzer::
+// begin_message). One thread.
+struct MessageUnpackBudget {
+  uint64_t unpacked_bytes = 0;
+  uint32_t steps = 0;
+  std::chrono::nanoseconds elapsed{0};
+  void reset() { *this = MessageUnpackBudget{}; }
+};
+
+// A worker thread's unpacking allowance: a token bucket of unpacked bytes
+// refilled on the monotonic clock (worker_unpacked_per_sec, at most
+// worker_unpacked_burst). The per-message budget bounds one message; this
+// bounds many messages at once, each under its own budget, on one worker.
+// for_this_thread() is the calling thread's (the dataplane's workers each
+// get their own). One thread.
+class WorkerUnpackBudget {
+ public:
+  static WorkerUnpackBudget& for_this_thread();
+  // Takes n bytes; false if the bucket was empty (the caller stops).
+  bool take(uint64_t n, const AttachmentLimits& lim, std::chrono::steady_clock::time_point now);
+  uint64_t spent() const { return spent_; }  // bytes taken in all
+
+ private:
+  bool started_ = false;
+  double tokens_ = 0;
+  std::chrono::steady_clock::time_point last_{};
+  uint64_t spent_ = 0;
 };
 
 // Loads libmagic's database for the calling thread now (it takes tens of
@@ -56,11 +135,18 @@ void classify_name(std::string_view name, bool& executable, bool& double_extensi
 class AttachmentAnalyzer {
  public:
   static constexpr size_t kSniffBytes = 16384;
-  explicit AttachmentAnalyzer(const AttachmentLimits& limits = {});
+  // message: the budget shared with the message's other attachments (null:
+  // the analyzer's own, reset by begin_message). worker: null for the
+  // calling thread's.
+  explicit AttachmentAnalyzer(const AttachmentLimits& limits = {}, MessageUnpackBudget* message = nullptr,
+                              WorkerUnpackBudget* worker = nullptr);
   ~AttachmentAnalyzer();
   AttachmentAnalyzer(const AttachmentAnalyzer&) = delete;
   AttachmentAnalyzer& operator=(const AttachmentAnalyzer&) = delete;
 
+  // A new message: its attachments start a fresh MessageUnpackBudget.
+  void begin_message() { message_->reset(); }
+  const MessageUnpackBudget& message_budget() const { return *message_; }
   void begin(std::string name, std::string type, uint32_t depth);
   void feed(const uint8_t* p, size_t n);
   AttachmentFacts finish();
@@ -71,6 +157,9 @@ class AttachmentAnalyzer {
   void search_markers(const uint8_t* p, size_t n);
   void process(const uint8_t* p, size_t n);
   AttachmentLimits limits_;
+  MessageUnpackBudget own_message_;
+  MessageUnpackBudget* message_;
+  WorkerUnpackBudget* worker_;
   EVP_MD_CTX* sha_;
   AttachmentFacts f_;
   Kind kind_ = Kind::unknown;
