@@ -7,10 +7,32 @@ namespace sekisho::mime {
 namespace {
 
 // RFC 2046: a boundary is at most 70 characters; "--" before, "--" after,
-// then transport padding. Longer lines are never taken as delimiters, so the
-// answer does not depend on where chunks are cut.
+// then transport padding. Senders exceed all of that: a delimiter candidate
+// is kept up to the longest open delimiter plus this much, and a longer line
+// is judged by that prefix alone (so the answer does not depend on where
+// chunks are cut).
 constexpr size_t kMaxBoundaryLine = 1024;
+// Lines after a non-field line in a header block are also read as fields
+// when they are at most this long.
+constexpr size_t kMaxShadowLine = 4096;
 constexpr size_t kSlice = 64 * 1024;  // decode in slices of this much input
+
+bool pad_only(std::string_view s) {
+  return std::all_of(s.begin(), s.end(), [](char c) { return c == ' ' || c == '\t'; });
+}
+
+// Hands a nested (encoded) message's output to the parent's sink: its
+// header fields are those of a part.
+class NestedSink final : public MimeSink {
+ public:
+  MimeSink* up = nullptr;
+  void on_header(std::string_view n, std::string_view r, std::string_view d) override { up->on_part_header(n, r, d); }
+  void on_part_begin() override { up->on_part_begin(); }
+  void on_part_header(std::string_view n, std::string_view r, std::string_view d) override { up->on_part_header(n, r, d); }
+  void on_text(std::string_view t) override { up->on_text(t); }
+  void on_rawbody(std::string_view t) override { up->on_rawbody(t); }
+  void on_attachment(const AttachmentFacts& a) override { up->on_attachment(a); }
+};
 
 // The first "\n-" in p[i..n) (its '\n'), or null. '-' is rare in encoded
 // bodies (not in the base64 alphabet), so memchr on it beats memmem.
@@ -54,7 +76,7 @@ std::string digest_hex(EVP_MD_CTX* c) {
 }  // namespace
 
 MimeParser::MimeParser(const MimeLimits& limits, MimeSink* sink)
-    : limits_(limits), sink_(sink), html_(this), urls_(limits.max_urls) {
+    : limits_(limits), sink_(sink), html_(this), own_urls_(limits.max_urls) {
   if (limits_.leaf_digests) {
     leaf_sha_ = EVP_MD_CTX_new();
     text_sha_ = EVP_MD_CTX_new();
@@ -68,7 +90,6 @@ MimeParser::~MimeParser() {
 
 void MimeParser::reset() {
   facts_ = MessageFacts{};
-  if (att_) att_->begin_message();  // the next message's attachments share a fresh unpacking budget
   mode_ = Mode::headers;
   top_ = true;
   finished_ = false;
@@ -80,27 +101,68 @@ void MimeParser::reset() {
   hdr_over_ = false;
   line_.clear();
   mid_line_ = false;
+  skip_line_ = false;
+  shadow_ = false;
+  shadow_pre_.clear();
+  shadow_hdr_.clear();
   pending_n_ = 0;
   leaf_ = Leaf::discard;
-  urls_.reset();
+  own_urls_.reset();
+  urls_ = &own_urls_;
 }
 
-void MimeParser::on_attribute_url(std::string_view url) { urls_.attribute(url); }
+void MimeParser::on_attribute_url(std::string_view url) { urls_->attribute(url); }
 
-int MimeParser::match_boundary(const uint8_t* p, size_t n, bool& close) const {
-  // p[0..n) is a line without its EOL, starting with "--".
-  if (n > kMaxBoundaryLine) return -1;
-  std::string_view l(reinterpret_cast<const char*>(p), n);
+size_t MimeParser::max_delim_line() const {
+  size_t m = 0;
+  for (const Frame& f : frames_) m = std::max(m, f.delim.size());
+  return m + kMaxBoundaryLine;
+}
+
+int MimeParser::match_boundary(const uint8_t* p, size_t n, bool& close, std::string_view& junk) const {
+  // p[0..n) is a line without its EOL, starting with "--". Strict matches
+  // (only padding after the boundary, as Python reads) are tried on every
+  // open multipart first, then the lenient rule innermost first. A line
+  // longer than max_delim_line() is judged by that prefix, leniently.
+  size_t keep = max_delim_line();
+  bool whole = n <= keep;
+  std::string_view l(reinterpret_cast<const char*>(p), whole ? n : keep);
+  auto rest_of = [&](const std::string& d, bool& c) {
+    std::string_view rest = l.substr(d.size());
+    c = rest.size() >= 2 && rest[0] == '-' && rest[1] == '-';
+    if (c) rest.remove_prefix(2);
+    return rest;
+  };
+  if (whole)
+    for (int k = int(frames_.size()) - 1; k >= 0; --k) {
+      const std::string& d = frames_[size_t(k)].delim;
+      if (l.size() < d.size() || l.compare(0, d.size(), d) != 0) continue;
+      if (pad_only(rest_of(d, close))) {
+        junk = {};
+        return k;
+      }
+    }
   for (int k = int(frames_.size()) - 1; k >= 0; --k) {
     const std::string& d = frames_[size_t(k)].delim;
     if (l.size() < d.size() || l.compare(0, d.size(), d) != 0) continue;
-    std::string_view rest = l.substr(d.size());
-    close = rest.size() >= 2 && rest[0] == '-' && rest[1] == '-';
-    if (close) rest.remove_prefix(2);
-    bool pad_only = std::all_of(rest.begin(), rest.end(), [](char c) { return c == ' ' || c == '\t'; });
-    if (pad_only) return k;
+    junk = rest_of(d, close);
+    if (pad_only(junk)) junk = {};
+    return k;
   }
   return -1;
+}
+
+bool MimeParser::long_delimiter(const uint8_t* p, size_t n) {
+  bool close = false;
+  std::string_view junk;
+  int k = match_boundary(p, n, close, junk);
+  if (k < 0) return false;
+  pending_n_ = 0;
+  if (mode_ == Mode::headers) end_headers();
+  boundary(k, close, junk, true);
+  skip_line_ = true;
+  mid_line_ = false;
+  return true;
 }
 
 void MimeParser::feed(std::span<const uint8_t> bytes) {
@@ -109,9 +171,16 @@ void MimeParser::feed(std::span<const uint8_t> bytes) {
   size_t n = bytes.size();
   size_t i = 0;
   while (i < n) {
+    if (skip_line_) {  // the rest of an over-long delimiter line
+      const uint8_t* nl = static_cast<const uint8_t*>(std::memchr(p + i, '\n', n - i));
+      if (!nl) return;
+      i = size_t(nl - p) + 1;
+      skip_line_ = false;
+      continue;
+    }
     // No multipart open and inside a leaf (a single-part message, or an
     // epilogue): no line can change anything, so no line is looked at.
-    if (frames_.empty() && line_.empty() && (mode_ == Mode::leaf || mode_ == Mode::epilogue)) {
+    if (frames_.empty() && line_.empty() && !shadow_ && (mode_ == Mode::leaf || mode_ == Mode::epilogue)) {
       if (mode_ == Mode::leaf) {
         if (pending_n_) body(pending_eol_, pending_n_), pending_n_ = 0;
         body(p + i, n - i);
@@ -119,25 +188,27 @@ void MimeParser::feed(std::span<const uint8_t> bytes) {
       mid_line_ = n > i && p[n - 1] != '\n';
       return;
     }
-    if (mode_ == Mode::leaf && line_.empty()) {
+    if (mode_ == Mode::leaf && line_.empty() && !shadow_) {
       // A leaf inside a multipart: only lines starting with '-' can end it.
       // Content between them is passed on in runs found by a memchr for '-', not
       // line by line; each content line's EOL is held (see pending_eol_).
       if (!mid_line_ && p[i] == '-') {  // a line start that may be a delimiter
         const uint8_t* nl = static_cast<const uint8_t*>(std::memchr(p + i, '\n', n - i));
         if (!nl) {  // cut by the chunk's end
-          if ((n - i < 2 || p[i + 1] == '-') && n - i <= kMaxBoundaryLine) line_.assign(reinterpret_cast<const char*>(p + i), n - i);
-          else fragment(p + i, n - i);
+          size_t keep = max_delim_line();
+          if ((n - i < 2 || p[i + 1] == '-') && n - i <= keep) line_.assign(reinterpret_cast<const char*>(p + i), n - i);
+          else if (!(p[i + 1] == '-' && n - i > keep && long_delimiter(p + i, n - i))) fragment(p + i, n - i);
           return;
         }
         size_t len = size_t(nl - (p + i)) + 1;
         size_t eol = len >= 2 && p[i + len - 2] == '\r' ? 2 : 1;
         if (len - eol >= 2 && p[i + 1] == '-') {
           bool close = false;
-          int k = match_boundary(p + i, len - eol, close);
+          std::string_view junk;
+          int k = match_boundary(p + i, len - eol, close, junk);
           if (k >= 0) {
             pending_n_ = 0;  // the EOL before the delimiter is the delimiter's
-            boundary(k, close);
+            boundary(k, close, junk, len - eol > kMaxBoundaryLine);
             i += len;
             continue;  // the mode changed
           }
@@ -172,19 +243,29 @@ void MimeParser::feed(std::span<const uint8_t> bytes) {
     if (!nl) {
       // Incomplete: keep it if it can still matter (headers, a delimiter candidate).
       bool keep;
+      std::string_view sofar = line_;
+      bool candidate = !mid_line_ && (sofar.size() >= 2 ? sofar[0] == '-' && sofar[1] == '-'
+                                                        : (sofar.empty() ? (p[i] == '-' && (take < 2 || p[i + 1] == '-'))
+                                                                         : (p[i] == '-')));
+      size_t delim_keep = max_delim_line();
+      bool delim_fits = candidate && line_.size() + take <= delim_keep;
       if (mode_ == Mode::headers) {
         size_t cap = top_ ? limits_.max_header_bytes : limits_.max_part_header_bytes;
-        keep = hdr_.size() + line_.size() + take <= cap + kMaxBoundaryLine;
+        keep = hdr_.size() + line_.size() + take <= cap + kMaxBoundaryLine || delim_fits;
       } else {
-        std::string_view sofar = line_;
-        keep = !mid_line_ && line_.size() + take <= kMaxBoundaryLine &&
-               (sofar.size() >= 2 ? sofar[0] == '-' && sofar[1] == '-'
-                                  : (sofar.empty() ? (p[i] == '-' && (take < 2 || p[i + 1] == '-'))
-                                                   : (p[i] == '-')));
+        keep = delim_fits || (shadow_ && !mid_line_ && line_.size() + take <= kMaxShadowLine);
       }
       if (keep) {
         line_.append(reinterpret_cast<const char*>(p + i), take);
       } else {
+        if (candidate && line_.size() + take > delim_keep) {
+          std::string l;
+          l.swap(line_);
+          l.append(reinterpret_cast<const char*>(p + i), take);
+          if (long_delimiter(reinterpret_cast<const uint8_t*>(l.data()), l.size())) return;
+          line_.swap(l);
+          line_.resize(line_.size() - take);
+        }
         if (mode_ == Mode::leaf) {
           std::string frag;
           frag.swap(line_);
@@ -237,11 +318,12 @@ void MimeParser::line(const uint8_t* p, size_t n, size_t eol) {
   size_t text = n - eol;
   if (!cont && !frames_.empty() && text >= 2 && p[0] == '-' && p[1] == '-') {
     bool close = false;
-    int k = match_boundary(p, text, close);
+    std::string_view junk;
+    int k = match_boundary(p, text, close, junk);
     if (k >= 0) {
       pending_n_ = 0;
       if (mode_ == Mode::headers) end_headers();  // a part with no blank line after its headers
-      boundary(k, close);
+      boundary(k, close, junk, text > kMaxBoundaryLine);
       return;
     }
   }
@@ -253,6 +335,21 @@ void MimeParser::line(const uint8_t* p, size_t n, size_t eol) {
         return;
       }
       size_t cap = top_ ? limits_.max_header_bytes : limits_.max_part_header_bytes;
+      if (!hdr_over_ && hdr_.size() + n <= cap && garbage_line(p, text)) {
+        // Python and GMime start the body here; what follows up to the blank
+        // line is read as fields too (shadow_), as mime4j does.
+        ++facts_.header_block_garbage;
+        shadow_pre_ = hdr_;
+        bool was_top = top_;
+        end_headers();
+        if (mode_ == Mode::leaf) {
+          shadow_ = true;
+          shadow_top_ = was_top;
+          shadow_hdr_.clear();
+        }
+        line(p, n, eol);  // the body's first line (or a nested message's first header line)
+        return;
+      }
       if (!hdr_over_ && hdr_.size() + n <= cap) {
         hdr_.append(reinterpret_cast<const char*>(p), n);
       } else if (!hdr_over_) {  // over the limit: the rest of the block is dropped
@@ -262,6 +359,15 @@ void MimeParser::line(const uint8_t* p, size_t n, size_t eol) {
       return;
     }
     case Mode::leaf:
+      if (shadow_) {
+        if (!cont && text == 0) {
+          if (shadow_end(true)) return;  // the blank line ended the second reading's header block
+        } else if (!cont && n <= kMaxShadowLine) {
+          size_t cap = (shadow_top_ ? limits_.max_header_bytes : limits_.max_part_header_bytes);
+          if (shadow_pre_.size() + shadow_hdr_.size() + n <= cap) shadow_hdr_.append(reinterpret_cast<const char*>(p), n);
+          else shadow_end(false);
+        }
+      }
       if (pending_n_ && !cont) body(pending_eol_, pending_n_);
       pending_n_ = 0;
       body(p, text);
@@ -273,8 +379,83 @@ void MimeParser::line(const uint8_t* p, size_t n, size_t eol) {
   }
 }
 
-void MimeParser::boundary(int k, bool close) {
+bool MimeParser::garbage_line(const uint8_t* p, size_t text) const {
+  // Python's test (email.feedparser headerRE): a field name is printable
+  // ASCII without ':' and runs up to a ':'; a line starting with white
+  // space continues a field; an mbox "From " line is no body.
+  if (text == 0 || p[0] == ' ' || p[0] == '\t') return false;
+  if (text >= 5 && std::memcmp(p, "From ", 5) == 0) return false;
+  for (size_t i = 0; i < text; ++i) {
+    if (p[i] == ':') return false;
+    if (p[i] < 0x21 || p[i] > 0x7e) return true;
+  }
+  return true;
+}
+
+// The header block that began at a non-field line ended (at a blank line,
+// a delimiter or the end of the message). Its fields are added to what was
+// read; if they declare how the content is encoded or typed and the block
+// before did not, the body after the blank line is read that way (the lines
+// before it were already scanned as the first reading's body).
+bool MimeParser::shadow_end(bool blank) {
+  shadow_ = false;
+  bool pre_ct = false, pre_cte = false, pre_cd = false, content = false;
+  for_each_field(shadow_pre_, [&](std::string_view name, std::string_view) {
+    pre_ct |= name_is(name, "content-type");
+    pre_cte |= name_is(name, "content-transfer-encoding");
+    pre_cd |= name_is(name, "content-disposition");
+  });
+  FactsBuilder b{facts_.header, top_flags_.fallback};
+  b.have_from = top_flags_.from, b.have_subject = top_flags_.subject, b.have_mid = top_flags_.mid,
+  b.have_date = top_flags_.date;
+  uint32_t errors_before = facts_.header.charset_errors;
+  for_each_field(shadow_hdr_, [&](std::string_view name, std::string_view raw) {
+    if (shadow_top_) {
+      b.field(name, raw);
+      if (sink_) {
+        uint32_t e = 0;
+        sink_->on_header(name, raw, decode_words(trim(unfold(raw)), e, top_flags_.fallback));
+      }
+    } else if (sink_) {
+      uint32_t e = 0;
+      sink_->on_part_header(name, raw, decode_words(trim(unfold(raw)), e));
+    }
+    content |= (name_is(name, "content-type") && !pre_ct) || (name_is(name, "content-transfer-encoding") && !pre_cte) ||
+               (name_is(name, "content-disposition") && !pre_cd);
+  });
+  if (shadow_top_) {
+    top_flags_.from = b.have_from, top_flags_.subject = b.have_subject, top_flags_.mid = b.have_mid,
+    top_flags_.date = b.have_date;
+    facts_.charset_errors += facts_.header.charset_errors - errors_before;
+  }
+  if (blank && content && mode_ == Mode::leaf && leaf_ != Leaf::discard && !hidden_) {
+    ++facts_.header_after_garbage;
+    end_leaf();
+    hdr_ = shadow_pre_;
+    hdr_.append(shadow_hdr_);
+    end_headers(true);
+    shadow_pre_.clear();
+    shadow_hdr_.clear();
+    return true;
+  }
+  shadow_pre_.clear();
+  shadow_hdr_.clear();
+  return false;
+}
+
+// junk: text after the boundary on a delimiter line (lenient match). A
+// strict reader shows that line as content, so it is scanned as text.
+void MimeParser::boundary(int k, bool close, std::string_view junk, bool long_line) {
+  facts_.long_boundary_line += long_line;
+  if (shadow_) shadow_end(false);
   if (mode_ == Mode::leaf) end_leaf();
+  if (!junk.empty()) {
+    ++facts_.boundary_junk;
+    facts_.text_bytes += junk.size();
+    urls_->text(junk.data(), junk.size());
+    urls_->end_text();
+    if (sink_) sink_->on_text(junk), sink_->on_text("\n");
+  }
   // Multiparts inside frame k that never closed.
   while (int(frames_.size()) - 1 > k) {
     ++facts_.missing_close_boundary;
@@ -294,10 +475,13 @@ void MimeParser::boundary(int k, bool close) {
   hdr_over_ = false;
 }
 
-void MimeParser::end_headers() {
-  ++facts_.parts;
+// reread: the same entity's header block again, longer (shadow_end): only
+// how its content is read is decided again.
+void MimeParser::end_headers(bool reread) {
+  if (reread) top_ = false;
+  else ++facts_.parts;
   bool over_parts = facts_.parts > limits_.max_parts;
-  if (over_parts && facts_.parts == limits_.max_parts + 1) ++facts_.parts_exceeded;
+  if (!reread && over_parts && facts_.parts == limits_.max_parts + 1) ++facts_.parts_exceeded;
   ContentField ctype, disp;
   std::string cte;
   bool have_ctype = false;
@@ -319,9 +503,10 @@ void MimeParser::end_headers() {
     });
   }
   const bool top = top_;
-  if (!top && sink_) sink_->on_part_begin();
+  if (!top && sink_ && !reread) sink_->on_part_begin();
   for_each_field(hdr_, [&](std::string_view name, std::string_view raw) {
-    if (top) {
+    if (reread) {
+    } else if (top) {
       top_facts.field(name, raw);
       if (sink_) {
         uint32_t e = 0;
@@ -344,12 +529,15 @@ void MimeParser::end_headers() {
     facts_.header.complete = true;
     facts_.header.truncated = hdr_over_;
     facts_.charset_errors += facts_.header.charset_errors;
+    top_flags_ = TopFlags{top_facts.have_from, top_facts.have_subject, top_facts.have_mid, top_facts.have_date,
+                          top_facts.fallback};
   }
   top_ = false;
   hdr_.clear();
   hdr_over_ = false;
+  if (!reread) entity_rfc822_ = default_rfc822_;
   std::string type = ctype.value;
-  if (type.empty() || type.find('/') == std::string::npos) type = default_rfc822_ ? "message/rfc822" : "text/plain";
+  if (type.empty() || type.find('/') == std::string::npos) type = entity_rfc822_ ? "message/rfc822" : "text/plain";
   default_rfc822_ = false;
   uint32_t depth = uint32_t(frames_.size()) + msg_depth_;
   Cte enc = cte == "base64" ? Cte::base64 : cte == "quoted-printable" ? Cte::qp : Cte::identity;
@@ -378,11 +566,17 @@ void MimeParser::end_headers() {
   if (!fname || fname->empty()) fname = ctype.param("name");
   std::string filename = fname ? *fname : "";
   bool attachment = disp.value == "attachment" || !filename.empty();
-  // A forwarded message is parsed, attached or not: what it carries is scanned.
-  if ((type == "message/rfc822" || type == "message/global") && enc == Cte::identity) {
+  // A forwarded message is parsed, attached or not, in any transfer
+  // encoding (mime4j decodes; Python and GMime read the encoded text, which
+  // shows nothing): what it carries is scanned.
+  if (type == "message/rfc822" || type == "message/global") {
     if (depth >= limits_.max_depth) {
       ++facts_.depth_exceeded;
       begin_leaf(Leaf::discard, Cte::identity, type, "", "");
+      return;
+    }
+    if (enc != Cte::identity) {
+      begin_nested(enc);
       return;
     }
     ++msg_depth_;  // the encapsulated message's own header block comes next
@@ -433,6 +627,56 @@ void MimeParser::begin_leaf(Leaf kind, Cte cte, std::string type, std::string ch
   }
 }
 
+// An encoded message is parsed by a child parser fed the decoded bytes; it
+// shares the URL collector and the sink, and its facts join these at the
+// end. Children nest at most max_depth deep (each is one level deeper).
+void MimeParser::begin_nested(Cte cte) {
+  ++facts_.encoded_message;
+  begin_leaf(Leaf::message, cte, "message/rfc822", "", "");
+  if (!child_) {
+    child_ = std::make_unique<MimeParser>(limits_);
+    child_sink_ = std::make_unique<NestedSink>();
+  }
+  MimeParser& c = *child_;
+  c.reset();
+  c.limits_.max_depth = limits_.max_depth > frames_.size() ? limits_.max_depth - uint32_t(frames_.size()) : 0;
+  c.limits_.max_parts = limits_.max_parts > facts_.parts ? limits_.max_parts - facts_.parts : 0;
+  c.nested_ = true;
+  c.urls_ = urls_;
+  c.msg_depth_ = msg_depth_ + 1;
+  static_cast<NestedSink*>(child_sink_.get())->up = sink_;
+  c.sink_ = sink_ ? child_sink_.get() : nullptr;
+  if (sink_) sink_->on_part_begin();
+}
+
+void MimeParser::end_nested() {
+  MimeParser& c = *child_;
+  c.finish();
+  MessageFacts& f = c.facts_;
+  facts_.parts += f.parts;
+  for (auto& a : f.attachments) {
+    if (facts_.attachments.size() < limits_.max_attachments) facts_.attachments.push_back(std::move(a));
+    else ++facts_.attachments_dropped;
+  }
+  for (auto& l : f.leaves) facts_.leaves.push_back(std::move(l));
+  facts_.text_bytes += f.text_bytes;
+  facts_.charset_errors += f.charset_errors;
+  facts_.decode_errors += f.decode_errors;
+  facts_.attachments_dropped += f.attachments_dropped;
+  facts_.missing_close_boundary += f.missing_close_boundary;
+  facts_.no_boundary += f.no_boundary;
+  facts_.depth_exceeded += f.depth_exceeded;
+  facts_.parts_exceeded += f.parts_exceeded;
+  facts_.header_truncated += f.header_truncated;
+  facts_.html_truncated += f.html_truncated;
+  facts_.header_block_garbage += f.header_block_garbage;
+  facts_.header_after_garbage += f.header_after_garbage;
+  facts_.encoded_message += f.encoded_message;
+  facts_.boundary_junk += f.boundary_junk;
+  facts_.long_boundary_line += f.long_boundary_line;
+  f = MessageFacts{};
+}
+
 void MimeParser::body(const uint8_t* p, size_t n) {
   if (leaf_ == Leaf::discard || n == 0) return;
   if (cte_ == Cte::identity) {
@@ -458,6 +702,10 @@ void MimeParser::decoded(const uint8_t* p, size_t n) {
     att_->feed(p, n);
     return;
   }
+  if (leaf_ == Leaf::message) {
+    child_->feed({p, n});
+    return;
+  }
   utf8_.clear();
   text_dec_.feed(p, n, utf8_);
   text_out(utf8_);
@@ -475,11 +723,11 @@ void MimeParser::text_out(const std::string& utf8) {
     html_.feed(utf8.data(), utf8.size(), text_);
     if (text_.empty()) return;
     facts_.text_bytes += text_.size();
-    urls_.text(text_.data(), text_.size());
+    urls_->text(text_.data(), text_.size());
     if (sink_) sink_->on_text(text_);
   } else {
     facts_.text_bytes += utf8.size();
-    urls_.text(utf8.data(), utf8.size());
+    urls_->text(utf8.data(), utf8.size());
     if (sink_) sink_->on_text(utf8);
   }
 }
@@ -502,11 +750,11 @@ void MimeParser::end_leaf() {
       html_.finish(text_);
       facts_.html_truncated += html_.truncated();
       if (!text_.empty()) {
-        urls_.text(text_.data(), text_.size());
+        urls_->text(text_.data(), text_.size());
         if (sink_) sink_->on_text(text_);
       }
     }
-    urls_.end_text();
+    urls_->end_text();
     facts_.charset_errors += text_dec_.errors();
     if (sink_) sink_->on_text("\n");  // parts do not run into each other
   } else if (leaf_ == Leaf::attachment) {
@@ -514,8 +762,10 @@ void MimeParser::end_leaf() {
     if (sink_) sink_->on_attachment(a);
     if (facts_.attachments.size() < limits_.max_attachments) facts_.attachments.push_back(std::move(a));
     else ++facts_.attachments_dropped;
+  } else if (leaf_ == Leaf::message) {
+    end_nested();
   }
-  if (limits_.leaf_digests && !hidden_) {
+  if (limits_.leaf_digests && !hidden_ && leaf_ != Leaf::message) {
     leaf_info_.sha256 = digest_hex(leaf_sha_);
     std::string t = digest_hex(text_sha_);
     if (leaf_ == Leaf::text || leaf_ == Leaf::html) leaf_info_.text_sha256 = t;
@@ -530,28 +780,18 @@ void MimeParser::end_leaf() {
 void MimeParser::finish() {
   if (finished_) return;
   // A last line without EOL.
-  if (!line_.empty()) {
+  skip_line_ = false;
+  if (!line_.empty()) {  // as a line with an empty EOL
     std::string l;
     l.swap(line_);
-    if (mode_ == Mode::leaf) {
-      bool close = false;
-      if (!mid_line_ && !frames_.empty() && match_boundary(reinterpret_cast<const uint8_t*>(l.data()), l.size(), close) >= 0) {
-        pending_n_ = 0;
-        boundary(match_boundary(reinterpret_cast<const uint8_t*>(l.data()), l.size(), close), close);
-      } else {
-        if (pending_n_ && !mid_line_) body(pending_eol_, pending_n_);
-        pending_n_ = 0;
-        body(reinterpret_cast<const uint8_t*>(l.data()), l.size());
-      }
-    } else if (mode_ == Mode::headers) {
-      hdr_.append(l);
-    }
+    line(reinterpret_cast<const uint8_t*>(l.data()), l.size(), 0);
   }
   if (mode_ == Mode::headers && (top_ || !hdr_.empty())) {  // the message ended inside a header block
     bool was_top = top_;
     end_headers();
     if (was_top) facts_.header.complete = false;
   }
+  if (shadow_) shadow_end(false);
   if (mode_ == Mode::leaf) {
     // Inside a multipart the end of the message stands for the missing
     // delimiter, and the EOL before it is the delimiter's (as in Python).
@@ -561,9 +801,11 @@ void MimeParser::finish() {
   }
   facts_.missing_close_boundary += uint32_t(frames_.size());
   frames_.clear();
-  facts_.urls_seen = urls_.seen();
-  facts_.urls_dropped = urls_.dropped();
-  facts_.urls = urls_.take();
+  if (!nested_) {
+    facts_.urls_seen = urls_->seen();
+    facts_.urls_dropped = urls_->dropped();
+    facts_.urls = urls_->take();
+  }
   finished_ = true;
 }
 

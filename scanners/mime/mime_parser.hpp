@@ -10,6 +10,18 @@
 // innermost first; boundary lines cut across chunks are reassembled),
 // preamble and epilogue scanned as text but not listed as parts, a missing
 // close delimiter tolerated.
+//
+// Where parsers disagree, the engine scans the union of what common clients
+// could display, and names the ambiguity in MessageFacts:
+//   - a line that is no header field inside a header block starts the body
+//     (Python, GMime); the header fields after it up to the blank line are
+//     read as well (mime4j's default), and content fields among them decide
+//     how the body after the blank line is read;
+//   - message/rfc822 parts are parsed as messages in any transfer encoding;
+//   - a delimiter followed by other text on its line is a delimiter
+//     (RFC 2046's note to implementors, mime4j), strict matches first;
+//   - delimiter lines of any length match (a boundary is bounded by its
+//     header block).
 // Per leaf part: base64 / quoted-printable decoding (streaming), then
 //   text/*       -> charset to UTF-8 -> (HTML reduced to text) -> text, URLs
 //   attachments  -> AttachmentAnalyzer (size, SHA-256, type, macros, ...)
@@ -80,6 +92,12 @@ struct MessageFacts {
   uint32_t depth_exceeded = 0, parts_exceeded = 0;
   uint32_t header_truncated = 0;         // header blocks over their limit
   uint32_t html_truncated = 0;
+  // parsing ambiguities (each read the way that exposes the most; see above)
+  uint32_t header_block_garbage = 0;     // a line that is no field ended a header block: the body starts there
+  uint32_t header_after_garbage = 0;     // content fields after such a line: the body after the blank line read with them
+  uint32_t encoded_message = 0;          // a base64/QP message/rfc822 part, decoded and parsed as a message
+  uint32_t boundary_junk = 0;            // a delimiter line with text after the boundary (lenient match)
+  uint32_t long_boundary_line = 0;       // a delimiter line over 1,024 bytes
 };
 
 class MimeSink {
@@ -114,7 +132,7 @@ class MimeParser : private HtmlToText::UrlHandler {
 
  private:
   enum class Mode : uint8_t { headers, leaf, epilogue };  // epilogue: bytes no one reads (after a discarded part)
-  enum class Leaf : uint8_t { discard, text, html, attachment };
+  enum class Leaf : uint8_t { discard, text, html, attachment, message };  // message: an encoded message/rfc822
   enum class Cte : uint8_t { identity, base64, qp };
   struct Frame {
     std::string delim;   // "--" + boundary
@@ -124,9 +142,16 @@ class MimeParser : private HtmlToText::UrlHandler {
 
   void on_attribute_url(std::string_view url) override;
   void line(const uint8_t* p, size_t n, size_t eol);  // one complete line (n includes the EOL of eol bytes)
-  int match_boundary(const uint8_t* p, size_t n, bool& close) const;
-  void boundary(int frame, bool close);
-  void end_headers();
+  int match_boundary(const uint8_t* p, size_t n, bool& close, std::string_view& junk) const;
+  size_t max_delim_line() const;  // delimiter candidates are kept up to this many bytes
+  bool long_delimiter(const uint8_t* p, size_t n);  // a candidate over that: a delimiter by its prefix?
+  void boundary(int frame, bool close, std::string_view junk, bool long_line);
+  bool garbage_line(const uint8_t* p, size_t text) const;
+  void end_headers(bool reread = false);
+  void shadow_line(const uint8_t* p, size_t n, size_t text, bool cont);
+  bool shadow_end(bool blank);  // true: the body after the blank line is read anew
+  void begin_nested(Cte cte);
+  void end_nested();
   void begin_hidden();
   void begin_leaf(Leaf kind, Cte cte, std::string type, std::string charset, std::string filename);
   void body(const uint8_t* p, size_t n);     // transfer-encoded leaf bytes
@@ -137,6 +162,7 @@ class MimeParser : private HtmlToText::UrlHandler {
 
   MimeLimits limits_;
   MimeSink* sink_;
+  bool nested_ = false;          // a child parser: URLs go to the parent's collector
   MessageFacts facts_;
   Mode mode_ = Mode::headers;
   bool top_ = true;              // the header block being read is the message's own
@@ -148,6 +174,15 @@ class MimeParser : private HtmlToText::UrlHandler {
   bool hdr_over_ = false;
   std::string line_;             // a line cut by a chunk boundary
   bool mid_line_ = false;        // the current line was already passed on as content
+  bool skip_line_ = false;       // the rest of an over-long delimiter line is dropped
+  // After a header block ended at a line that is no field (header_block_garbage):
+  // the lines up to the blank line are body and also read as header fields.
+  bool shadow_ = false;
+  std::string shadow_pre_;       // the header block before that line
+  std::string shadow_hdr_;       // the field lines after it
+  bool shadow_top_ = false;      // it was the message's own header block
+  bool entity_rfc822_ = false;   // the entity's default type was message/rfc822 (digest)
+  struct TopFlags { bool from = false, subject = false, mid = false, date = false; std::string fallback; } top_flags_;
   uint8_t pending_eol_[2];       // a content line's EOL, held: before a boundary it belongs to the delimiter
   uint8_t pending_n_ = 0;
 
@@ -159,8 +194,11 @@ class MimeParser : private HtmlToText::UrlHandler {
   QpStream qp_;
   TextDecoder text_dec_;
   HtmlToText html_;
-  UrlCollector urls_;
+  UrlCollector own_urls_;
+  UrlCollector* urls_ = &own_urls_;  // a child parser shares its parent's
   std::unique_ptr<AttachmentAnalyzer> att_;
+  std::unique_ptr<MimeParser> child_;   // an encoded message/rfc822 part
+  std::unique_ptr<MimeSink> child_sink_;
   std::vector<uint8_t> dec_buf_;
   std::string utf8_, text_;
   EVP_MD_CTX* leaf_sha_ = nullptr;
