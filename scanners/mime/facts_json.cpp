@@ -19,11 +19,19 @@ void add_facts_json(const MessageFacts& mf, nlohmann::json& j) {
   j["parts"] = mf.parts;
   j["urls"] = mf.urls;
   json atts = json::array();
-  for (const auto& a : mf.attachments)
+  for (const auto& a : mf.attachments) {
     atts.push_back({{"name", a.name}, {"type", a.type}, {"sniffed_type", a.sniffed_type}, {"size", a.size},
                     {"sha256", a.sha256}, {"macros", a.macros}, {"encrypted", a.encrypted},
                     {"executable", a.executable}, {"double_extension", a.double_extension}, {"rtlo", a.rtlo},
-                    {"archive_entries", a.archive_entries}, {"depth", a.depth}});
+                    {"archive_entries", a.archive_entries}, {"depth", a.depth},
+                    {"unpacked_bytes", a.unpacked_bytes}});
+    if (a.budget_exceeded) {  // the archive walk stopped early: why, as rules name it
+      json why = json::array();
+      for (unsigned k = 0; k < kBudgetReasonCount; ++k)
+        if (a.exceeded(BudgetReason(k))) why.push_back(budget_reason_name(BudgetReason(k)));
+      atts.back()["budget_exceeded"] = why;
+    }
+  }
   j["attachments"] = atts;
   json an = json::object();
   auto put = [&](const char* k, uint32_t v) {

@@ -90,6 +90,7 @@ MimeParser::~MimeParser() {
 
 void MimeParser::reset() {
   facts_ = MessageFacts{};
+  if (att_) att_->begin_message();  // the next message's attachments share a fresh unpacking budget
   mode_ = Mode::headers;
   top_ = true;
   finished_ = false;
