@@ -683,6 +683,21 @@ class Parser {
         if (!rest.empty()) error(file, line, "attachment " + std::string(name) + ": unexpected text after " + std::string(field));
         return;
       }
+      if (field == "budget_exceeded") {
+        r.attachment = AttachmentField::budget_exceeded;
+        for (std::string_view why = word(rest); !why.empty(); why = word(rest)) {
+          size_t k = 0;
+          while (k < std::size(kBudgetReasons) && why != kBudgetReasons[k]) ++k;
+          if (k == std::size(kBudgetReasons)) {
+            error(file, line, "attachment " + std::string(name) + ": unknown budget '" + std::string(why) +
+                                  "' (depth, entries, ratio, bytes, message_bytes, steps, time, worker)");
+            r.unsupported = "invalid";
+            return;
+          }
+          r.size_over |= uint64_t(1) << k;
+        }
+        return;
+      }
       if (field == "size") {
         std::string_view op = word(rest);
         double x;
@@ -699,7 +714,7 @@ class Parser {
       else if (field == "type") r.attachment = AttachmentField::type;
       else if (field == "sniffed") r.attachment = AttachmentField::sniffed;
       else {
-        error(file, line, "attachment " + std::string(name) + ": field must be name, type, sniffed, macros, encrypted or size");
+        error(file, line, "attachment " + std::string(name) + ": field must be name, type, sniffed, macros, encrypted, size or budget_exceeded");
         r.unsupported = "invalid";
         return;
       }

@@ -44,8 +44,15 @@ enum class HeaderForm : uint8_t { decoded = 0, raw = 1, addr = 2, name = 3 };
 enum class EnvelopeField : uint8_t { mail_from = 0, rcpt_to = 1, helo = 2 };
 
 enum class AttachmentField : uint8_t {
-  name = 0, type = 1, sniffed = 2, macros = 3, encrypted = 4, size_over = 5,
+  name = 0, type = 1, sniffed = 2, macros = 3, encrypted = 4, size_over = 5, budget_exceeded = 6,
 };
+
+// Why the MIME engine stopped unpacking an attachment's archives: bit k of
+// match::AttachmentFacts::budget_exceeded is kBudgetReasons[k], the order of
+// mime::BudgetReason (scanners/mime/attachment.hpp; tests/unit/rules/
+// test_rules_attachment_budget.cpp checks the two agree).
+inline constexpr const char* kBudgetReasons[] = {"depth", "entries", "ratio", "bytes",
+                                                 "message_bytes", "steps", "time", "worker"};
 
 // What a list value is looked up from.
 enum class ListSource : uint8_t {
@@ -105,7 +112,7 @@ struct Rule {
 
   EnvelopeField envelope = EnvelopeField::mail_from;
   AttachmentField attachment = AttachmentField::name;
-  uint64_t size_over = 0;
+  uint64_t size_over = 0;  // size > BYTES; for budget_exceeded the kBudgetReasons bits asked for (0: any)
 
   // listed
   std::string list;

@@ -213,8 +213,8 @@ std::unique_ptr<Ruleset> Ruleset::load_bytes(std::span<const uint8_t> bytes, std
         l = std::string("envelope:") + (r.form == 0 ? "mail_from" : r.form == 1 ? "rcpt_to" : "helo");
         break;
       case RuleKind::attachment: {
-        static const char* f[] = {"name", "type", "sniffed", "macros", "encrypted", "size"};
-        l = std::string("attachment:") + f[r.form % 6];
+        static const char* f[] = {"name", "type", "sniffed", "macros", "encrypted", "size", "budget_exceeded"};
+        l = std::string("attachment:") + (r.form < std::size(f) ? f[r.form] : "?");
         break;
       }
       case RuleKind::listed: l = "listed:" + (r.source != kNone ? a.lists[r.source].name : std::string()); break;
@@ -725,7 +725,9 @@ void MessageScan::attachment(const AttachmentFacts& a) {
     auto f = static_cast<rules::AttachmentField>(r.form);
     bool hit = (f == rules::AttachmentField::macros && a.macros) ||
                (f == rules::AttachmentField::encrypted && a.encrypted) ||
-               (f == rules::AttachmentField::size_over && a.size > r.size_over);
+               (f == rules::AttachmentField::size_over && a.size > r.size_over) ||
+               (f == rules::AttachmentField::budget_exceeded && a.budget_exceeded &&
+                (r.size_over == 0 || (a.budget_exceeded & r.size_over)));
     if (hit) ++st.counts[i];
   }
   for (uint32_t i : im.listed_rules) {

@@ -48,6 +48,7 @@ struct AttachmentFacts {
   std::string_view sha256;        // lower-case hex of the decoded bytes
   bool macros = false;            // Office document with VBA macros
   bool encrypted = false;         // encrypted archive or document
+  uint32_t budget_exceeded = 0;   // bit k: unpacking stopped on rules::kBudgetReasons[k] (mime::BudgetReason)
 };
 
 struct Hit {

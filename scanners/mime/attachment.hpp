@@ -84,7 +84,7 @@ struct AttachmentLimits {
   uint32_t max_archive_entries = 1000;     // entries listed per attachment, nested ones included
   uint32_t max_filters = 2;                // compression layers around one archive (.tar.gz is 1)
   uint64_t max_unpacked_bytes = 32 << 20;  // per attachment, every level
-  uint32_t max_ratio = 100;                // unpacked bytes / attachment bytes ...
+  uint32_t max_ratio = 250;                // unpacked bytes / attachment bytes (deflate tops out near 1,030) ...
   uint64_t ratio_floor = 4 << 20;          // ... checked once this much is unpacked (small files compress well)
   // Per message, shared by all its attachments (MessageUnpackBudget).
   uint64_t message_unpacked_bytes = 64 << 20;
