@@ -51,6 +51,7 @@ void add_facts_json(const MessageFacts& mf, nlohmann::json& j) {
   put("encoded_message", mf.encoded_message);
   put("boundary_junk", mf.boundary_junk);
   put("long_boundary_line", mf.long_boundary_line);
+  put("boundary_trailing_space", mf.boundary_trailing_space);
   j["mime_anomalies"] = an;
   if (!mf.leaves.empty()) {
     json lv = json::array();

@@ -21,6 +21,11 @@ bool pad_only(std::string_view s) {
   return std::all_of(s.begin(), s.end(), [](char c) { return c == ' ' || c == '\t'; });
 }
 
+std::string_view trim_end(std::string_view s) {
+  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
+  return s;
+}
+
 // Hands a nested (encoded) message's output to the parent's sink: its
 // header fields are those of a part.
 class NestedSink final : public MimeSink {
@@ -120,15 +125,18 @@ size_t MimeParser::max_delim_line() const {
   return m + kMaxBoundaryLine;
 }
 
-int MimeParser::match_boundary(const uint8_t* p, size_t n, bool& close, std::string_view& junk) const {
+int MimeParser::match_boundary(const uint8_t* p, size_t n, bool& close, std::string_view& junk) {
   // p[0..n) is a line without its EOL, starting with "--". Strict matches
   // (only padding after the boundary, as Python reads) are tried on every
   // open multipart first, then the lenient rule innermost first. A line
   // longer than max_delim_line() is judged by that prefix, leniently.
+  // A boundary ending in white space (RFC 2046 forbids it) also matches
+  // without it, strictly: Python strips it, mime4j does not.
   size_t keep = max_delim_line();
+  stripped_match_ = false;
   bool whole = n <= keep;
   std::string_view l(reinterpret_cast<const char*>(p), whole ? n : keep);
-  auto rest_of = [&](const std::string& d, bool& c) {
+  auto rest_of = [&](std::string_view d, bool& c) {
     std::string_view rest = l.substr(d.size());
     c = rest.size() >= 2 && rest[0] == '-' && rest[1] == '-';
     if (c) rest.remove_prefix(2);
@@ -137,9 +145,15 @@ int MimeParser::match_boundary(const uint8_t* p, size_t n, bool& close, std::str
   if (whole)
     for (int k = int(frames_.size()) - 1; k >= 0; --k) {
       const std::string& d = frames_[size_t(k)].delim;
-      if (l.size() < d.size() || l.compare(0, d.size(), d) != 0) continue;
-      if (pad_only(rest_of(d, close))) {
+      if (l.size() >= d.size() && l.compare(0, d.size(), d) == 0 && pad_only(rest_of(d, close))) {
         junk = {};
+        return k;
+      }
+      std::string_view ds = trim_end(d);
+      if (ds.size() < d.size() && l.size() >= ds.size() && l.compare(0, ds.size(), ds) == 0 &&
+          pad_only(rest_of(ds, close))) {
+        junk = {};
+        stripped_match_ = true;
         return k;
       }
     }
@@ -448,6 +462,8 @@ bool MimeParser::shadow_end(bool blank) {
 // strict reader shows that line as content, so it is scanned as text.
 void MimeParser::boundary(int k, bool close, std::string_view junk, bool long_line) {
   facts_.long_boundary_line += long_line;
+  facts_.boundary_trailing_space += stripped_match_;
+  stripped_match_ = false;
   if (shadow_) shadow_end(false);
   if (mode_ == Mode::leaf) end_leaf();
   if (!junk.empty()) {
@@ -675,6 +691,7 @@ void MimeParser::end_nested() {
   facts_.encoded_message += f.encoded_message;
   facts_.boundary_junk += f.boundary_junk;
   facts_.long_boundary_line += f.long_boundary_line;
+  facts_.boundary_trailing_space += f.boundary_trailing_space;
   f = MessageFacts{};
 }
 

@@ -21,7 +21,8 @@
 //   - a delimiter followed by other text on its line is a delimiter
 //     (RFC 2046's note to implementors, mime4j), strict matches first;
 //   - delimiter lines of any length match (a boundary is bounded by its
-//     header block).
+//     header block);
+//   - a boundary that ends in white space also matches without it.
 // Per leaf part: base64 / quoted-printable decoding (streaming), then
 //   text/*       -> charset to UTF-8 -> (HTML reduced to text) -> text, URLs
 //   attachments  -> AttachmentAnalyzer (size, SHA-256, type, macros, ...)
@@ -98,6 +99,7 @@ struct MessageFacts {
   uint32_t encoded_message = 0;          // a base64/QP message/rfc822 part, decoded and parsed as a message
   uint32_t boundary_junk = 0;            // a delimiter line with text after the boundary (lenient match)
   uint32_t long_boundary_line = 0;       // a delimiter line over 1,024 bytes
+  uint32_t boundary_trailing_space = 0;  // a delimiter matched without the white space that ends its boundary (Python's reading)
 };
 
 class MimeSink {
@@ -142,7 +144,7 @@ class MimeParser : private HtmlToText::UrlHandler {
 
   void on_attribute_url(std::string_view url) override;
   void line(const uint8_t* p, size_t n, size_t eol);  // one complete line (n includes the EOL of eol bytes)
-  int match_boundary(const uint8_t* p, size_t n, bool& close, std::string_view& junk) const;
+  int match_boundary(const uint8_t* p, size_t n, bool& close, std::string_view& junk);
   size_t max_delim_line() const;  // delimiter candidates are kept up to this many bytes
   bool long_delimiter(const uint8_t* p, size_t n);  // a candidate over that: a delimiter by its prefix?
   void boundary(int frame, bool close, std::string_view junk, bool long_line);
@@ -175,6 +177,7 @@ class MimeParser : private HtmlToText::UrlHandler {
   std::string line_;             // a line cut by a chunk boundary
   bool mid_line_ = false;        // the current line was already passed on as content
   bool skip_line_ = false;       // the rest of an over-long delimiter line is dropped
+  bool stripped_match_ = false;  // the last match_boundary() matched a boundary without its trailing white space
   // After a header block ended at a line that is no field (header_block_garbage):
   // the lines up to the blank line are body and also read as header fields.
   bool shadow_ = false;
