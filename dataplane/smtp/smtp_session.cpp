@@ -283,13 +283,11 @@ void SmtpSession::hold_bytes(const uint8_t* p, size_t n) {
     lose_sync(Desync::starttls_pipelined);
     return;
   }
-  if (hold_.empty()) anomaly(Anomaly::held_for_reply);
-  if (hold_.size() + n > kMaxHold) {
-    lose_sync(Desync::hold_overflow);
-    return;
-  }
+  // Up to the bound, then checked as if the rest had not come: the reason
+  // given does not depend on how the bytes were cut into segments.
+  const size_t take = std::min(n, kMaxHold - hold_.size());
   size_t from = hold_.size();
-  hold_.append(reinterpret_cast<const char*>(p), n);
+  hold_.append(reinterpret_cast<const char*>(p), take);
   // Check each line as it completes: the bytes are on their way to the
   // server, so whatever could end a message there must stop here.
   for (size_t i = from; i < hold_.size() && client_mode_ == ClientMode::hold; ++i) {
@@ -305,6 +303,7 @@ void SmtpSession::hold_bytes(const uint8_t* p, size_t n) {
   }
   if (client_mode_ == ClientMode::hold && hold_starttls_ && hold_line_ < hold_.size())
     lose_sync(Desync::starttls_pipelined);
+  if (client_mode_ == ClientMode::hold && take < n) lose_sync(Desync::hold_overflow);
 }
 
 // One complete held line [begin, end) (ending in LF).
@@ -328,7 +327,9 @@ void SmtpSession::check_held_line(size_t begin, size_t end) {
       break;
     case HoldFor::helo:
     case HoldFor::rset:
-      if (data || bdat) lose_sync(Desync::data_behind_helo);
+      // DATA waits for its 354 and is replayed after the reply; a BDAT chunk
+      // would reach the server with it.
+      if (bdat) lose_sync(Desync::data_behind_helo);
       else if (dot_line) lose_sync(Desync::data_before_reply);
       break;
     case HoldFor::starttls:
@@ -360,7 +361,10 @@ void SmtpSession::release_hold() {
   sasl_owed_ = false;
   hold_starttls_ = false;
   if (client_mode_ == ClientMode::hold) client_mode_ = ClientMode::command;
-  if (!buf.empty()) on_client({reinterpret_cast<const uint8_t*>(buf.data()), buf.size()});
+  if (!buf.empty()) {
+    anomaly(Anomaly::held_for_reply);
+    on_client({reinterpret_cast<const uint8_t*>(buf.data()), buf.size()});
+  }
 }
 
 // ---- message data ----
@@ -702,8 +706,12 @@ void SmtpSession::handle_reply(int code, std::string_view first) {
   const bool ok = code >= 200 && code < 300;
   if (front.cmd == Cmd::auth && code == 334) {  // SASL continues: the next client line is the response
     if (client_mode_ == ClientMode::hold && hold_for_ == HoldFor::auth) {
-      if (hold_line_ > 0 || hold_.find('\n') != std::string::npos) take_sasl_line();
-      else sasl_owed_ = true;
+      if (hold_line_ > 0 || hold_.find('\n') != std::string::npos) {
+        anomaly(Anomaly::held_for_reply);  // the client answered before it was asked
+        take_sasl_line();
+      } else {
+        sasl_owed_ = true;
+      }
       // Lines after the response were held already: check them again as
       // commands (the response is gone from the front).
       size_t from = 0;
