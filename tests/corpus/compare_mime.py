@@ -257,10 +257,28 @@ def explain(field, mine, py, data):
                           "Python the strict set, with U+FFFD where it fails")
             elif lost_text_matches(ours, theirs):
                 kinds.add("python_lost_text: bytes Python could not decode in the declared charset became U+FFFD")
+            elif theirs.startswith(ours) and junk_delimiter(theirs[len(ours):], data):
+                kinds.add("python_strict_delimiter: a delimiter line with text after the boundary ends the part for the "
+                          "engine (RFC 2046's note to implementors, as mime4j; the text is scanned apart); Python's "
+                          "strict match keeps the line and what follows in the part")
             else:
                 return None
         return "; ".join(sorted(kinds))
     return None
+
+
+def junk_delimiter(rest, data):
+    """rest (Python's text beyond the engine's) starts with a line that is a
+    declared boundary's delimiter followed by other text."""
+    m = re.match(r"\r?\n?--(.*)", rest)
+    if not m:
+        return False
+    line = m.group(1).split("\n", 1)[0].rstrip("\r")
+    for b in re.findall(rb'(?i)boundary\s*=\s*"?([^";\r\n]+)', data):
+        b = b.decode("latin-1")
+        if line.startswith(b) and line[len(b):].strip(" \t") and line[len(b):].strip(" \t") != "--":
+            return True
+    return False
 
 
 def lost_text_matches(ours, python):
