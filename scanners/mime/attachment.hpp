@@ -82,6 +82,7 @@ struct AttachmentLimits {
   size_t max_archive_bytes = 8 << 20;      // an archive kept for listing; a nested one read for it
   uint32_t max_archive_depth = 2;          // archives inside the attachment's archive
   uint32_t max_archive_entries = 1000;     // entries listed per attachment, nested ones included
+  uint64_t max_7z_header_bytes = 1 << 20;  // a 7z's decoded header (about 20k entries): libarchive parses it in one call
   uint32_t max_filters = 2;                // compression layers around one archive (.tar.gz is 1)
   uint64_t max_unpacked_bytes = 32 << 20;  // per attachment, every level
   uint32_t max_ratio = 250;                // unpacked bytes / attachment bytes (deflate tops out near 1,030) ...

@@ -300,6 +300,24 @@ TEST(AttachmentBudget, SolidSevenZipIsReadNotSkipped) {
   EXPECT_GE(g.unpacked_bytes, 1u << 20);
 }
 
+TEST(AttachmentBudget, SevenZipHeaderTooBigToParseIsNotOpened) {
+  // libarchive parses a 7z's whole header in its first call: 100,000 empty
+  // entries are a few KB of 7z and about 2 MB of header.
+  std::vector<std::pair<std::string, std::string>> files;
+  for (int i = 0; i < 100000; ++i) files.push_back({"f" + std::to_string(i), ""});
+  std::string z = write_archive(ARCHIVE_FORMAT_7ZIP, ARCHIVE_FILTER_NONE, files);
+  ASSERT_LT(z.size(), 64u << 10);
+  AttachmentFacts f = analyze(z, "x.7z");
+  EXPECT_EQ(f.budget_exceeded, 1u << unsigned(BudgetReason::entries));
+  EXPECT_EQ(f.archive_entries, 0u);
+  EXPECT_LE(f.unpack_steps, 1u);
+  // A smaller one is listed, up to the entry budget.
+  files.resize(2000);
+  AttachmentFacts g = analyze(write_archive(ARCHIVE_FORMAT_7ZIP, ARCHIVE_FILTER_NONE, files), "y.7z");
+  EXPECT_EQ(g.budget_exceeded, 1u << unsigned(BudgetReason::entries));
+  EXPECT_EQ(g.archive_entries, 1000u);
+}
+
 TEST(AttachmentBudget, OrdinaryArchivesAreListedWithoutBudgetBits) {
   std::string tgz = write_archive(ARCHIVE_FORMAT_TAR_USTAR, ARCHIVE_FILTER_GZIP,
                                   {{"notes.txt", std::string(100000, 'n')}, {"setup.exe", "MZ"}});
