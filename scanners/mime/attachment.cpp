@@ -206,6 +206,30 @@ uint64_t sevenzip_header_bytes(const uint8_t* p, size_t n) {
   return ok ? largest : 0;
 }
 
+// The entry count a ZIP's end of central directory declares (the larger of
+// the classic and ZIP64 records): libarchive reads that many central
+// directory entries in its first next_header call (about 8 us each here:
+// an 80,000-entry zip of 7 MB held it 0.67 s). 0 if there is none.
+uint64_t zip_directory_entries(const uint8_t* p, size_t n) {
+  if (n < 22) return 0;
+  size_t lo = n > 22 + 65535 ? n - 22 - 65535 : 0;
+  for (size_t i = n - 22 + 1; i-- > lo;) {
+    if (std::memcmp(p + i, "PK\5\6", 4) != 0) continue;
+    auto le = [&](size_t at, int bytes) {
+      uint64_t v = 0;
+      for (int k = bytes - 1; k >= 0; --k) v = v << 8 | p[at + k];
+      return v;
+    };
+    uint64_t count = le(i + 10, 2);
+    if (i >= 20 && std::memcmp(p + i - 20, "PK\6\7", 4) == 0) {  // ZIP64 locator -> ZIP64 end record
+      uint64_t at = le(i - 20 + 8, 8);
+      if (at <= n - 56 && std::memcmp(p + at, "PK\6\6", 4) == 0) count = std::max(count, le(at + 32, 8));
+    }
+    return count;
+  }
+  return 0;
+}
+
 bool is_archive_name(std::string_view lname) {
   for (std::string_view ext : {".zip", ".7z", ".rar", ".tar", ".tgz", ".gz", ".lzh", ".cab", ".jar", ".docm",
                                ".xlsm", ".pptm", ".docx", ".xlsx", ".pptx", ".doc", ".xls", ".ppt"})
@@ -379,6 +403,11 @@ struct ArchiveWalk {
         note(BudgetReason::entries);
         sevenzip = false;
       }
+    }
+    if (!compressed && zip_directory_entries(p, n) > lim.max_directory_entries) {
+      note(BudgetReason::entries);
+      if (raw) archive_read_free(raw);
+      return;
     }
     Inflated src{this, raw};
     bool zip_streaming = false;

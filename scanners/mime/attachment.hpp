@@ -19,7 +19,9 @@
 // bytes per second). No call is left to run long: compressed streams reach
 // the archive reader through a read callback that refuses bytes once a
 // budget is spent; skips that would unpack are done by reading in 64 KiB
-// blocks; filters that run external programs are not registered. A spent
+// blocks; filters that run external programs are not registered; a ZIP
+// central directory or 7z header that libarchive would read whole in one
+// call is sized first and not opened when too big. A spent
 // budget ends the walk and sets a bit of budget_exceeded: an input to the
 // verdict (rule field `attachment R budget_exceeded`), never a stall.
 //
@@ -82,7 +84,10 @@ struct AttachmentLimits {
   size_t max_archive_bytes = 8 << 20;      // an archive kept for listing; a nested one read for it
   uint32_t max_archive_depth = 2;          // archives inside the attachment's archive
   uint32_t max_archive_entries = 1000;     // entries listed per attachment, nested ones included
-  uint64_t max_7z_header_bytes = 1 << 20;  // a 7z's decoded header (about 20k entries): libarchive parses it in one call
+  // libarchive reads a ZIP's central directory and a 7z's header whole in
+  // one call: too big, the archive is not opened (reason "entries").
+  uint32_t max_directory_entries = 8192;   // a ZIP's declared entries (about 8 us each here)
+  uint64_t max_7z_header_bytes = 1 << 20;  // a 7z's decoded header (about 20k entries, 0.7 us each)
   uint32_t max_filters = 2;                // compression layers around one archive (.tar.gz is 1)
   uint64_t max_unpacked_bytes = 32 << 20;  // per attachment, every level
   uint32_t max_ratio = 250;                // unpacked bytes / attachment bytes (deflate tops out near 1,030) ...

@@ -318,6 +318,19 @@ TEST(AttachmentBudget, SevenZipHeaderTooBigToParseIsNotOpened) {
   EXPECT_EQ(g.archive_entries, 1000u);
 }
 
+TEST(AttachmentBudget, ZipDirectoryTooBigToReadIsNotOpened) {
+  std::vector<ZipEntry> es;
+  for (int i = 0; i < 10000; ++i) es.push_back(entry("f" + std::to_string(i), ""));
+  AttachmentFacts f = analyze(zip_of(es), "x.zip");
+  EXPECT_EQ(f.budget_exceeded, 1u << unsigned(BudgetReason::entries));
+  EXPECT_EQ(f.archive_entries, 0u);
+  EXPECT_LE(f.unpack_steps, 1u);
+  es.resize(5000);  // under max_directory_entries: listed to max_archive_entries
+  AttachmentFacts g = analyze(zip_of(es), "y.zip");
+  EXPECT_EQ(g.budget_exceeded, 1u << unsigned(BudgetReason::entries));
+  EXPECT_EQ(g.archive_entries, 1000u);
+}
+
 TEST(AttachmentBudget, OrdinaryArchivesAreListedWithoutBudgetBits) {
   std::string tgz = write_archive(ARCHIVE_FORMAT_TAR_USTAR, ARCHIVE_FILTER_GZIP,
                                   {{"notes.txt", std::string(100000, 'n')}, {"setup.exe", "MZ"}});
