@@ -272,7 +272,12 @@ constexpr size_t kBlock = 64 << 10;  // what one libarchive data call may produc
 // budgets. A spent budget halts the walk; depth only skips the level.
 struct ArchiveWalk {
   ArchiveWalk(const AttachmentLimits& l, AttachmentFacts& facts, MessageUnpackBudget& m, WorkerUnpackBudget& w, uint64_t size)
-      : lim(l), f(facts), msg(m), worker(w), attachment_bytes(size) {}
+      : lim(l), f(facts), msg(m), worker(w), attachment_bytes(size) {
+    if (nested_bufs.size() < lim.max_archive_depth + 1) nested_bufs.resize(lim.max_archive_depth + 1);
+    if (blocks.size() < lim.max_archive_depth + 1) blocks.resize(lim.max_archive_depth + 1, std::vector<uint8_t>(kBlock));
+  }
+  ArchiveWalk(const ArchiveWalk&) = delete;
+  ArchiveWalk& operator=(const ArchiveWalk&) = delete;
   const AttachmentLimits& lim;
   AttachmentFacts& f;
   MessageUnpackBudget& msg;
@@ -282,9 +287,26 @@ struct ArchiveWalk {
   std::chrono::nanoseconds elapsed0 = msg.elapsed;
   bool halted = false;
   uint64_t declared = 0;  // entry sizes as the archives declare them, every level
-  std::vector<uint8_t> block = std::vector<uint8_t>(kBlock);
-  // One buffer per depth, reused: a fresh 8 MiB per entry costs its page faults again.
-  std::vector<std::vector<uint8_t>> nested_bufs = std::vector<std::vector<uint8_t>>(lim.max_archive_depth + 1);
+  // The thread's buffers, kept between walks: allocated per walk (and per
+  // nested entry), the heap top is trimmed and regrown, page faults each time.
+  // Per depth: the reader of an outer level still points into its block
+  // while a nested level is walked.
+  struct Buffers {
+    std::vector<std::vector<uint8_t>> blocks;  // a compressed stream's bytes for the reader
+    std::vector<std::vector<uint8_t>> nested;  // a nested archive, read from the level above
+  };
+  static Buffers& buffers() {
+    thread_local Buffers b;
+    return b;
+  }
+  std::vector<std::vector<uint8_t>>& blocks = buffers().blocks;
+  std::vector<std::vector<uint8_t>>& nested_bufs = buffers().nested;
+  ~ArchiveWalk() {
+    for (auto& b : nested_bufs) {
+      b.clear();
+      if (b.capacity() > (1 << 20)) b.shrink_to_fit();  // a big one is not kept for the next walk
+    }
+  }
 
   void note(BudgetReason r) { f.budget_exceeded |= 1u << unsigned(r); }
   bool halt(BudgetReason r) {
@@ -326,16 +348,17 @@ struct ArchiveWalk {
   // 1 GiB entry is one call) gets a read error instead.
   struct Inflated {
     ArchiveWalk* walk;
-    archive* raw;  // raw format + filters over the compressed bytes
+    archive* raw;                 // raw format + filters over the compressed bytes
+    std::vector<uint8_t>* block;  // this level's
   };
   static la_ssize_t inflated_read(archive*, void* ud, const void** out) {
     auto* s = static_cast<Inflated*>(ud);
     ArchiveWalk& w = *s->walk;
     if (w.halted) return -1;
-    la_ssize_t got = archive_read_data(s->raw, w.block.data(), w.block.size());
+    la_ssize_t got = archive_read_data(s->raw, s->block->data(), s->block->size());
     if (got < 0) return -1;
     if (!w.charge(uint64_t(got))) return -1;
-    *out = w.block.data();
+    *out = s->block->data();
     return got;
   }
 
@@ -409,7 +432,7 @@ struct ArchiveWalk {
       if (raw) archive_read_free(raw);
       return;
     }
-    Inflated src{this, raw};
+    Inflated src{this, raw, &blocks[depth]};
     bool zip_streaming = false;
     archive* a = nullptr;
     for (;;) {

@@ -331,6 +331,17 @@ TEST(AttachmentBudget, ZipDirectoryTooBigToReadIsNotOpened) {
   EXPECT_EQ(g.archive_entries, 1000u);
 }
 
+TEST(AttachmentBudget, TarGzInsideTarGzThenMoreEntries) {
+  // The inner stream is read while the outer reader still holds bytes of its own: separate buffers.
+  std::string inner = write_archive(ARCHIVE_FORMAT_TAR_USTAR, ARCHIVE_FILTER_GZIP, {{"a.txt", std::string(300000, 'a')}});
+  std::string outer = write_archive(ARCHIVE_FORMAT_TAR_USTAR, ARCHIVE_FILTER_GZIP,
+                                    {{"inner.tgz", inner}, {"pad.txt", std::string(70000, 'p')}, {"z.scr", "MZ"}});
+  AttachmentFacts f = analyze(outer, "outer.tgz");
+  EXPECT_EQ(f.budget_exceeded, 0u);
+  EXPECT_EQ(f.archive_entries, 4u);
+  EXPECT_TRUE(f.executable);
+}
+
 TEST(AttachmentBudget, OrdinaryArchivesAreListedWithoutBudgetBits) {
   std::string tgz = write_archive(ARCHIVE_FORMAT_TAR_USTAR, ARCHIVE_FILTER_GZIP,
                                   {{"notes.txt", std::string(100000, 'n')}, {"setup.exe", "MZ"}});
