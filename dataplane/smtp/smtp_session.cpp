@@ -129,14 +129,17 @@ SmtpSession::SmtpSession(MessageSink* sink, Limits limits) : sink_(sink), lim_(l
 
 void SmtpSession::lose_sync(Desync d) {
   if (facts_.desync == Desync::none) facts_.desync = d;
-  client_mode_ = ClientMode::stopped;
+  // Offline (a capture: no segment to hold back) the reason is recorded and
+  // parsing goes on, best effort, as the engine did before it had desyncs.
+  if (!lim_.assume_silent_server_accepts) client_mode_ = ClientMode::stopped;
 }
 
 void SmtpSession::push_pending(Cmd c, uint32_t idx) {
   if (pending_.size() - pending_head_ >= lim_.max_pending) {
     anomaly(Anomaly::too_many_pending);
     lose_sync(Desync::too_many_pending);
-    return;
+    if (client_mode_ == ClientMode::stopped) return;
+    ++pending_head_;  // offline: the oldest is dropped
   }
   if (pending_head_ > 64 && pending_head_ * 2 > pending_.size()) {
     pending_.erase(pending_.begin(), pending_.begin() + long(pending_head_));
@@ -242,7 +245,7 @@ void SmtpSession::on_client(std::span<const uint8_t> bytes) {
         // The server may cut the line into commands the engine never sees.
         if (client_mode_ == ClientMode::command) {
           lose_sync(Desync::command_too_long);
-          return;
+          if (client_mode_ == ClientMode::stopped) return;
         }
       } else {
         cline_.append(reinterpret_cast<const char*>(p), chunk);
@@ -281,7 +284,7 @@ void SmtpSession::hold_bytes(const uint8_t* p, size_t n) {
   // RFC 3207: nothing may follow STARTTLS before its reply.
   if (hold_for_ == HoldFor::starttls || hold_starttls_) {
     lose_sync(Desync::starttls_pipelined);
-    return;
+    if (client_mode_ == ClientMode::stopped) return;
   }
   // Up to the bound, then checked as if the rest had not come: the reason
   // given does not depend on how the bytes were cut into segments.
@@ -374,7 +377,7 @@ void SmtpSession::end_of_data(Anomaly variant) {
   if (lim_.end_of_data == EndOfData::strict) {
     // A strict server reads on, a lenient one ends here: only a desync is safe.
     lose_sync(Desync::ambiguous_end_of_data);
-    return;
+    if (client_mode_ == ClientMode::stopped) return;
   }
   txn_.bare_lf_end = true;
 }
@@ -476,6 +479,7 @@ void SmtpSession::client_line(std::string_view line) {
   if (++facts_.commands > lim_.max_commands) {
     anomaly(Anomaly::command_limit);
     lose_sync(Desync::command_limit);
+    client_mode_ = ClientMode::stopped;  // a resource bound: offline too
     return;
   }
   if (client_mode_ == ClientMode::proxy_preamble) {
@@ -556,7 +560,7 @@ void SmtpSession::client_line(std::string_view line) {
   } else if (is("STARTTLS")) {
     if (lim_.refuse_starttls) {
       lose_sync(Desync::starttls_masked);
-      return;
+      if (client_mode_ == ClientMode::stopped) return;
     }
     push_pending(Cmd::starttls);
     if (client_mode_ != ClientMode::stopped) start_hold(HoldFor::starttls);
@@ -564,8 +568,10 @@ void SmtpSession::client_line(std::string_view line) {
     std::string_view a = trim(arg);
     facts_.auth_mechanism.assign(a.substr(0, std::min(a.find(' '), size_t(32))));
     for (auto& c : facts_.auth_mechanism) c = char(std::toupper(static_cast<unsigned char>(c)));
+    // A client line is a SASL response only after the server's 334. A
+    // one-sided capture has no 334: an initial response is taken as all.
+    if (silent_server() && a.find(' ') != std::string_view::npos) return;
     push_pending(Cmd::auth);
-    // A client line is a SASL response only after the server's 334.
     if (client_mode_ != ClientMode::stopped) start_hold(HoldFor::auth);
   } else if (is("QUIT")) {
     push_pending(Cmd::quit);
@@ -584,7 +590,7 @@ void SmtpSession::client_line(std::string_view line) {
 void SmtpSession::bdat_command(std::string_view raw) {
   if (!silent_server() && !has_capability(facts_, "CHUNKING")) {
     lose_sync(Desync::bdat_unadvertised);
-    return;
+    if (client_mode_ == ClientMode::stopped) return;
   }
   std::string_view arg = trim(raw);
   if (arg.empty() || !std::isdigit(static_cast<unsigned char>(arg[0]))) {
@@ -603,11 +609,16 @@ void SmtpSession::bdat_command(std::string_view raw) {
   for (char c : num) canonical = canonical && std::isdigit(static_cast<unsigned char>(c));
   if (!canonical) {
     lose_sync(Desync::bdat_ambiguous);
-    return;
+    if (client_mode_ == ClientMode::stopped) return;
+    // Offline: read it as a lenient server would, leading digits and LAST.
+    raw = trim(raw);
+    num = raw.substr(0, std::min(raw.find_first_not_of("0123456789"), size_t(15)));
+    tail = trim(raw.substr(num.size()));
+    if (!iequals_prefix(tail, "LAST")) tail = {};
   }
   if (nested_mail_pending_) {  // old or new envelope: only the reply knows
     lose_sync(Desync::envelope_unknown);
-    return;
+    if (client_mode_ == ClientMode::stopped) return;
   }
   uint64_t size = 0;
   for (char c : num) size = size * 10 + uint64_t(c - '0');
@@ -626,6 +637,10 @@ void SmtpSession::bdat_command(std::string_view raw) {
 
 void SmtpSession::assume_accepted() {
   anomaly(Anomaly::server_silent);
+  if (facts_.helo.empty() && !helo_arg_.empty()) {  // its EHLO/HELO too
+    facts_.helo = helo_arg_;
+    facts_.ehlo = helo_is_ehlo_;
+  }
   pending_head_ = pending_.size();  // no reply will come to match them
   txn_.mail_accepted = true;
   mail_ = MailState::accepted;
@@ -650,7 +665,7 @@ void SmtpSession::on_server(std::span<const uint8_t> bytes) {
         sline_.clear();
         if (!server_proxy_preamble_) {
           lose_sync(Desync::reply_too_long);
-          return;
+          if (client_mode_ == ClientMode::stopped) return;
         }
       } else {
         sline_.append(reinterpret_cast<const char*>(p), chunk);
@@ -765,7 +780,7 @@ void SmtpSession::handle_reply(int code, std::string_view first) {
       if (Transaction* t = find_transaction(front.txn_seq); t && front.rcpt_index < t->rcpt_pending.size()) {
         if (ok && !t->mail_accepted) {  // the server has a transaction the engine does not
           lose_sync(Desync::unexpected_reply);
-          break;
+          if (client_mode_ == ClientMode::stopped) break;
         }
         auto& addr = t->rcpt_pending[front.rcpt_index];
         (ok ? t->rcpt_to : t->rcpt_refused).push_back(std::move(addr));
@@ -779,7 +794,7 @@ void SmtpSession::handle_reply(int code, std::string_view first) {
         if (code == 354) {
           if (!txn_.mail_accepted || txn_.rcpt_to.empty()) {  // data for an envelope the engine does not know
             lose_sync(Desync::unexpected_reply);
-            break;
+            if (client_mode_ == ClientMode::stopped) break;
           }
           begin_message(BodyVia::data);
           client_mode_ = ClientMode::data;

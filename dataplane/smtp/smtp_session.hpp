@@ -57,9 +57,11 @@ struct Limits {
   size_t max_pending = 1100;       // pipelined commands awaiting replies (> max_recipients)
   size_t max_recipients = 1000;
   size_t max_commands = 100000;    // per session
-  // Offline only (one-sided captures): if the server has sent nothing when
-  // the client starts a message, its replies are assumed positive (counted
-  // as server_silent). Never inline: there the server is always seen.
+  // Offline only (captures): if the server has sent nothing when the client
+  // starts a message, its replies are assumed positive (counted as
+  // server_silent); and after a desync the engine records the reason and
+  // parses on, best effort (a capture has no segment to hold back). Never
+  // inline: there the server is always seen, and a desync stops parsing.
   bool assume_silent_server_accepts = false;
   // The port masks STARTTLS in the server's EHLO reply: a client STARTTLS
   // is a desync (starttls_masked) before the server sees it.
