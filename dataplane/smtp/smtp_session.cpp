@@ -11,27 +11,24 @@
 namespace sekisho::smtp {
 namespace {
 
-// Index of the first '.' in p[from, n) that starts a line (follows a '\n'
-// at index >= from), or n. Message lines rarely start with a dot, so the
-// body is skipped 16 bytes at a time rather than line by line.
+// Index of the first '.' in p[from, n) that follows a '\n' or a '\r' at
+// index >= from, or n. Message lines rarely start with a dot, so the body
+// is skipped 16 bytes at a time rather than line by line.
 size_t find_line_dot(const uint8_t* p, size_t from, size_t n) {
   size_t i = from;
 #if defined(__SSE2__)
-  const __m128i nl = _mm_set1_epi8('\n'), dot = _mm_set1_epi8('.');
+  const __m128i nl = _mm_set1_epi8('\n'), cr = _mm_set1_epi8('\r'), dot = _mm_set1_epi8('.');
   while (i + 17 <= n) {
     __m128i a = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p + i));
     __m128i b = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p + i + 1));
-    unsigned m = unsigned(_mm_movemask_epi8(_mm_and_si128(_mm_cmpeq_epi8(a, nl), _mm_cmpeq_epi8(b, dot))));
+    __m128i eol = _mm_or_si128(_mm_cmpeq_epi8(a, nl), _mm_cmpeq_epi8(a, cr));
+    unsigned m = unsigned(_mm_movemask_epi8(_mm_and_si128(eol, _mm_cmpeq_epi8(b, dot))));
     if (m) return i + unsigned(__builtin_ctz(m)) + 1;
     i += 16;
   }
 #endif
-  while (i + 1 < n) {
-    const void* hit = std::memchr(p + i, '\n', n - 1 - i);
-    if (!hit) break;
-    i = size_t(static_cast<const uint8_t*>(hit) - p) + 1;
-    if (p[i] == '.') return i;
-  }
+  for (; i + 1 < n; ++i)
+    if ((p[i] == '\n' || p[i] == '\r') && p[i + 1] == '.') return i + 1;
   return n;
 }
 
@@ -325,7 +322,11 @@ void SmtpSession::check_held_line(size_t begin, size_t end) {
       if (dot_line || bdat) lose_sync(Desync::data_before_reply);
       break;
     case HoldFor::auth:
-      if (data || bdat) lose_sync(Desync::data_behind_auth);
+      // RFC 4954 4: AUTH ends a pipelined group, except with an initial
+      // response that completes in one round trip (PLAIN, EXTERNAL): then
+      // MAIL, RCPT and, last (RFC 2920), DATA may follow. A BDAT chunk
+      // would reach the server before the AUTH reply is known.
+      if (bdat || (data && !auth_initial_response_)) lose_sync(Desync::data_behind_auth);
       else if (dot_line) lose_sync(Desync::data_before_reply);
       break;
     case HoldFor::helo:
@@ -406,8 +407,15 @@ void SmtpSession::feed_data(const uint8_t* p, size_t n, size_t& used) {
           if (p[n - 1] == '\n') {
             dot_ = DotState::line_start;
             bare_lf_line_ = bare_lf_at(n - 1);
+          } else if (p[n - 1] == '\r') {
+            dot_ = DotState::cr;
           }
           i = n;
+          break;
+        }
+        if (p[k - 1] == '\r') {  // a dot after a bare CR: message text, unless it ends the data
+          i = k + 1;
+          dot_ = DotState::cr_dot;
           break;
         }
         bare_lf_line_ = bare_lf_at(k - 1);
@@ -415,12 +423,49 @@ void SmtpSession::feed_data(const uint8_t* p, size_t n, size_t& used) {
         dot_ = DotState::line_start;
         break;
       }
+      case DotState::cr:  // a CR was the last byte seen
+        if (p[i] == '\n') {
+          bare_lf_line_ = false;
+          dot_ = DotState::line_start;
+          ++i;
+        } else if (p[i] == '.') {
+          dot_ = DotState::cr_dot;
+          ++i;
+        } else {
+          dot_ = DotState::in_line;
+        }
+        break;
+      case DotState::cr_dot:
+      case DotState::cr_dot_cr:
+        if (p[i] == '\n') {
+          // <CR>.<LF> or <CR>.<CR><LF>: servers that take a bare CR as a line
+          // end stop here, the others read on. Neither reading is safe.
+          anomaly(Anomaly::cr_dot_end_of_data);
+          lose_sync(Desync::ambiguous_end_of_data);
+          if (client_mode_ == ClientMode::stopped) {
+            used = n;
+            return;
+          }
+          bare_lf_line_ = dot_ == DotState::cr_dot;
+          dot_ = DotState::line_start;
+          ++i;
+        } else if (p[i] == '\r' && dot_ == DotState::cr_dot) {
+          dot_ = DotState::cr_dot_cr;
+          ++i;
+        } else {
+          // Not an end: after <CR>.<CR> the second CR may begin another one.
+          dot_ = dot_ == DotState::cr_dot_cr ? DotState::cr : DotState::in_line;
+        }
+        break;
       case DotState::line_start:
         if (p[i] == '.') {
           emit(i);
           ++i;
           run = i;  // the dot is not part of the message
           dot_ = DotState::dot;
+        } else if (p[i] == '\r') {
+          dot_ = DotState::cr;
+          ++i;
         } else {
           if (p[i] == '\n') bare_lf_line_ = bare_lf_at(i);
           dot_ = p[i] == '\n' ? DotState::line_start : DotState::in_line;
@@ -463,7 +508,7 @@ void SmtpSession::feed_data(const uint8_t* p, size_t n, size_t& used) {
         // ".\r" then something else: the CR belongs to the message.
         if (sink_) sink_->on_body({reinterpret_cast<const uint8_t*>("\r"), 1});
         ++txn_.body_bytes;
-        dot_ = DotState::in_line;
+        dot_ = DotState::cr;  // and may start <CR>.<CR><LF>
         run = i;
         break;
     }
@@ -570,12 +615,19 @@ void SmtpSession::client_line(std::string_view line) {
     for (auto& c : facts_.auth_mechanism) c = char(std::toupper(static_cast<unsigned char>(c)));
     // A client line is a SASL response only after the server's 334. A
     // one-sided capture has no 334: an initial response is taken as all.
-    if (silent_server() && a.find(' ') != std::string_view::npos) return;
+    auth_initial_response_ = a.find(' ') != std::string_view::npos;
+    if (silent_server() && auth_initial_response_) return;
     push_pending(Cmd::auth);
     if (client_mode_ != ClientMode::stopped) start_hold(HoldFor::auth);
   } else if (is("QUIT")) {
     push_pending(Cmd::quit);
-  } else if (is("NOOP") || is("VRFY") || is("EXPN") || is("HELP") || is("ETRN") || is("XCLIENT") || is("XFORWARD")) {
+  } else if (is("XCLIENT")) {
+    // Postfix: an accepted XCLIENT (220) starts the session over and drops
+    // the open transaction, like RSET with arguments decided by the reply.
+    const bool resets = transaction_open();
+    push_pending(Cmd::rset_args, resets);
+    if (resets && client_mode_ != ClientMode::stopped) start_hold(HoldFor::rset);
+  } else if (is("NOOP") || is("VRFY") || is("EXPN") || is("HELP") || is("ETRN") || is("XFORWARD")) {
     push_pending(Cmd::other);
   } else {
     anomaly(Anomaly::unknown_command);

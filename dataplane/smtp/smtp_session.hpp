@@ -156,10 +156,13 @@ class SmtpSession {
   size_t hold_line_ = 0;           // start of the first line of hold_ not yet checked
   bool sasl_owed_ = false;         // the server sent 334: the next held line is SASL
   bool hold_starttls_ = false;     // a held STARTTLS line: no byte may follow it
+  bool auth_initial_response_ = false;  // the held AUTH carried one (RFC 4954 allows MAIL/RCPT/DATA behind it)
   std::string helo_arg_;           // the held EHLO/HELO's argument, applied on 250
   bool helo_is_ehlo_ = false;
   // dot-unstuffing state machine
-  enum class DotState : uint8_t { line_start, in_line, dot, dot_cr };
+  // cr: a bare CR was the last byte; cr_dot, cr_dot_cr: <CR>. and <CR>.<CR>
+  // seen (an end of data for servers that take a bare CR as a line end).
+  enum class DotState : uint8_t { line_start, in_line, dot, dot_cr, cr, cr_dot, cr_dot_cr };
   DotState dot_ = DotState::line_start;
   bool bare_lf_line_ = false;  // the current line began after an LF without CR
   uint8_t prev_byte_ = '\n';  // last message byte of the previous call

@@ -62,7 +62,9 @@ TEST(SmtpDesync, AuthPipelinedWithMessageIsStoppedInItsSegment) {
     play(s, {{'C', "AUTH PLAIN " + kIr + "\r\nMAIL FROM:<mallory@evil.example>\r\nRCPT TO:<bob@example.net>\r\n"
                    "DATA\r\nSubject: unjudged\r\n\r\nhi\r\n.\r\n"}},
          chunk);
-    EXPECT_DESYNC(s, data_behind_auth) << "chunk " << chunk;
+    // The dot line that ends the message is on its way to the server before
+    // the AUTH reply says how the server reads it.
+    EXPECT_DESYNC(s, data_before_reply) << "chunk " << chunk;
     // What the server then does: refuses AUTH, takes the message.
     play(s, {{'S', "538 5.7.11 Encryption required\r\n250 2.1.0 Ok\r\n250 2.1.5 Ok\r\n354 go\r\n250 2.0.0 queued\r\n"}});
     s.on_close();
@@ -131,9 +133,42 @@ TEST(SmtpDesync, HeldLineAfter334IsTheSaslResponse) {
   EXPECT_TRUE(s.transaction().mail_accepted);
 }
 
+// RFC 4954 4 + RFC 2920: behind AUTH with an initial response, MAIL, RCPT
+// and, last, DATA are a legal group. The engine holds them and reads them
+// once AUTH is answered; the body comes after 354.
+TEST(SmtpDesync, DataLastInAGroupBehindAuthWithInitialResponseIsFollowed) {
+  for (const char* auth_reply : {"235 2.7.0 ok\r\n", "538 5.7.11 Encryption required\r\n"}) {
+    for (size_t chunk : kChunks) {
+      RecordingSink sink;
+      SmtpSession s(&sink);
+      play(s, {{'S', kBanner}, {'C', "EHLO c\r\n"}, {'S', kEhloReply},
+               {'C', "AUTH PLAIN " + kIr + "\r\nMAIL FROM:<alice@example.org>\r\nRCPT TO:<bob@example.net>\r\nDATA\r\n"}},
+           chunk);
+      EXPECT_IN_SYNC(s);
+      play(s, {{'S', std::string(auth_reply) + "250 2.1.0 Ok\r\n250 2.1.5 Ok\r\n354 go\r\n"},
+               {'C', "Subject: x\r\n\r\nbody\r\n.\r\n"}, {'S', "250 queued\r\n"}},
+           chunk);
+      EXPECT_IN_SYNC(s);
+      ASSERT_EQ(sink.done.size(), 1u) << auth_reply << " chunk " << chunk;
+      EXPECT_EQ(sink.done[0].txn.mail_from, "alice@example.org");
+      EXPECT_EQ(sink.done[0].txn.rcpt_to, std::vector<std::string>{"bob@example.net"});
+      EXPECT_EQ(sink.done[0].body, "Subject: x\r\n\r\nbody\r\n");
+      EXPECT_EQ(sink.done[0].txn.final_reply, 250);
+    }
+  }
+}
+
 // A dot line or BDAT behind AUTH would end a message on the server before
-// the engine knows how the server reads it.
+// the engine knows how the server reads it; DATA behind AUTH without an
+// initial response breaks RFC 4954 (AUTH ends the group): its lines may be
+// SASL responses.
 TEST(SmtpDesync, LinesThatCouldEndAMessageBehindAuthAreDesyncs) {
+  {
+    RecordingSink sink;
+    SmtpSession s(&sink);
+    play(s, {{'S', kBanner}, {'C', "AUTH LOGIN\r\nDATA\r\n"}});
+    EXPECT_DESYNC(s, data_behind_auth);
+  }
   {
     RecordingSink sink;
     SmtpSession s(&sink);
@@ -237,6 +272,26 @@ TEST(SmtpDesync, RsetWithArgumentResetsOnlyWhenAccepted) {
   ASSERT_EQ(sink.done.size(), 1u);
   EXPECT_EQ(sink.done[0].txn.mail_from, "a@x");
   EXPECT_EQ(sink.done[0].txn.rcpt_to, std::vector<std::string>{"b@x"});
+}
+
+// Postfix: an accepted XCLIENT (220) starts the session over and drops the
+// transaction; a refused one (550, client not authorized) changes nothing.
+TEST(SmtpDesync, XclientResetsTheEnvelopeOnlyWhenAccepted) {
+  for (const bool accepted : {false, true}) {
+    RecordingSink sink;
+    SmtpSession s(&sink);
+    play(s, {{'S', kBanner}, {'C', "MAIL FROM:<a@x>\r\n"}, {'S', "250 ok\r\n"}, {'C', "RCPT TO:<b@x>\r\n"},
+             {'S', "250 ok\r\n"}, {'C', "XCLIENT NAME=spike.porcupine.org\r\nDATA\r\n"},
+             {'S', accepted ? "220 mx ESMTP\r\n503 5.5.1 Error: need RCPT command\r\n"
+                            : "550 5.7.0 Error: insufficient authorization\r\n354 go\r\n"},
+             {'C', accepted ? "" : "hi\r\n.\r\n"}, {'S', accepted ? "" : "250 ok\r\n"},
+             {'C', "MAIL FROM:<n@x>\r\n"}, {'S', "250 ok\r\n"}});
+    EXPECT_IN_SYNC(s) << "after an accepted XCLIENT a MAIL is not nested";
+    EXPECT_EQ(sink.done.size(), accepted ? 0u : 1u);
+    EXPECT_EQ(sink.begins, accepted ? 0 : 1);
+    EXPECT_EQ(s.transaction().mail_from, "n@x");
+    EXPECT_TRUE(s.transaction().mail_accepted);
+  }
 }
 
 // A BDAT no server could parse (no size) is refused and reads no chunk: the
@@ -380,6 +435,35 @@ TEST(SmtpDesync, StrictEndOfDataMakesEveryVariantADesync) {
       }
     }
   }
+}
+
+// A bare CR before the dot: servers that take a bare CR as a line end stop
+// there, the others read on. A desync in either strictness.
+TEST(SmtpDesync, BareCrEndOfDataIsADesyncEitherWay) {
+  for (const Limits& lim : {Limits{}, strict_limits()}) {
+    for (const char* ending : {"\r.\r\n", "\r.\n"}) {
+      const std::string body = std::string("Subject: a\r\n\r\nhello") + ending;
+      for (size_t cut = 0; cut <= body.size(); ++cut) {
+        RecordingSink sink;
+        SmtpSession s(&sink, lim);
+        play(s, {{'S', kBanner}, {'C', "HELO c\r\nMAIL FROM:<a@b>\r\nRCPT TO:<c@d>\r\nDATA\r\n"},
+                 {'S', "250 x\r\n250 ok\r\n250 ok\r\n354 go\r\n"}});
+        s.on_client(bytes(body.substr(0, cut)));
+        s.on_client(bytes(body.substr(cut)));
+        EXPECT_DESYNC(s, ambiguous_end_of_data) << "cut at " << cut;
+        EXPECT_EQ(NEW_ANOMALY(s, cr_dot_end_of_data), 1u);
+        EXPECT_EQ(sink.ends, 0);
+      }
+    }
+  }
+  // A bare CR followed by a dot inside a line is text.
+  RecordingSink sink;
+  SmtpSession s(&sink);
+  play(s, {{'S', kBanner}, {'C', "MAIL FROM:<a@b>\r\nRCPT TO:<c@d>\r\nDATA\r\n"},
+           {'S', "250 ok\r\n250 ok\r\n354 go\r\n"}, {'C', "a\r.b\r\n\r..\r\n.\r\n"}, {'S', "250 ok\r\n"}});
+  EXPECT_IN_SYNC(s);
+  ASSERT_EQ(sink.done.size(), 1u);
+  EXPECT_EQ(sink.done[0].body, "a\r.b\r\n\r..\r\n");
 }
 
 // ---- 5. STARTTLS on a port that masks it ----
