@@ -16,6 +16,7 @@
 #include <zlib.h>
 
 #include <cstring>
+#include <random>
 #include <string>
 #include <thread>
 #include <vector>
@@ -319,8 +320,10 @@ TEST(AttachmentBudget, SevenZipHeaderTooBigToParseIsNotOpened) {
 }
 
 TEST(AttachmentBudget, ZipDirectoryTooBigToReadIsNotOpened) {
+  Deflated empty;
+  empty.add("");
   std::vector<ZipEntry> es;
-  for (int i = 0; i < 10000; ++i) es.push_back(entry("f" + std::to_string(i), ""));
+  for (int i = 0; i < 10000; ++i) es.push_back({"f" + std::to_string(i), empty});
   AttachmentFacts f = analyze(zip_of(es), "x.zip");
   EXPECT_EQ(f.budget_exceeded, 1u << unsigned(BudgetReason::entries));
   EXPECT_EQ(f.archive_entries, 0u);
@@ -476,6 +479,32 @@ TEST(AttachmentBudget, WorkerBudgetRefillsWithTime) {
   EXPECT_TRUE(w.take(1, lim, t + std::chrono::milliseconds(700)));
   EXPECT_TRUE(w.take(1000, lim, t + std::chrono::seconds(10)));  // refilled to the burst, no more
   EXPECT_FALSE(w.take(1, lim, t + std::chrono::seconds(10)));
+}
+
+TEST(AttachmentBudget, DamagedBombsStayWithinTheBudgets) {
+  // Truncated and bit-flipped bombs: libarchive takes other paths (errors,
+  // resynchronisation), the bounds must hold on every one of them.
+  Deflated eight;
+  eight.zeros_mib(8);
+  std::vector<ZipEntry> es;
+  for (int i = 0; i < 8; ++i) es.push_back({"a" + std::to_string(i) + ".zip", eight});
+  std::vector<std::pair<std::string, std::string>> bombs = {
+      {"x.tar.gz.gz", gzip_of(tgz_of_zeros(256))}, {"x.tgz", tgz_of_zeros(64)}, {"x.zip", zip_of(es)}};
+  AttachmentLimits lim = steady_limits();
+  lim.max_unpacked_bytes = 4 << 20;  // small budgets, many rounds
+  lim.ratio_floor = 1 << 20;
+  std::mt19937 rng(14);
+  for (const auto& [name, bomb] : bombs) {
+    for (int round = 0; round < 60; ++round) {
+      std::string b = bomb;
+      if (round % 3 == 0) b.resize(rng() % b.size());
+      for (int k = 0, flips = 1 + int(rng() % 4); k < flips && !b.empty(); ++k) b[rng() % b.size()] ^= char(1 << (rng() % 8));
+      MessageUnpackBudget msg;
+      AttachmentFacts f = analyze(b, name, lim, &msg);
+      ASSERT_LE(f.unpacked_bytes, lim.max_unpacked_bytes + kSlack) << name << " round " << round;
+      ASSERT_LE(msg.steps, lim.message_steps + 1) << name << " round " << round;
+    }
+  }
 }
 
 TEST(AttachmentBudget, ReasonNames) {
