@@ -191,4 +191,11 @@ TEST(RulesAttachmentBudget, BombThroughTheMimeEngineIsQuarantinedByTheShippedPac
   mime::AttachmentFacts ok = an.finish();
   EXPECT_EQ(ok.budget_exceeded, 0u);
   EXPECT_EQ(scan(*rs, {project(ok)}).action, Action::pass);
+  // A big ordinary archive that spends the bytes budget is scored, not held.
+  mime::AttachmentFacts big = ok;
+  big.budget_exceeded = bit(mime::BudgetReason::bytes);
+  match::Result b = scan(*rs, {project(big)});
+  EXPECT_TRUE(hit(b, "SK_ATT_UNPACK_LIMIT"));
+  EXPECT_FALSE(hit(b, "SK_ATT_BOMB"));
+  EXPECT_NE(b.action, Action::quarantine);
 }
