@@ -52,6 +52,7 @@ void add_facts_json(const MessageFacts& mf, nlohmann::json& j) {
   put("boundary_junk", mf.boundary_junk);
   put("long_boundary_line", mf.long_boundary_line);
   put("boundary_trailing_space", mf.boundary_trailing_space);
+  put("conflicting_content_fields", mf.conflicting_content_fields);
   j["mime_anomalies"] = an;
   if (!mf.leaves.empty()) {
     json lv = json::array();

@@ -540,6 +540,13 @@ void MimeParser::end_headers(bool reread) {
       cte = lower(trim(unfold(raw)));
     } else if (name_is(name, "content-disposition") && disp.value.empty()) {
       disp = parse_content_field(raw, facts_.charset_errors);
+    } else if (!reread && (name_is(name, "content-type") || name_is(name, "content-disposition"))) {
+      // A second one: the first is read (Python, mime4j), GMime reads the last.
+      uint32_t e = 0;
+      const std::string& first = name_is(name, "content-type") ? ctype.value : disp.value;
+      if (parse_content_field(raw, e).value != first) ++facts_.conflicting_content_fields;
+    } else if (!reread && name_is(name, "content-transfer-encoding") && lower(trim(unfold(raw))) != cte) {
+      ++facts_.conflicting_content_fields;
     }
   });
   if (top_) {
@@ -692,6 +699,7 @@ void MimeParser::end_nested() {
   facts_.boundary_junk += f.boundary_junk;
   facts_.long_boundary_line += f.long_boundary_line;
   facts_.boundary_trailing_space += f.boundary_trailing_space;
+  facts_.conflicting_content_fields += f.conflicting_content_fields;
   f = MessageFacts{};
 }
 

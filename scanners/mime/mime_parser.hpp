@@ -100,6 +100,10 @@ struct MessageFacts {
   uint32_t boundary_junk = 0;            // a delimiter line with text after the boundary (lenient match)
   uint32_t long_boundary_line = 0;       // a delimiter line over 1,024 bytes
   uint32_t boundary_trailing_space = 0;  // a delimiter matched without the white space that ends its boundary (Python's reading)
+  // A header block with two Content-Type, Content-Transfer-Encoding or
+  // Content-Disposition fields that differ: the engine reads the first, as
+  // Python and mime4j do; GMime reads the last. Not scanned both ways.
+  uint32_t conflicting_content_fields = 0;
 };
 
 class MimeSink {

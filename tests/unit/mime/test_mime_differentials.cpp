@@ -374,3 +374,22 @@ TEST(LongBoundary, PhishingAttachmentBehindAFiveKilobyteBoundary) {
   EXPECT_EQ(f.missing_close_boundary, 0u);
   expect_chunk_invariant(msg, {5001, 5003, 6023, 6025, 8000});
 }
+
+// 5. Two content fields that differ (GMime reads the last, Python and
+// mime4j the first): not scanned both ways yet, but named for policies.
+
+TEST(ConflictingFields, CorpusMultiBadAndACraftedEncodingSwitch) {
+  MessageFacts f = parse(corpus("mime4j/mimetools-testmsgs/multi-bad.msg"));
+  EXPECT_EQ(f.conflicting_content_fields, 1u);  // multipart/mixed, then text/plain
+  std::string msg =
+      "Subject: notice\r\nContent-Type: text/html\r\nContent-Transfer-Encoding: 7bit\r\n"
+      "Content-Transfer-Encoding: base64\r\n\r\n" + b64("<a href=\"http://gmime.phish.example/\">x</a>");
+  MessageFacts g = parse(msg);
+  EXPECT_EQ(g.conflicting_content_fields, 1u);
+  nlohmann::json j;
+  add_facts_json(g, j);
+  EXPECT_EQ(j["mime_anomalies"]["conflicting_content_fields"], 1);
+  std::string same = "Content-Type: text/plain\r\nContent-type: TEXT/PLAIN\r\n\r\nhi\r\n";
+  EXPECT_EQ(parse(same).conflicting_content_fields, 0u);  // the same value twice is no conflict
+  expect_chunk_invariant(msg);
+}
