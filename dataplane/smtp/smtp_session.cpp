@@ -56,6 +56,7 @@ const char* const kDesyncTexts[] = {
 };
 
 constexpr size_t kMaxHold = 64 * 1024;  // client bytes held until the reply that decides how to read them
+constexpr size_t kMaxHeldLines = 32;    // lines held behind DATA, EHLO/HELO, RSET with arguments, XCLIENT
 constexpr size_t kMaxAwaiting = 16;     // ended messages waiting for a reply
 constexpr size_t kMaxCapabilities = 64;
 
@@ -272,6 +273,7 @@ void SmtpSession::start_hold(HoldFor why) {
   hold_for_ = why;
   hold_.clear();
   hold_line_ = 0;
+  hold_lines_ = 0;
   sasl_owed_ = false;
   hold_starttls_ = false;
 }
@@ -300,6 +302,12 @@ void SmtpSession::hold_bytes(const uint8_t* p, size_t n) {
     }
     check_held_line(hold_line_, i + 1);
     hold_line_ = i + 1;
+    // Each reply replays what is held behind it: bounded lines keep a
+    // client that pipelines refused DATA commands from costing quadratic
+    // work. Legitimately only an AUTH with an initial response has lines
+    // behind it (MAIL, the RCPTs, DATA).
+    const size_t max_lines = hold_for_ == HoldFor::auth ? lim_.max_recipients + 8 : kMaxHeldLines;
+    if (++hold_lines_ > max_lines) lose_sync(Desync::hold_overflow);
   }
   if (client_mode_ == ClientMode::hold && hold_starttls_ && hold_line_ < hold_.size())
     lose_sync(Desync::starttls_pipelined);

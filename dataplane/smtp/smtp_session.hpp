@@ -154,6 +154,7 @@ class SmtpSession {
   std::string hold_;
   HoldFor hold_for_ = HoldFor::data;
   size_t hold_line_ = 0;           // start of the first line of hold_ not yet checked
+  size_t hold_lines_ = 0;          // complete lines held (bounded)
   bool sasl_owed_ = false;         // the server sent 334: the next held line is SASL
   bool hold_starttls_ = false;     // a held STARTTLS line: no byte may follow it
   bool auth_initial_response_ = false;  // the held AUTH carried one (RFC 4954 allows MAIL/RCPT/DATA behind it)

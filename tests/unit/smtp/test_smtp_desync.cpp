@@ -528,6 +528,27 @@ TEST(SmtpDesync, HeldBytesOverTheLimitAreADesync) {
 #ifdef SMTP_OLD_ENGINE
   EXPECT_EQ(sink.begins, 0) << "the engine before guessed the server's 354";
 #endif
+  // Lines: each reply would replay what is behind it (refused DATA after
+  // refused DATA): bounded, so the work stays linear.
+  std::string many;
+  for (int i = 0; i < 40; ++i) many += "DATA\r\n";
+  RecordingSink sink2;
+  SmtpSession s2(&sink2);
+  play(s2, {{'S', kBanner}, {'C', "MAIL FROM:<a@b>\r\n"}, {'S', "250 ok\r\n"}, {'C', many}});
+  EXPECT_DESYNC(s2, hold_overflow);
+  // Behind AUTH with an initial response, a legal group up to the recipient limit.
+  std::string group = "AUTH PLAIN " + kIr + "\r\nMAIL FROM:<a@b>\r\n", replies = "235 ok\r\n250 ok\r\n";
+  for (int i = 0; i < 200; ++i) {
+    group += "RCPT TO:<r" + std::to_string(i) + "@x>\r\n";
+    replies += "250 ok\r\n";
+  }
+  RecordingSink sink3;
+  SmtpSession s3(&sink3);
+  play(s3, {{'S', kBanner}, {'C', group + "DATA\r\n"}, {'S', replies + "354 go\r\n"}, {'C', "x\r\n.\r\n"},
+            {'S', "250 ok\r\n"}});
+  EXPECT_IN_SYNC(s3);
+  ASSERT_EQ(sink3.done.size(), 1u);
+  EXPECT_EQ(sink3.done[0].txn.rcpt_to.size(), 200u);
 }
 
 TEST(SmtpDesync, LostSynchronisationIsADesync) {
