@@ -145,7 +145,7 @@ struct WorkerEvents : smtp::FlowEvents {
   unsigned lcore = 0;
   uint32_t next_id = 0;
   uint64_t rejected = 0, tempfailed = 0, quarantined = 0, hold_failed = 0, hold_timeouts = 0, tls_sessions = 0;
-  uint64_t hold_timeout_passed = 0, smuggling_refused = 0;
+  uint64_t hold_timeout_passed = 0, smuggling_refused = 0, desyncs = 0;
   smtp::Action smuggling = smtp::Action::reject;  // for messages ended by <LF>.<CR><LF>
   uint64_t scanned = 0, scan_tagged = 0, scan_truncated = 0;  // content scans at the hold point
   bool scan_overflow_tempfail = false;
@@ -304,6 +304,7 @@ struct BridgeState {
   uint64_t policy_versions = 0, policy_freed = 0;
   std::array<bool, 65536> smtp_port{};
   std::array<bool, 65536> mask_starttls{};
+  bool desync_pass = false;  // cfg.desync_action == "pass"
   double wall_at_start = 0;  // unix seconds when tsc_at_start was read
   uint64_t tsc_at_start = 0;
   double tsc_hz = 1;
@@ -444,23 +445,55 @@ bool mask_starttls(std::span<uint8_t> payload) {
   return masked;
 }
 
+// Drops a segment by answering both ends with an RST each ends accepts
+// (RFC 5961: at exactly its rcv_nxt): the receiver expects p.seq; the
+// sender expects what it acknowledged, p.ack.
+void reset_both(BridgeState& s, WorkerState& w, Injected& out, rte_mbuf* m, const net::Packet& p) {
+  enforce::TcpSegmentSpec to_receiver;
+  to_receiver.seq = p.seq;
+  to_receiver.flags = net::kTcpRst;
+  inject(s, w, out, m, p, false, to_receiver);
+  if (p.tcp_flags & net::kTcpAck) {
+    enforce::TcpSegmentSpec to_sender;
+    to_sender.seq = p.ack;
+    to_sender.flags = net::kTcpRst;
+    inject(s, w, out, m, p, true, to_sender);
+  }
+}
+
+// Clears URG and the urgent pointer (the caller fixes the checksum).
+void clear_urgent(uint8_t* frame, const net::Packet& p) {
+  uint8_t* tcp = frame + p.l4_offset;
+  tcp[13] = uint8_t(tcp[13] & ~net::kTcpUrg);
+  tcp[18] = tcp[19] = 0;
+}
+
 // Runs one TCP segment of an SMTP port through the stream engines.
 // drop: normalisation policy or a verdict keeps it from the server;
 // parked: it ends a message being written to the spool (the job owns it).
-Disposition inspect_segment(BridgeState& s, WorkerState& w, rte_mbuf* m, const net::Packet& p, Injected& out) {
-  if (m->nb_segs != 1) {  // the engines read one contiguous frame
+Disposition inspect_segment(BridgeState& s, WorkerState& w, rte_mbuf* m, const net::Packet& p, Injected& out,
+                            CounterBlock& d) {
+  if (m->nb_segs != 1) {  // linearised before decode; never inspect half a frame
     ++w.uninspected_multiseg;
-    return Disposition::forward;
+    return Disposition::drop;
   }
   net::FlowRef ref = net::flow_ref(p);
   bool created = false;
-  // Only a SYN makes a flow: segments of connections that began before
-  // us (or never handshook) pass uninspected without taking a slot.
+  // Only a SYN makes a flow. A segment of a connection not followed (begun
+  // before us, expired after an idle gap, reset) carries bytes no engine
+  // has seen in their context: with data, it is a desync.
   const bool syn = p.tcp_flags & net::kTcpSyn;
   auto* slot = w.flows->find(ref.key, net::symmetric_hash(ref.key), syn, created);
   if (!slot && !syn) {
     ++w.tcp_local[size_t(tcp::Event::midstream)];
-    return Disposition::forward;
+    if (!p.payload_len || (p.tcp_flags & net::kTcpRst)) return Disposition::forward;  // ACK/FIN/RST: no bytes
+    if (s.desync_pass) {
+      d[WorkerCounter::midstream_passed] += 1;
+      return Disposition::forward;
+    }
+    d[WorkerCounter::midstream_reset] += 1;
+    reset_both(s, w, out, m, p);
+    return Disposition::drop;
   }
   if (!slot) {
     // The flow memcap: the cap policy decides (fail-closed drops, and the
@@ -477,7 +510,11 @@ Disposition inspect_segment(BridgeState& s, WorkerState& w, rte_mbuf* m, const n
   }
   if (created) {
     ++w.tcp_local[size_t(tcp::Event::flows_created)];
-    f.start(&w.tcp_limits, w.pool.get(), w.smtp_limits, &w.events, now, s.retain ? s.cfg.retain_bytes : 0);
+    // A client STARTTLS on a port that masks it would take the session out
+    // of sight: the engine treats it as a desync.
+    smtp::Limits lim = w.smtp_limits;
+    lim.refuse_starttls = s.mask_starttls[(p.tcp_flags & net::kTcpAck) ? p.sport : p.dport];
+    f.start(&w.tcp_limits, w.pool.get(), lim, &w.events, now, s.retain ? s.cfg.retain_bytes : 0);
     f.set_content_limits(&s.collect);  // rules may be loaded at any time: always collect (bounded)
   }
   uint8_t* frame = rte_pktmbuf_mtod(m, uint8_t*);
@@ -489,6 +526,14 @@ Disposition inspect_segment(BridgeState& s, WorkerState& w, rte_mbuf* m, const n
   if (s.mask_starttls[p.sport] && p.payload_len && f.tcp().client_is_a() != ref.src_is_a)
     masked = mask_starttls({frame + p.payload_offset, p.payload_len});
   if (masked) ++w.starttls_masked;
+  if (p.tcp_flags & net::kTcpUrg) {
+    // Without SO_OOBINLINE (no MTA sets it) Linux takes the urgent byte out
+    // of the stream: the server would read other bytes than the engines.
+    // Cleared, the byte stays in line for both.
+    clear_urgent(frame, p);
+    d[WorkerCounter::urgent_cleared] += 1;
+    masked = true;
+  }
   tcp::SegmentVerdict v = f.on_segment(ref.src_is_a, p, {frame + p.payload_offset, p.payload_len}, w.tcp_local, now);
   if (masked && v == tcp::SegmentVerdict::forward) v = tcp::SegmentVerdict::forward_rewritten;
   if (!f.has_endpoints() && f.tcp().state() != tcp::TcpFlow::State::none) {
@@ -497,8 +542,46 @@ Disposition inspect_segment(BridgeState& s, WorkerState& w, rte_mbuf* m, const n
     f.set_endpoints(client_is_src ? src : dst, client_is_src ? dst : src);
   }
   if (v == tcp::SegmentVerdict::forward_rewritten) fix_tcp_checksum(frame, p);
-  smtp::Action action = f.take_action();
   const bool from_client = f.tcp().client_is_a() == ref.src_is_a;
+  if (const char* why = f.take_desync()) {
+    // The engine no longer knows what the server reads: nothing of this
+    // segment may pass unless the operator chose fail-open.
+    WorkerEvents::add(w.events.desyncs, 1);
+    if (s.desync_pass) {
+      d[WorkerCounter::desync_passed] += 1;
+      f.bypass(w.tcp_local);
+      return v == tcp::SegmentVerdict::drop ? Disposition::drop : Disposition::forward;
+    }
+    if (s.cfg.desync_action == "reset") {
+      d[WorkerCounter::desync_reset] += 1;
+      reset_both(s, w, out, m, p);
+      f.close(w.tcp_local);
+      return Disposition::drop;
+    }
+    d[WorkerCounter::desync_tempfailed] += 1;
+    std::string reply = std::string("451 4.7.0 sekisho: session cannot be inspected (") + why + "), try again later\r\n";
+    if (from_client) {
+      answer_held(s, w, out, m, p, &f, f.tcp().next_seq(false), reply, false);
+    } else {
+      // A server segment: the client still expects it at p.seq; the server
+      // expects the client's next byte.
+      enforce::TcpSegmentSpec to_client;
+      to_client.seq = p.seq;
+      to_client.ack = f.tcp().next_seq(true);
+      to_client.flags = net::kTcpAck | net::kTcpPsh;
+      to_client.payload = {reinterpret_cast<const uint8_t*>(reply.data()), reply.size()};
+      inject(s, w, out, m, p, false, to_client);
+      enforce::TcpSegmentSpec to_server;
+      to_server.seq = f.tcp().next_seq(true);
+      to_server.flags = net::kTcpRst;
+      inject(s, w, out, m, p, true, to_server);
+      f.enforced.active = true;
+      f.enforced.server_seq = p.seq + uint32_t(reply.size());
+    }
+    f.close(w.tcp_local);
+    return Disposition::drop;
+  }
+  smtp::Action action = f.take_action();
   if (f.take_message_ended() && action == smtp::Action::pass) w.hold_ended = true;
   if (action == smtp::Action::quarantine && from_client) {
     bool complete = false;
@@ -673,14 +756,44 @@ void process_burst(BridgeState& s, WorkerState& w, rte_mbuf** bufs, unsigned n, 
     rte_mbuf* m = bufs[i];
     const uint64_t t0 = rte_rdtsc();
     w.hold_ended = false;
-    std::span<const uint8_t> frame(rte_pktmbuf_mtod(m, const uint8_t*), rte_pktmbuf_data_len(m));
     d[WorkerCounter::rx_pkts] += 1;
     d[WorkerCounter::rx_bytes] += rte_pktmbuf_pkt_len(m);
+    if (m->nb_segs > 1) {
+      // Decode reads one contiguous frame: a chained one would decode as
+      // truncated and pass as malformed, its TCP payload unread.
+      if (rte_pktmbuf_linearize(m) != 0) {
+        d[WorkerCounter::multiseg_dropped] += 1;
+        rte_pktmbuf_free(m);
+        continue;
+      }
+      d[WorkerCounter::multiseg_linearized] += 1;
+    }
+    std::span<const uint8_t> frame(rte_pktmbuf_mtod(m, const uint8_t*), rte_pktmbuf_data_len(m));
     net::Packet p;
     net::DecodeStatus st = net::decode(frame, p);
     d.decode[size_t(st)] += 1;
+    if (st == net::DecodeStatus::vlan_too_deep || st == net::DecodeStatus::ipv6_ext_chain ||
+        st == net::DecodeStatus::encapsulated) {
+      d[WorkerCounter::undecodable] += 1;
+      if (s.cfg.undecodable == "drop") {
+        d[WorkerCounter::undecodable_dropped] += 1;
+        rte_pktmbuf_free(m);
+        continue;
+      }
+    }
+    if (st == net::DecodeStatus::ip_fragment &&
+        (p.ip_proto == net::kProtoTcp ||
+         (p.l3 == net::L3::ipv6 && p.ip_proto != net::kProtoUdp && p.ip_proto != net::kProtoIcmp6))) {
+      d[WorkerCounter::tcp_fragments] += 1;
+      if (s.cfg.ip_fragments == "drop") {
+        d[WorkerCounter::tcp_fragments_dropped] += 1;
+        rte_pktmbuf_free(m);
+        continue;
+      }
+    }
     bool malformed = st != net::DecodeStatus::ok && st != net::DecodeStatus::ip_fragment &&
-                     st != net::DecodeStatus::non_ip;
+                     st != net::DecodeStatus::non_ip && st != net::DecodeStatus::vlan_too_deep &&
+                     st != net::DecodeStatus::ipv6_ext_chain && st != net::DecodeStatus::encapsulated;
     if (malformed) {
       d[WorkerCounter::malformed] += 1;
       if (s.cfg.malformed == MalformedPolicy::drop) {
@@ -703,7 +816,7 @@ void process_burst(BridgeState& s, WorkerState& w, rte_mbuf** bufs, unsigned n, 
       if (bypass) {
         d[WorkerCounter::bypassed] += 1;
       } else {
-        Disposition disp = inspect_segment(s, w, m, p, out);
+        Disposition disp = inspect_segment(s, w, m, p, out, d);
         if (disp == Disposition::parked) continue;  // the spool job owns the frame now
         if (disp == Disposition::drop) {
           rte_pktmbuf_free(m);
@@ -1080,6 +1193,7 @@ Bridge::Bridge(const DataplaneConfig& cfg, const std::string& argv0) : s_(std::m
 
   for (unsigned port : cfg.smtp_ports) s.smtp_port[port] = true;
   for (unsigned port : cfg.starttls_mask_ports) s.mask_starttls[port] = true;
+  s.desync_pass = cfg.desync_action == "pass";
   // Messages are retained for quarantine whenever a spool exists: a policy
   // reloaded later may quarantine what the first one passed.
   s.retain = !cfg.spool_dir.empty() && cfg.retain_bytes > 0;
@@ -1151,6 +1265,7 @@ Bridge::Bridge(const DataplaneConfig& cfg, const std::string& argv0) : s_(std::m
     ws->events.releases = &s.releases;
     ws->events.worker = w;
     ws->events.scan_overflow_tempfail = cfg.scan_overflow_tempfail;
+    ws->smtp_limits.end_of_data = cfg.end_of_data == "strict" ? smtp::EndOfData::strict : smtp::EndOfData::lenient;
     ws->events.smuggling = cfg.smuggling_action == "pass"       ? smtp::Action::pass
                            : cfg.smuggling_action == "tempfail" ? smtp::Action::tempfail
                                                                 : smtp::Action::reject;
@@ -1477,6 +1592,7 @@ nlohmann::json snapshot(const BridgeState& s) {
     stream["hold_timeout_passed"] = read_counter(w->events.hold_timeout_passed);
     stream["released_passed"] = read_counter(w->events.released_passed);
     stream["smuggling_refused"] = read_counter(w->events.smuggling_refused);
+    stream["desyncs"] = read_counter(w->events.desyncs);
     stream["content_scanned"] = read_counter(w->events.scanned);
     stream["content_tagged"] = read_counter(w->events.scan_tagged);
     stream["content_truncated"] = read_counter(w->events.scan_truncated);

@@ -171,6 +171,8 @@ DecodeStatus decode(std::span<const uint8_t> frame, Packet& out) {
     out.ip_proto = next;
     return decode_l4(f, p, end, out);
   }
+  // PPPoE session, MPLS unicast/multicast, 802.1ah: IP may be inside.
+  if (type == 0x8864 || type == 0x8847 || type == 0x8848 || type == 0x88e7) return DecodeStatus::encapsulated;
   return DecodeStatus::non_ip;
 }
 

@@ -48,6 +48,7 @@ void SmtpFlow::start(const tcp::Limits* lim, tcp::BufferPool* pool, const Limits
   start_ = now_ = now;
   gaps_ = 0;
   reported_ = false;
+  desync_reported_ = false;
   sha_open_ = false;
   pending_action_ = Action::pass;
   if (policy_ && events_) events_->message_released(policy_);
@@ -296,6 +297,7 @@ nlohmann::json session_json(const SessionRecord& s) {
   j["commands"] = f.commands;
   j["messages"] = f.transactions;
   j["gaps"] = s.gaps;
+  j["desync"] = f.desync == Desync::none ? json(nullptr) : json(desync_name(f.desync));
   json an = json::object();
   for (size_t i = 0; i < kAnomalyCount; ++i)
     if (f.anomalies[i]) an[anomaly_name(Anomaly(i))] = f.anomalies[i];

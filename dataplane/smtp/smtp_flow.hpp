@@ -98,6 +98,20 @@ class SmtpFlow : public tcp::StreamSink, public MessageSink {
                                  tcp::EventCounters& ev, double now);
   // Ends the flow (idle timeout, table teardown): reports what is open.
   void close(tcp::EventCounters& ev);
+  // Fail-open after a desync: reports what is open, inspects no more.
+  void bypass(tcp::EventCounters& ev) {
+    tcp_.bypass(ev);
+    on_close();
+  }
+  // The reason the SMTP engine lost sync with the server (desync.def name),
+  // once, after the segment that caused it; nullptr while in sync. The
+  // caller must then keep that segment from the server (or, fail-open,
+  // bypass the flow).
+  const char* take_desync() {
+    if (desync_reported_ || !smtp_ || smtp_->desync() == Desync::none) return nullptr;
+    desync_reported_ = true;
+    return desync_name(smtp_->desync());
+  }
 
   void set_endpoints(std::string client, std::string server) {
     client_ = std::move(client);
@@ -181,6 +195,7 @@ class SmtpFlow : public tcp::StreamSink, public MessageSink {
   double start_ = 0, now_ = 0;
   uint64_t gaps_ = 0;
   bool reported_ = false;
+  bool desync_reported_ = false;
   Action pending_action_ = Action::pass;
   bool message_ended_ = false;
   std::string decided_rule_, reference_;  // of the message that ended last

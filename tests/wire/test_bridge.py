@@ -149,7 +149,15 @@ def malformed_frames(dst, src):
         "ipv4_truncated": eth4 + b"\x45\x00\x00\x14\x00\x00",                      # 6 of 20 header bytes
         "ipv4_bad_length": eth4 + ipv4_header(1400, 17) + b"\0" * 8,               # claims 1400, carries 28
         "tcp_truncated": eth4 + ipv4_header(40, 6) + b"\x00\x19\x00\x19" + b"\0" * 8 + b"\x20\x10" + b"\0" * 6,  # doff 2
+    }
+
+
+def undecodable_frames(dst, src):
+    """Frames whose L4 header the decoder cannot reach: they may carry SMTP."""
+    return {
         "vlan_too_deep": dst + src + b"\x81\x00\x00\x01" * 3 + b"\x08\x00" + ipv4_header(20, 17),
+        "encapsulated": dst + src + b"\x88\x64" + b"\x11\x00\x00\x01\x00\x16\x00\x21" + ipv4_header(20, 6) +
+        b"\0" * 20,
     }
 
 
@@ -214,6 +222,22 @@ def test_malformed_frames_counted_by_policy(tmp_path, policy):
         assert got and got[0][0]["sha256"] == digest
         app.stop()
         assert app.returncode == 0
+
+
+@pytest.mark.parametrize("policy", ["drop", "forward"])
+def test_undecodable_frames_follow_their_policy(tmp_path, policy):
+    extra = '  undecodable = "%s";\n' % policy if policy != "drop" else ""  # drop is the default
+    with Appliance(tmp_path, workers=1, extra=extra) as app:
+        dst = mac_of(app, app.env["NS_IN"], "sk%si" % app.id)
+        src = mac_of(app, app.env["NS_OUT"], "sk%so" % app.id)
+        frames = undecodable_frames(dst, src)
+        got = send_and_capture(app, tmp_path, frames)
+        stats = app.stats()["workers"]["0"]
+        assert stats["undecodable"] == len(frames) and stats["malformed"] == 0, stats
+        for name, fr in frames.items():
+            assert stats["decode"][name] == 1, name
+            assert (fr in got) == (policy == "forward"), name
+        assert stats["undecodable_dropped"] == (len(frames) if policy == "drop" else 0)
 
 
 def test_dpdk_telemetry_script_reads_sekisho_stats(tmp_path):

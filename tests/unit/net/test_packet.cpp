@@ -197,3 +197,19 @@ TEST(Decode, NonIpHashesMacPairSymmetrically) {
   EXPECT_EQ(decode(f2, p2), DecodeStatus::non_ip);
   EXPECT_EQ(symmetric_hash_frame(f1, p1, DecodeStatus::non_ip), symmetric_hash_frame(f2, p2, DecodeStatus::non_ip));
 }
+
+// PPPoE sessions and MPLS can carry IP (and so SMTP) the decoder does not
+// read: they are told apart from harmless non-IP frames (ARP, LLDP) so the
+// dataplane can refuse them by policy instead of forwarding them unread.
+TEST(Decode, EncapsulationsThatMayCarryIpAreNamed) {
+  for (uint16_t type : {0x8864, 0x8847, 0x8848, 0x88e7}) {
+    std::vector<uint8_t> f = {1, 1, 1, 1, 1, 1, 2, 2, 2, 2, 2, 2, uint8_t(type >> 8), uint8_t(type), 0x11, 0, 0, 1};
+    f.resize(60, 0);
+    Packet p;
+    EXPECT_EQ(decode(f, p), DecodeStatus::encapsulated) << std::hex << type;
+  }
+  std::vector<uint8_t> arp = {1, 1, 1, 1, 1, 1, 2, 2, 2, 2, 2, 2, 0x08, 0x06, 0, 1};
+  arp.resize(60, 0);
+  Packet p;
+  EXPECT_EQ(decode(arp, p), DecodeStatus::non_ip);
+}
