@@ -21,9 +21,11 @@
 // budget is spent; skips that would unpack are done by reading in 64 KiB
 // blocks; filters that run external programs are not registered; a ZIP
 // central directory or 7z header that libarchive would read whole in one
-// call is sized first and not opened when too big. A spent
-// budget ends the walk and sets a bit of budget_exceeded: an input to the
-// verdict (rule field `attachment R budget_exceeded`), never a stall.
+// call is sized first and not opened when too big. A spent budget ends the
+// walk and sets a bit of budget_exceeded (depth only leaves the deeper
+// archive unopened, and a ratio the entries declare is noted while the walk
+// goes on): an input to the verdict (rule field `attachment R
+// budget_exceeded`), never a stall.
 //
 // Thread-safety: one instance per part, one thread. libmagic handles and the
 // default WorkerUnpackBudget are per thread.
@@ -78,8 +80,10 @@ struct AttachmentFacts {
 
 // Unpacking runs at the hold point, in the worker, while the other flows of
 // that worker wait: the defaults keep one message under about 0.25 s of a
-// core and archive work under a quarter of a worker's time (inflate runs
-// at 300-1000 MB/s here, bzip2 and xz far slower: hence the time backstop).
+// core and a worker's inflating under a fifth of its time (inflate runs at
+// 300-1000 MB/s here, bzip2 and xz far slower: hence the time backstop).
+// time and worker depend on the clock and the load, the others only on the
+// message.
 struct AttachmentLimits {
   size_t max_archive_bytes = 8 << 20;      // an archive kept for listing; a nested one read for it
   uint32_t max_archive_depth = 2;          // archives inside the attachment's archive
@@ -87,7 +91,7 @@ struct AttachmentLimits {
   // libarchive reads a ZIP's central directory and a 7z's header whole in
   // one call: too big, the archive is not opened (reason "entries").
   uint32_t max_directory_entries = 8192;   // a ZIP's declared entries (about 8 us each here)
-  uint64_t max_7z_header_bytes = 1 << 20;  // a 7z's decoded header (about 20k entries, 0.7 us each)
+  uint64_t max_7z_header_bytes = 1 << 20;  // a 7z's decoded header (~50k short names, 0.7 us each)
   uint32_t max_filters = 2;                // compression layers around one archive (.tar.gz is 1)
   uint64_t max_unpacked_bytes = 32 << 20;  // per attachment, every level
   uint32_t max_ratio = 250;                // unpacked bytes / attachment bytes (deflate tops out near 1,030) ...
