@@ -430,6 +430,32 @@ TEST(AttachmentBudget, MimeParserGivesEachMessageOneBudget) {
   EXPECT_EQ(two.attachments[0].budget_exceeded, 0u);
 }
 
+TEST(AttachmentBudget, OneMegabyteMessageOfBombsCostsOneMessageBudget) {
+  // The case: about 25 minutes of a worker before the budgets.
+  std::string bomb = gzip_of(tgz_of_zeros(1024));
+  size_t each = message_with({{"l000.tar.gz.gz", bomb}}).size() - message_with({}).size();
+  std::vector<std::pair<std::string, std::string>> atts;
+  for (size_t i = 0; i < 1000000 / each; ++i) atts.push_back({"l" + std::to_string(100 + i) + ".tar.gz.gz", bomb});
+  std::string m = message_with(atts);
+  ASSERT_GT(atts.size(), 200u);
+  ASSERT_LT(m.size(), 1050000u);
+  MimeLimits lim;
+  lim.attachment = steady_limits();
+  MimeParser p(lim);
+  p.feed({reinterpret_cast<const uint8_t*>(m.data()), m.size()});
+  p.finish();
+  const MessageFacts& f = p.facts();
+  ASSERT_EQ(f.attachments.size(), lim.max_attachments);
+  EXPECT_EQ(f.attachments.size() + f.attachments_dropped, atts.size());
+  uint64_t total = 0;
+  for (const auto& a : f.attachments) total += a.unpacked_bytes;
+  EXPECT_LE(total, lim.attachment.message_unpacked_bytes + kSlack);
+  EXPECT_TRUE(f.attachments[0].exceeded(BudgetReason::ratio));
+  const AttachmentFacts& last = f.attachments.back();
+  EXPECT_TRUE(last.exceeded(BudgetReason::message_bytes));
+  EXPECT_EQ(last.unpacked_bytes, 0u);  // nothing left: no work at all
+}
+
 TEST(AttachmentBudget, StepsBudget) {
   AttachmentLimits lim = steady_limits();
   lim.max_ratio = 1u << 30;
