@@ -915,6 +915,8 @@ void SmtpSession::on_gap(bool client, uint64_t len) {
   } else if (client_mode_ == ClientMode::data) {
     txn_.gap = true;
     dot_ = DotState::in_line;
+  } else if (client_mode_ == ClientMode::hold) {
+    hold_.resize(hold_line_);  // the held line cut by the gap is lost
   } else {
     cline_.clear();
   }

@@ -3,29 +3,33 @@
 // It models the receiver: a client byte means what the server will take it
 // to mean, and a command's effect applies when the server's reply says so.
 //
-//   client bytes --> command parser ------------> pending-command queue (PIPELINING)
-//        |   DATA / AUTH / EHLO / HELO / STARTTLS      |          ^
-//        v   (the reply decides how to read on)        |          | replies matched in order
-//   hold buffer (bounded; lines that could end a       |          |
-//        |   message are a desync at once)             |          |
-//        |   354 -> data mode, 334 -> one SASL line,   |          |
-//        |   other replies -> replayed as commands     |          |
-//        v                                             v          |
-//   data mode (dot-unstuffing) -> MessageSink::on_body            |
-//        |  CRLF.CRLF (+ lenient variants)                        |
-//        v                                                        |
-//   on_message_end  ...  final reply -> on_transaction_done       |
-//   server bytes --> reply parser (multi-line) -------------------+
+//   client bytes --> command parser ---------------> pending-command queue (PIPELINING)
+//        |  DATA, AUTH, STARTTLS; EHLO/HELO, RSET <arg>,    |          ^
+//        |  XCLIENT inside a transaction: the reply         |          | replies matched in order
+//        v  decides how the bytes behind them read          |          |
+//   hold buffer (64 KiB, 32 lines; a line that could end    |          |
+//        |  a message there is a desync at once)            |          |
+//        |  354 -> data mode, 334 -> one SASL line,         |          |
+//        |  other replies -> replayed as commands           |          |
+//        v                                                  v          |
+//   data mode (dot-unstuffing) -> MessageSink::on_body                 |
+//        |  CRLF.CRLF; LF.LF, CRLF.LF, LF.CRLF if lenient              |
+//        |  (else a desync); CR.CRLF, CR.LF: a desync                  |
+//        v                                                             |
+//   on_message_end  ...  final reply -> on_transaction_done            |
+//   server bytes --> reply parser (multi-line) ------------------------+
 //
 // BDAT n: the next n client bytes are message data whatever the server
 // answers (RFC 3030), if the server advertised CHUNKING and the command is
 // one every server parses alike; BDAT ... LAST ends the message. MAIL,
-// RCPT, EHLO/HELO and RSET change the envelope by their replies: a nested
-// MAIL is expected to be refused (a MAIL accepted there is a desync), an
-// EHLO/HELO resets the transaction only when accepted, a refused RCPT is
-// refused. After STARTTLS and its 220 the session is encrypted: nothing
-// more is parsed. AUTH: the mechanism is recorded; a client line is a SASL
-// response only after the server's 334, and is never stored.
+// RCPT, EHLO/HELO, RSET <arg> and XCLIENT change the envelope by their
+// replies: a nested MAIL is expected to be refused (a MAIL accepted there
+// is a desync), an EHLO/HELO resets the transaction only when accepted, a
+// refused RCPT is refused. A bare RSET always succeeds (RFC 5321) and
+// applies at once, so what is pipelined after it reads as the server will.
+// After STARTTLS and its 220 the session is encrypted: nothing more is
+// parsed. AUTH: the mechanism is recorded; a client line is a SASL response
+// only after the server's 334, and is never stored.
 //
 // Desync (desync.def): where the engine cannot know what the server reads,
 // it says why (desync(), sticky) while it processes the bytes that caused
