@@ -409,9 +409,12 @@ bool MimeParser::garbage_line(const uint8_t* p, size_t text) const {
 
 // The header block that began at a non-field line ended (at a blank line,
 // a delimiter or the end of the message). Its fields are added to what was
-// read; if they declare how the content is encoded or typed and the block
-// before did not, the body after the blank line is read that way (the lines
-// before it were already scanned as the first reading's body).
+// read. The body after the blank line is read afresh, as GMime and mime4j
+// read it, when those fields declare how the content is encoded or typed and
+// the block before did not, or when the part is encoded or an attachment
+// (the stray lines would shift its bytes: an executable no longer looks like
+// one); the lines before it were already scanned as the first reading's body.
+// A text part is one reading: the second is its tail.
 bool MimeParser::shadow_end(bool blank) {
   shadow_ = false;
   bool pre_ct = false, pre_cte = false, pre_cd = false, content = false;
@@ -443,7 +446,8 @@ bool MimeParser::shadow_end(bool blank) {
     top_flags_.date = b.have_date;
     facts_.charset_errors += facts_.header.charset_errors - errors_before;
   }
-  if (blank && content && mode_ == Mode::leaf && leaf_ != Leaf::discard && !hidden_) {
+  bool shifted = leaf_ == Leaf::attachment || leaf_ == Leaf::message || cte_ != Cte::identity;
+  if (blank && (content || shifted) && mode_ == Mode::leaf && leaf_ != Leaf::discard && !hidden_) {
     ++facts_.header_after_garbage;
     end_leaf();
     hdr_ = shadow_pre_;

@@ -14,9 +14,9 @@
 // Where parsers disagree, the engine scans the union of what common clients
 // could display, and names the ambiguity in MessageFacts:
 //   - a line that is no header field inside a header block starts the body
-//     (Python, GMime); the header fields after it up to the blank line are
-//     read as well (mime4j's default), and content fields among them decide
-//     how the body after the blank line is read;
+//     (Python); the header fields after it up to the blank line are read as
+//     well (GMime, mime4j's default), and the body after the blank line is
+//     read again from there when those fields or an encoding make it differ;
 //   - message/rfc822 parts are parsed as messages in any transfer encoding;
 //   - a delimiter followed by other text on its line is a delimiter
 //     (RFC 2046's note to implementors, mime4j), strict matches first;
@@ -95,7 +95,7 @@ struct MessageFacts {
   uint32_t html_truncated = 0;
   // parsing ambiguities (each read the way that exposes the most; see above)
   uint32_t header_block_garbage = 0;     // a line that is no field ended a header block: the body starts there
-  uint32_t header_after_garbage = 0;     // content fields after such a line: the body after the blank line read with them
+  uint32_t header_after_garbage = 0;     // and the body after the blank line read afresh (content fields after the line, or an encoded part or attachment)
   uint32_t encoded_message = 0;          // a base64/QP message/rfc822 part, decoded and parsed as a message
   uint32_t boundary_junk = 0;            // a delimiter line with text after the boundary (lenient match)
   uint32_t long_boundary_line = 0;       // a delimiter line over 1,024 bytes

@@ -207,6 +207,25 @@ TEST(HeaderGarbage, ContentFieldsAfterTheLineDecideTheRestOfTheBody) {
   expect_chunk_invariant(msg);
 }
 
+TEST(HeaderGarbage, StrayLineBeforeTheBlankLineOfAnAttachment) {
+  // GMime reads the stray line as a header line and decodes the base64
+  // after the blank line; Python decodes from the stray line on, which
+  // shifts the executable's bytes. Both readings are analysed. (Found by
+  // fuzz_mime_gmime.)
+  std::string msg =
+      "Subject: Invoice\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n"
+      "--b\r\nContent-Type: text/plain\r\n\r\nattached\r\n"
+      "--b\r\nContent-Type: application/octet-stream; name=\"invoice.pdf.exe\"\r\n"
+      "Content-Transfer-Encoding: base64\r\nX-Scanned by nothing\r\n\r\n" + b64(kExe) + "--b--\r\n";
+  MessageFacts f = parse(msg);
+  EXPECT_EQ(f.header_block_garbage, 1u);
+  EXPECT_EQ(f.header_after_garbage, 1u);
+  bool exe = false;
+  for (const auto& a : f.attachments) exe |= a.sha256 == sha256(kExe) && a.executable;
+  EXPECT_TRUE(exe);
+  expect_chunk_invariant(msg);
+}
+
 TEST(HeaderGarbage, NoFieldsAtAllMakeTheWholeMessageBody) {
   // CPython msg_19 starts with text: no header block at all.
   std::string msg = corpus("cpython/data/msg_19.txt");
