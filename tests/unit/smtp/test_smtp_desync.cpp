@@ -631,3 +631,28 @@ TEST(SmtpDesync, PipelinedBdatSessionsStayInSync) {
     EXPECT_EQ(sink.done[1].txn.final_reply, 250);
   }
 }
+
+// Offline (a capture: nothing to hold back) the desync is recorded and the
+// engine parses on as before: Zeek's smtp-bdat-gap trace, where the server
+// answers a BDAT twice and the capture then loses 1000 client bytes, still
+// yields the message sent with DATA afterwards.
+TEST(SmtpDesync, OfflineParsingGoesOnAfterADesync) {
+  Limits lim;
+  lim.assume_silent_server_accepts = true;
+  RecordingSink sink;
+  SmtpSession s(&sink, lim);
+  const std::string body = "From: sender@example.com\r\nTo: recipient@example.com\r\nSubject: Test\r\n\r\nHello!\r\n";
+  play(s, {{'S', "220 mail.example.com ESMTP\r\n"}, {'C', "EHLO sender.example.com\r\n"},
+           {'S', "250-mail.example.com Hello\r\n250-CHUNKING\r\n250 OK\r\n"}, {'C', "MAIL FROM:<sender@example.com>\r\n"},
+           {'S', "250 OK\r\n"}, {'C', "RCPT TO:<recipient@example.com>\r\n"}, {'S', "250 OK\r\n"},
+           {'C', "BDAT 200\r\n"}, {'S', "250 OK\r\n"}, {'C', std::string(100, 'A')}, {'S', "250 OK\r\n"}});
+  EXPECT_DESYNC(s, reply_without_command);
+  s.on_gap(true, 1000);
+  play(s, {{'C', "DATA\r\n"}, {'S', "354 End data with <CR><LF>.<CR><LF>\r\n"}, {'C', body + ".\r\n"},
+           {'S', "250 OK: message queued\r\n"}, {'C', "QUIT\r\n"}, {'S', "221 Bye\r\n"}});
+  s.on_close();
+  ASSERT_FALSE(sink.done.empty());
+  EXPECT_EQ(sink.done.back().body, body);
+  EXPECT_EQ(sink.done.back().txn.final_reply, 250);
+  EXPECT_EQ(sink.done.back().txn.mail_from, "sender@example.com");
+}
