@@ -21,6 +21,21 @@ bool pad_only(std::string_view s) {
   return std::all_of(s.begin(), s.end(), [](char c) { return c == ' ' || c == '\t'; });
 }
 
+// Content-Type, -Transfer-Encoding, -Disposition: 0, 1, 2; else -1.
+int content_field_index(std::string_view name) {
+  return name_is(name, "content-type") ? 0 : name_is(name, "content-transfer-encoding") ? 1
+       : name_is(name, "content-disposition") ? 2 : -1;
+}
+
+// A content field's value compared for conflicts: unfolded, lower case,
+// without white space.
+std::string content_key(std::string_view raw) {
+  std::string k;
+  for (char c : unfold(raw))
+    if (c != ' ' && c != '\t' && c != '\r' && c != '\n') k.push_back(c >= 'A' && c <= 'Z' ? char(c + 32) : c);
+  return k;
+}
+
 std::string_view trim_end(std::string_view s) {
   while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
   return s;
@@ -417,12 +432,23 @@ bool MimeParser::garbage_line(const uint8_t* p, size_t text) const {
 // A text part is one reading: the second is its tail.
 bool MimeParser::shadow_end(bool blank) {
   shadow_ = false;
-  bool pre_ct = false, pre_cte = false, pre_cd = false, content = false;
-  for_each_field(shadow_pre_, [&](std::string_view name, std::string_view) {
-    pre_ct |= name_is(name, "content-type");
-    pre_cte |= name_is(name, "content-transfer-encoding");
-    pre_cd |= name_is(name, "content-disposition");
-  });
+  // The first value of each content field (as end_headers reads them): a
+  // later one that differs is a conflict, as in one block.
+  std::string first[3];
+  bool seen[3] = {false, false, false}, content = false;
+  auto content_field = [&](std::string_view name, std::string_view raw, bool later) {
+    int k = content_field_index(name);
+    if (k < 0) return;
+    std::string v = content_key(raw);
+    if (!seen[k]) {
+      seen[k] = true;
+      first[k] = std::move(v);
+      content |= later;
+    } else if (later && v != first[k]) {
+      ++facts_.conflicting_content_fields;
+    }
+  };
+  for_each_field(shadow_pre_, [&](std::string_view name, std::string_view raw) { content_field(name, raw, false); });
   FactsBuilder b{facts_.header, top_flags_.fallback};
   b.have_from = top_flags_.from, b.have_subject = top_flags_.subject, b.have_mid = top_flags_.mid,
   b.have_date = top_flags_.date;
@@ -438,8 +464,7 @@ bool MimeParser::shadow_end(bool blank) {
       uint32_t e = 0;
       sink_->on_part_header(name, raw, decode_words(trim(unfold(raw)), e));
     }
-    content |= (name_is(name, "content-type") && !pre_ct) || (name_is(name, "content-transfer-encoding") && !pre_cte) ||
-               (name_is(name, "content-disposition") && !pre_cd);
+    content_field(name, raw, true);
   });
   if (shadow_top_) {
     top_flags_.from = b.have_from, top_flags_.subject = b.have_subject, top_flags_.mid = b.have_mid,
@@ -506,6 +531,8 @@ void MimeParser::end_headers(bool reread) {
   ContentField ctype, disp;
   std::string cte;
   bool have_ctype = false;
+  std::string first_content[3];
+  bool seen_content[3] = {false, false, false};
   FactsBuilder top_facts{facts_.header, {}};
   bool eight_bit = false;
   if (top_)
@@ -544,13 +571,12 @@ void MimeParser::end_headers(bool reread) {
       cte = lower(trim(unfold(raw)));
     } else if (name_is(name, "content-disposition") && disp.value.empty()) {
       disp = parse_content_field(raw, facts_.charset_errors);
-    } else if (!reread && (name_is(name, "content-type") || name_is(name, "content-disposition"))) {
-      // A second one: the first is read (Python, mime4j), GMime reads the last.
-      uint32_t e = 0;
-      const std::string& first = name_is(name, "content-type") ? ctype.value : disp.value;
-      if (parse_content_field(raw, e).value != first) ++facts_.conflicting_content_fields;
-    } else if (!reread && name_is(name, "content-transfer-encoding") && lower(trim(unfold(raw))) != cte) {
-      ++facts_.conflicting_content_fields;
+    }
+    // A second one that differs: the first is read (Python, mime4j), GMime reads the last.
+    if (int k = content_field_index(name); k >= 0 && !reread) {
+      std::string v = content_key(raw);
+      if (!seen_content[k]) seen_content[k] = true, first_content[k] = std::move(v);
+      else if (v != first_content[k]) ++facts_.conflicting_content_fields;
     }
   });
   if (top_) {

@@ -410,5 +410,11 @@ TEST(ConflictingFields, CorpusMultiBadAndACraftedEncodingSwitch) {
   EXPECT_EQ(j["mime_anomalies"]["conflicting_content_fields"], 1);
   std::string same = "Content-Type: text/plain\r\nContent-type: TEXT/PLAIN\r\n\r\nhi\r\n";
   EXPECT_EQ(parse(same).conflicting_content_fields, 0u);  // the same value twice is no conflict
+  // Also across a stray line: GMime reads both blocks as one header.
+  std::string split = "Content-Type: text/plain\r\nstray line\r\nContent-Type: text/html\r\n\r\n<b>x</b>\r\n";
+  MessageFacts h = parse(split);
+  EXPECT_EQ(h.conflicting_content_fields, 1u);
+  EXPECT_EQ(h.header_block_garbage, 1u);
+  expect_chunk_invariant(split);
   expect_chunk_invariant(msg);
 }
