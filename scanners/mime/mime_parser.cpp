@@ -124,6 +124,7 @@ void MimeParser::reset() {
   mid_line_ = false;
   skip_line_ = false;
   shadow_ = false;
+  shadow_nested_ = false;
   shadow_pre_.clear();
   shadow_hdr_.clear();
   pending_n_ = 0;
@@ -175,8 +176,7 @@ int MimeParser::match_boundary(const uint8_t* p, size_t n, bool& close, std::str
   for (int k = int(frames_.size()) - 1; k >= 0; --k) {
     const std::string& d = frames_[size_t(k)].delim;
     if (l.size() < d.size() || l.compare(0, d.size(), d) != 0) continue;
-    junk = rest_of(d, close);
-    if (pad_only(junk)) junk = {};
+    junk = pad_only(rest_of(d, close)) ? std::string_view{} : l;  // the whole line, as a strict reader shows it
     return k;
   }
   return -1;
@@ -366,18 +366,22 @@ void MimeParser::line(const uint8_t* p, size_t n, size_t eol) {
       }
       size_t cap = top_ ? limits_.max_header_bytes : limits_.max_part_header_bytes;
       if (!hdr_over_ && hdr_.size() + n <= cap && garbage_line(p, text)) {
-        // Python and GMime start the body here; what follows up to the blank
-        // line is read as fields too (shadow_), as mime4j does.
+        // Python starts the body here; what follows up to the blank line is
+        // read as fields too (shadow_), as GMime and mime4j do.
         ++facts_.header_block_garbage;
         shadow_pre_ = hdr_;
         bool was_top = top_;
         end_headers();
+        bool nested = mode_ == Mode::headers;  // a message/rfc822 part: its message begins
         if (mode_ == Mode::leaf) {
           shadow_ = true;
+          shadow_nested_ = false;
           shadow_top_ = was_top;
           shadow_hdr_.clear();
         }
         line(p, n, eol);  // the body's first line (or a nested message's first header line)
+        // For GMime the line was the part's, and its message begins after the blank line.
+        if (nested && shadow_) shadow_nested_ = true;
         return;
       }
       if (!hdr_over_ && hdr_.size() + n <= cap) {
@@ -471,6 +475,19 @@ bool MimeParser::shadow_end(bool blank) {
     top_flags_.date = b.have_date;
     facts_.charset_errors += facts_.header.charset_errors - errors_before;
   }
+  if (blank && shadow_nested_ && mode_ == Mode::leaf && leaf_ != Leaf::discard && !hidden_) {
+    ++facts_.header_after_garbage;
+    end_leaf();
+    mode_ = Mode::headers;  // the message of the message/rfc822 part, as GMime reads it
+    top_ = false;
+    hdr_.clear();
+    hdr_over_ = false;
+    shadow_nested_ = false;
+    shadow_pre_.clear();
+    shadow_hdr_.clear();
+    return true;
+  }
+  shadow_nested_ = false;
   bool shifted = leaf_ == Leaf::attachment || leaf_ == Leaf::message || cte_ != Cte::identity;
   if (blank && (content || shifted) && mode_ == Mode::leaf && leaf_ != Leaf::discard && !hidden_) {
     ++facts_.header_after_garbage;
@@ -487,7 +504,7 @@ bool MimeParser::shadow_end(bool blank) {
   return false;
 }
 
-// junk: text after the boundary on a delimiter line (lenient match). A
+// junk: a delimiter line with text after the boundary (lenient match). A
 // strict reader shows that line as content, so it is scanned as text.
 void MimeParser::boundary(int k, bool close, std::string_view junk, bool long_line) {
   facts_.long_boundary_line += long_line;

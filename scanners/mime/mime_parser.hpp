@@ -188,6 +188,7 @@ class MimeParser : private HtmlToText::UrlHandler {
   std::string shadow_pre_;       // the header block before that line
   std::string shadow_hdr_;       // the field lines after it
   bool shadow_top_ = false;      // it was the message's own header block
+  bool shadow_nested_ = false;   // it was a message/rfc822 part's: its message may begin after the blank line
   bool entity_rfc822_ = false;   // the entity's default type was message/rfc822 (digest)
   struct TopFlags { bool from = false, subject = false, mid = false, date = false; std::string fallback; } top_flags_;
   uint8_t pending_eol_[2];       // a content line's EOL, held: before a boundary it belongs to the delimiter

@@ -226,6 +226,23 @@ TEST(HeaderGarbage, StrayLineBeforeTheBlankLineOfAnAttachment) {
   expect_chunk_invariant(msg);
 }
 
+TEST(HeaderGarbage, StrayLineInAForwardedMessagePart) {
+  // GMime reads the stray line as the message/rfc822 part's and parses the
+  // message after the blank line; Python makes it all text. Both are
+  // scanned: the attachment inside is analysed. (Found by fuzz_mime_gmime.)
+  std::string msg =
+      "Subject: Fwd\r\nContent-Type: multipart/mixed; boundary=o\r\n\r\n"
+      "--o\r\nContent-Type: message/rfc822\r\nContent-Disposition\xbd inline\r\n\r\n"
+      "Subject: inner\r\nContent-Type: multipart/mixed; boundary=i\r\n\r\n"
+      "--i\r\nContent-Type: application/octet-stream; name=\"inner.exe\"\r\n"
+      "Content-Transfer-Encoding: base64\r\n\r\n" + b64(kExe) + "--i--\r\n--o--\r\n";
+  MessageFacts f = parse(msg);
+  EXPECT_GE(f.header_after_garbage, 1u);
+  ASSERT_NE(attachment(f, "inner.exe"), nullptr);
+  EXPECT_EQ(attachment(f, "inner.exe")->sha256, sha256(kExe));
+  expect_chunk_invariant(msg);
+}
+
 TEST(HeaderGarbage, NoFieldsAtAllMakeTheWholeMessageBody) {
   // CPython msg_19 starts with text: no header block at all.
   std::string msg = corpus("cpython/data/msg_19.txt");
