@@ -543,7 +543,13 @@ Disposition inspect_segment(BridgeState& s, WorkerState& w, rte_mbuf* m, const n
   }
   if (v == tcp::SegmentVerdict::forward_rewritten) fix_tcp_checksum(frame, p);
   const bool from_client = f.tcp().client_is_a() == ref.src_is_a;
-  if (const char* why = f.take_desync()) {
+  smtp::Action action = f.take_action();
+  const bool ended_here = f.take_message_ended();
+  const char* why = f.take_desync();
+  // A message judged in this segment is answered by its verdict (the
+  // segment is dropped or parked either way); a desync decides otherwise.
+  if (why && !(from_client && action != smtp::Action::pass)) {
+    if (ended_here && !s.desync_pass) f.set_outcome(smtp::Action::tempfail, "", "desync");
     // The engine no longer knows what the server reads: nothing of this
     // segment may pass unless the operator chose fail-open.
     WorkerEvents::add(w.events.desyncs, 1);
@@ -581,8 +587,7 @@ Disposition inspect_segment(BridgeState& s, WorkerState& w, rte_mbuf* m, const n
     f.close(w.tcp_local);
     return Disposition::drop;
   }
-  smtp::Action action = f.take_action();
-  if (f.take_message_ended() && action == smtp::Action::pass) w.hold_ended = true;
+  if (ended_here && action == smtp::Action::pass) w.hold_ended = true;
   if (action == smtp::Action::quarantine && from_client) {
     bool complete = false;
     std::string body = f.take_retained(complete);

@@ -45,6 +45,7 @@ ContentScan scan_content(const match::Ruleset& rs, match::Scratch& scratch, Mess
       af.sha256 = a.sha256;
       af.macros = a.macros;
       af.encrypted = a.encrypted;
+      af.budget_exceeded = a.budget_exceeded;
       scan.attachment(af);
     }
   }

@@ -39,7 +39,8 @@ EmlMessage parse_eml(std::string_view bytes) {
   const mime::MessageFacts& f = p.facts();
   m.uris = f.urls;
   for (const auto& a : f.attachments)
-    m.attachments.push_back({a.name, a.type, a.sniffed_type, a.sha256, a.size, a.macros, a.encrypted});
+    m.attachments.push_back({a.name, a.type, a.sniffed_type, a.sha256, a.size, a.macros, a.encrypted,
+                             a.budget_exceeded});
   return m;
 }
 
@@ -64,6 +65,7 @@ void feed(match::MessageScan& scan, const EmlMessage& m, size_t chunk) {
     af.sha256 = a.sha256;
     af.macros = a.macros;
     af.encrypted = a.encrypted;
+    af.budget_exceeded = a.budget_exceeded;
     scan.attachment(af);
   }
 }

@@ -21,6 +21,7 @@ struct EmlAttachment {
   std::string name, type, sniffed, sha256;
   uint64_t size = 0;
   bool macros = false, encrypted = false;
+  uint32_t budget_exceeded = 0;  // mime::AttachmentFacts::budget_exceeded
 };
 
 struct EmlMessage {
