@@ -142,15 +142,25 @@ size_t MimeParser::max_delim_line() const {
 }
 
 int MimeParser::match_boundary(const uint8_t* p, size_t n, bool& close, std::string_view& junk) {
-  // p[0..n) is a line without its EOL, starting with "--". Strict matches
-  // (only padding after the boundary, as Python reads) are tried on every
-  // open multipart first, then the lenient rule innermost first. A line
-  // longer than max_delim_line() is judged by that prefix, leniently.
-  // A boundary ending in white space (RFC 2046 forbids it) also matches
-  // without it, strictly: Python strips it, mime4j does not.
+  // p[0..n) is a line without its EOL, starting with "--". Tried on every
+  // open multipart, in this order: strict (only padding after the boundary,
+  // as Python and GMime read); strict with the boundary's trailing white
+  // space removed (RFC 2046 forbids it; Python strips it, GMime and mime4j
+  // do not); lenient (the boundary begins the line: RFC 2046's note to
+  // implementors, mime4j), innermost first. A line longer than
+  // max_delim_line() is judged by that prefix, leniently.
+  // Inside an attachment or an encoded message that is not base64 only the
+  // first applies: such a line can be the file's own bytes, which strict
+  // readers (GMime, Python, most clients) keep, so they stay in it and the
+  // ambiguity is counted (boundary_junk). In base64 ('-' is no base64
+  // character) the line cannot be file content, and the lenient rule keeps
+  // the parts mime4j would show.
   size_t keep = max_delim_line();
   stripped_match_ = false;
+  junk = {};
   bool whole = n <= keep;
+  bool strict_only =
+      mode_ == Mode::leaf && !hidden_ && (leaf_ == Leaf::attachment || leaf_ == Leaf::message) && cte_ != Cte::base64;
   std::string_view l(reinterpret_cast<const char*>(p), whole ? n : keep);
   auto rest_of = [&](std::string_view d, bool& c) {
     std::string_view rest = l.substr(d.size());
@@ -158,24 +168,31 @@ int MimeParser::match_boundary(const uint8_t* p, size_t n, bool& close, std::str
     if (c) rest.remove_prefix(2);
     return rest;
   };
-  if (whole)
+  auto starts = [&](std::string_view d) { return l.size() >= d.size() && l.compare(0, d.size(), d) == 0; };
+  if (whole) {
     for (int k = int(frames_.size()) - 1; k >= 0; --k) {
       const std::string& d = frames_[size_t(k)].delim;
-      if (l.size() >= d.size() && l.compare(0, d.size(), d) == 0 && pad_only(rest_of(d, close))) {
-        junk = {};
-        return k;
-      }
-      std::string_view ds = trim_end(d);
-      if (ds.size() < d.size() && l.size() >= ds.size() && l.compare(0, ds.size(), ds) == 0 &&
-          pad_only(rest_of(ds, close))) {
-        junk = {};
+      if (starts(d) && pad_only(rest_of(d, close))) return k;
+    }
+    for (int k = int(frames_.size()) - 1; k >= 0; --k) {
+      std::string_view ds = trim_end(frames_[size_t(k)].delim);
+      if (ds.size() < frames_[size_t(k)].delim.size() && starts(ds) && pad_only(rest_of(ds, close))) {
+        if (strict_only) {
+          ++facts_.boundary_junk;
+          return -1;
+        }
         stripped_match_ = true;
         return k;
       }
     }
+  }
   for (int k = int(frames_.size()) - 1; k >= 0; --k) {
     const std::string& d = frames_[size_t(k)].delim;
-    if (l.size() < d.size() || l.compare(0, d.size(), d) != 0) continue;
+    if (!starts(d)) continue;
+    if (strict_only) {
+      ++facts_.boundary_junk;
+      return -1;
+    }
     junk = pad_only(rest_of(d, close)) ? std::string_view{} : l;  // the whole line, as a strict reader shows it
     return k;
   }

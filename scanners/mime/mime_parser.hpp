@@ -19,10 +19,13 @@
 //     read again from there when those fields or an encoding make it differ;
 //   - message/rfc822 parts are parsed as messages in any transfer encoding;
 //   - a delimiter followed by other text on its line is a delimiter
-//     (RFC 2046's note to implementors, mime4j), strict matches first;
+//     (RFC 2046's note to implementors, mime4j), strict matches first,
+//     except inside an attachment that is not base64, whose bytes stay as
+//     strict readers (GMime, Python) keep them;
 //   - delimiter lines of any length match (a boundary is bounded by its
 //     header block);
-//   - a boundary that ends in white space also matches without it.
+//   - a boundary that ends in white space also matches without it (not
+//     inside an attachment either).
 // Per leaf part: base64 / quoted-printable decoding (streaming), then
 //   text/*       -> charset to UTF-8 -> (HTML reduced to text) -> text, URLs
 //   attachments  -> AttachmentAnalyzer (size, SHA-256, type, macros, ...)
@@ -97,7 +100,7 @@ struct MessageFacts {
   uint32_t header_block_garbage = 0;     // a line that is no field ended a header block: the body starts there
   uint32_t header_after_garbage = 0;     // and the body after the blank line read afresh (content fields after the line, or an encoded part or attachment)
   uint32_t encoded_message = 0;          // a base64/QP message/rfc822 part, decoded and parsed as a message
-  uint32_t boundary_junk = 0;            // a delimiter line with text after the boundary (lenient match)
+  uint32_t boundary_junk = 0;            // a delimiter line with text after the boundary (lenient match; in a non-base64 attachment: left in it)
   uint32_t long_boundary_line = 0;       // a delimiter line over 1,024 bytes
   uint32_t boundary_trailing_space = 0;  // a delimiter matched without the white space that ends its boundary (Python's reading)
   // A header block with two Content-Type, Content-Transfer-Encoding or

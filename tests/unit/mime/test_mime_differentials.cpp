@@ -345,6 +345,23 @@ TEST(BoundaryJunk, PhishingPartBehindAJunkDelimiter) {
   expect_chunk_invariant(msg);
 }
 
+TEST(BoundaryJunk, InsideAnUnencodedAttachmentTheLineIsTheFiles) {
+  // The attacker picks a boundary that their file contains at a line start:
+  // strict readers (GMime, Python) keep the whole file; splitting it there
+  // would hide the macro project at its end.
+  std::string docm = "PK\x03\x04 word/document.xml ...\r\n--=_q and the rest of the zip\r\n word/vbaProject.bin PK\x05\x06";
+  std::string msg =
+      "Subject: contract\r\nContent-Type: multipart/mixed; boundary=\"=_q\"\r\n\r\n"
+      "--=_q\r\nContent-Type: application/octet-stream; name=\"contract.docm\"\r\n"
+      "Content-Transfer-Encoding: binary\r\n\r\n" + docm + "\r\n--=_q--\r\n";
+  MessageFacts f = parse(msg);
+  ASSERT_NE(attachment(f, "contract.docm"), nullptr);
+  EXPECT_EQ(attachment(f, "contract.docm")->sha256, sha256(docm));
+  EXPECT_EQ(f.attachments.size(), 1u);
+  EXPECT_EQ(f.boundary_junk, 1u);
+  expect_chunk_invariant(msg);
+}
+
 TEST(BoundaryJunk, StrictMatchOnAnyOpenMultipartWinsOverALenientOne) {
   // The inner boundary "X" is a prefix of the outer "X-out": "--X-out" is
   // the outer delimiter (exact), not the inner one with junk.
