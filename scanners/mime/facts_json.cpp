@@ -53,6 +53,7 @@ void add_facts_json(const MessageFacts& mf, nlohmann::json& j) {
   put("long_boundary_line", mf.long_boundary_line);
   put("boundary_trailing_space", mf.boundary_trailing_space);
   put("conflicting_content_fields", mf.conflicting_content_fields);
+  put("header_leading_continuation", mf.header_leading_continuation);
   j["mime_anomalies"] = an;
   if (!mf.leaves.empty()) {
     json lv = json::array();

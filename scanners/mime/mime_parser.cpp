@@ -531,10 +531,7 @@ void MimeParser::boundary(int k, bool close, std::string_view junk, bool long_li
   if (mode_ == Mode::leaf) end_leaf();
   if (!junk.empty()) {
     ++facts_.boundary_junk;
-    facts_.text_bytes += junk.size();
-    urls_->text(junk.data(), junk.size());
-    urls_->end_text();
-    if (sink_) sink_->on_text(junk), sink_->on_text("\n");
+    loose_text(junk);
   }
   // Multiparts inside frame k that never closed.
   while (int(frames_.size()) - 1 > k) {
@@ -557,9 +554,36 @@ void MimeParser::boundary(int k, bool close, std::string_view junk, bool long_li
 
 // reread: the same entity's header block again, longer (shadow_end): only
 // how its content is read is decided again.
+// Text that belongs to no part in the engine's reading but that another
+// reader shows: scanned as a text part of its own (UTF-8, invalid bytes
+// replaced).
+void MimeParser::loose_text(std::string_view raw) {
+  TextDecoder d;
+  d.begin("");
+  std::string t;
+  d.feed(reinterpret_cast<const uint8_t*>(raw.data()), raw.size(), t);
+  d.finish(t);
+  facts_.text_bytes += t.size();
+  urls_->text(t.data(), t.size());
+  urls_->end_text();
+  if (sink_) sink_->on_text(t), sink_->on_text("\n");
+}
+
 void MimeParser::end_headers(bool reread) {
   if (reread) top_ = false;
   else ++facts_.parts;
+  if (!reread && !hdr_.empty() && (hdr_[0] == ' ' || hdr_[0] == '\t')) {
+    // Lines of white space-led text before the first field continue no
+    // field: Python and the engine ignore them as fields, a reader that
+    // cut the parts elsewhere shows them. Scanned as text.
+    size_t e = 0;
+    while (e < hdr_.size() && (hdr_[e] == ' ' || hdr_[e] == '\t')) {
+      size_t nl = hdr_.find('\n', e);
+      e = nl == std::string::npos ? hdr_.size() : nl + 1;
+    }
+    ++facts_.header_leading_continuation;
+    loose_text(std::string_view(hdr_).substr(0, e));
+  }
   bool over_parts = facts_.parts > limits_.max_parts;
   if (!reread && over_parts && facts_.parts == limits_.max_parts + 1) ++facts_.parts_exceeded;
   ContentField ctype, disp;
@@ -764,6 +788,7 @@ void MimeParser::end_nested() {
   facts_.long_boundary_line += f.long_boundary_line;
   facts_.boundary_trailing_space += f.boundary_trailing_space;
   facts_.conflicting_content_fields += f.conflicting_content_fields;
+  facts_.header_leading_continuation += f.header_leading_continuation;
   f = MessageFacts{};
 }
 

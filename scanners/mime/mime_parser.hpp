@@ -107,6 +107,7 @@ struct MessageFacts {
   // Content-Disposition fields that differ: the engine reads the first, as
   // Python and mime4j do; GMime reads the last. Not scanned both ways.
   uint32_t conflicting_content_fields = 0;
+  uint32_t header_leading_continuation = 0;  // a header block starting with white space-led lines (no field): scanned as text
 };
 
 class MimeSink {
@@ -159,6 +160,7 @@ class MimeParser : private HtmlToText::UrlHandler {
   void end_headers(bool reread = false);
   void shadow_line(const uint8_t* p, size_t n, size_t text, bool cont);
   bool shadow_end(bool blank);  // true: the body after the blank line is read anew
+  void loose_text(std::string_view raw);
   void begin_nested(Cte cte);
   void end_nested();
   void begin_hidden();
