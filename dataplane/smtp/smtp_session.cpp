@@ -125,6 +125,14 @@ SmtpSession::SmtpSession(MessageSink* sink, Limits limits) : sink_(sink), lim_(l
   push_pending(Cmd::greeting);
 }
 
+bool SmtpSession::dot_after_bare_lf(size_t n, size_t& used) {
+  anomaly(Anomaly::bare_lf_dot_line);
+  lose_sync(Desync::ambiguous_dot_stuffing);
+  if (client_mode_ != ClientMode::stopped) return false;
+  used = n;
+  return true;
+}
+
 void SmtpSession::lose_sync(Desync d) {
   if (facts_.desync == Desync::none) facts_.desync = d;
   // Offline (a capture: no segment to hold back) the reason is recorded and
@@ -495,6 +503,10 @@ void SmtpSession::feed_data(const uint8_t* p, size_t n, size_t& used) {
           finish(i + 1);
           return;
         } else {
+          // A dot-stuffed line after a bare LF: servers that end lines at
+          // LF too remove the dot, CRLF-only ones (aiosmtpd) keep it: they
+          // store different bytes. Found by tests/wire/diff_fuzz.py.
+          if (bare_lf_line_ && dot_after_bare_lf(n, used)) return;
           dot_ = DotState::in_line;
           ++i;
         }
@@ -514,6 +526,7 @@ void SmtpSession::feed_data(const uint8_t* p, size_t n, size_t& used) {
           return;
         }
         // ".\r" then something else: the CR belongs to the message.
+        if (bare_lf_line_ && dot_after_bare_lf(n, used)) return;
         if (sink_) sink_->on_body({reinterpret_cast<const uint8_t*>("\r"), 1});
         ++txn_.body_bytes;
         dot_ = DotState::cr;  // and may start <CR>.<CR><LF>

@@ -115,6 +115,9 @@ class SmtpSession {
 
   void anomaly(Anomaly a) { ++facts_.anomalies[size_t(a)]; }
   void lose_sync(Desync d);
+  // A dot-leading line after a bare LF (not an end of data): counted, a desync;
+  // true when parsing stopped (|used| set to |n|).
+  bool dot_after_bare_lf(size_t n, size_t& used);
   void client_line(std::string_view line);
   void bdat_command(std::string_view arg);
   void server_reply(int code, bool last, std::string_view text);

@@ -135,6 +135,18 @@ def run(c, scenario, sender, out):
         c.step(out, b"DATA\r\n", "354")
         c.send(body.replace(b"\r\n", b"\n") + b".\n")
         finish(c, out)
+    elif scenario == "ehlo_before_banner":
+        # EHLO before the banner: a server that greets late (Postfix with a
+        # client restriction that sleeps) answers banner and EHLO in one
+        # segment.
+        c.send(b"EHLO adversary.outside.test\r\n")
+        ok, got = c.wait_reply("250", 10)
+        out["replies"].append(got.decode("latin-1"))
+        c.step(out, b"MAIL FROM:<" + sender + b">\r\n", "250")
+        c.step(out, b"RCPT TO:<" + RCPT + b">\r\n", "250")
+        c.step(out, b"DATA\r\n", "354")
+        c.send(body + b".\r\n")
+        finish(c, out)
     elif scenario == "nested_mail":
         # The server keeps the first sender (503 nested MAIL); the inspector
         # must not take the refused one.

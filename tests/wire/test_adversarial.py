@@ -13,6 +13,7 @@ import os
 import shutil
 import subprocess
 import tempfile
+import time
 
 import pytest
 
@@ -27,6 +28,8 @@ POLICY = """  envelope_policy = (
   flow_idle_timeout_s = 2;
   starttls_mask_ports = [ 25 ];
 """
+
+POSTFIX_POLICY = POLICY.replace("  flow_idle_timeout_s = 2;\n", "")  # Postfix pauses on purpose below
 
 SCENARIOS = ["rst_in_window", "auth_pipelined", "ack_beyond", "starttls_masked", "idle_after_354",
              "bare_lf_end", "nested_mail", "ehlo_refused"]
@@ -110,22 +113,31 @@ def test_attack_never_delivers_unjudged(app, scenario):
         assert app.stats()["workers"]["0"]["midstream_reset"] >= 1
 
 
-def test_bare_lf_end_of_data_against_postfix(tmp_path):
-    """Postfix (as Debian ships it: smtpd_forbid_bare_newline = no) takes
-    <LF>.<LF> as the end of data; aiosmtpd does not. Against the lenient
-    server the message must be judged where that server ends it."""
-    with Appliance(tmp_path, workers=1, extra=POLICY) as app:
+@pytest.mark.parametrize("scenario", ["bare_lf_end", "ehlo_before_banner"])
+def test_against_postfix(tmp_path, scenario):
+    """bare_lf_end: Postfix (as Debian ships it: smtpd_forbid_bare_newline
+    = no) takes <LF>.<LF> as the end of data; aiosmtpd does not. Against
+    the lenient server the message must be judged where that server ends
+    it. ehlo_before_banner: Postfix greets after a second (a sleeping
+    client restriction) and, holding output while input waits, sends the
+    banner and the EHLO reply in one segment."""
+    with Appliance(tmp_path, workers=1, extra=POSTFIX_POLICY) as app:
         # the postfix user must walk into its queue: not under pytest's 0700 tmp dirs
         pf = os.path.join(tempfile.mkdtemp(prefix="sk-adv-pf-"), "postfix")
         r = app.inside(["bash", POSTFIX, "up", pf, app.env["IP_IN"]])
         assert r.returncode == 0, r.stdout + r.stderr
+        if scenario == "ehlo_before_banner":
+            with open(os.path.join(pf, "etc", "main.cf"), "a") as f:
+                f.write("smtpd_delay_reject = no\nsmtpd_client_restrictions = sleep 1, permit\n")
+            app.inside(["postfix", "-c", os.path.join(pf, "etc"), "reload"])
+            time.sleep(1.5)
         try:
             out_mac = app.run_in(app.env["NS_OUT"], ["cat", "/sys/class/net/sk%so/address" % app.id]).stdout.strip()
             app.in_mac = app.run_in(app.env["NS_IN"], ["cat", "/sys/class/net/sk%si/address" % app.id]).stdout.strip()
             app.run_in(app.env["NS_IN"], ["ip", "neigh", "replace", "192.0.2.9", "lladdr", out_mac, "dev",
                                           "sk%si" % app.id])
             assert wait_for(lambda: "220 " in attack(app, "clean", sender="alice@good.test")["all"], timeout=30)
-            out = attack(app, "bare_lf_end")
+            out = attack(app, scenario)
             assert "queued as" not in out["all"], out
             assert "550 5.7.1" in out["all"], out
             ev = [e for e in app.events() if e["mail_from"] == "mallory@evil.test"]

@@ -466,6 +466,34 @@ TEST(SmtpDesync, BareCrEndOfDataIsADesyncEitherWay) {
   EXPECT_EQ(sink.done[0].body, "a\r.b\r\n\r..\r\n");
 }
 
+// Found by tests/wire/diff_fuzz.py: "..x" after a bare LF is unstuffed by
+// servers that end lines at LF (Postfix) and kept by CRLF-only ones
+// (aiosmtpd), so the stored message and the inspected one differed by a dot.
+TEST(SmtpDesync, DotLeadingLineAfterBareLfIsADesync) {
+  for (const char* line : {"..leading\r\n", ".x\r\n", ".\rx\r\n"}) {
+    const std::string body = std::string("Subject: a\r\n\r\nhello\n") + line + ".\r\n";
+    for (size_t cut = 0; cut <= body.size(); ++cut) {
+      RecordingSink sink;
+      SmtpSession s(&sink);
+      play(s, {{'S', kBanner}, {'C', "HELO c\r\nMAIL FROM:<a@b>\r\nRCPT TO:<c@d>\r\nDATA\r\n"},
+               {'S', "250 x\r\n250 ok\r\n250 ok\r\n354 go\r\n"}});
+      s.on_client(bytes(body.substr(0, cut)));
+      s.on_client(bytes(body.substr(cut)));
+      EXPECT_DESYNC(s, ambiguous_dot_stuffing) << line << " cut at " << cut;
+      EXPECT_EQ(NEW_ANOMALY(s, bare_lf_dot_line), 1u);
+      EXPECT_EQ(sink.ends, 0);
+    }
+  }
+  // After CRLF the same line is ordinary dot-stuffing.
+  RecordingSink sink;
+  SmtpSession s(&sink);
+  play(s, {{'S', kBanner}, {'C', "MAIL FROM:<a@b>\r\nRCPT TO:<c@d>\r\nDATA\r\n"},
+           {'S', "250 ok\r\n250 ok\r\n354 go\r\n"}, {'C', "a\r\n..b\r\n.\r\n"}, {'S', "250 ok\r\n"}});
+  EXPECT_IN_SYNC(s);
+  ASSERT_EQ(sink.done.size(), 1u);
+  EXPECT_EQ(sink.done[0].body, "a\r\n.b\r\n");
+}
+
 // ---- 5. STARTTLS on a port that masks it ----
 
 TEST(SmtpDesync, StartTlsOnAMaskedPortIsADesync) {

@@ -224,11 +224,11 @@ TEST(SmtpSession, DotUnstuffingMatchesReferenceAtEverySplit) {
   for (int len = 0; len < 40; ++len) {
     std::string line(size_t(len), char('a' + len % 26));
     if (len % 3 == 0) line.insert(0, "..");  // a line the client stuffed
-    if (len % 7 == 1) line += "\n.x";       // a bare LF, then a dot inside the line
+    if (len % 7 == 1) line += "\nx.y";      // a bare LF, then a dot inside the line (a dot right
+                                             // after a bare LF is a desync: SmtpDesync tests)
     wire += line + "\r\n";
   }
-  // The engine reads an LF (bare or not) as a line end, as lenient servers
-  // do: a dot after any LF is removed.
+  // Dot-stuffing is undone after CRLF (a dot after a bare LF is a desync).
   std::string expected;
   bool line_start = true;
   for (char c : wire) {
