@@ -424,7 +424,9 @@ TEST(SmtpDesync, StrictEndOfDataMakesEveryVariantADesync) {
       play(s, {{'S', kBanner}, {'C', "HELO c\r\nMAIL FROM:<a@b>\r\nRCPT TO:<c@d>\r\nDATA\r\n"},
                {'S', "250 x\r\n250 ok\r\n250 ok\r\n354 go\r\n"}});
       s.on_client(bytes(body.substr(0, cut)));
-      if (cut < body.size()) EXPECT_IN_SYNC(s);
+      if (cut < body.size()) {
+        EXPECT_IN_SYNC(s);
+      }
       s.on_client(bytes(body.substr(cut)));
       if (std::string(ending) == "\r\n.\r\n") {
         EXPECT_IN_SYNC(s);
