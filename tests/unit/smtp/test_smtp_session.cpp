@@ -248,7 +248,7 @@ TEST(SmtpSession, DotUnstuffingMatchesReferenceAtEverySplit) {
     s.on_client(bytes(wire.substr(0, cut)));
     s.on_client(bytes(wire.substr(cut)));
     s.on_server(bytes("250 queued\r\n"));
-    ASSERT_EQ(sink.done.size(), 1u) << "cut at " << cut;
+    ASSERT_EQ(sink.done.size(), 1u) << "cut at " << cut << ", desync " << desync_name(s.desync());
     EXPECT_EQ(sink.done[0].body, expected) << "cut at " << cut;
     EXPECT_EQ(sink.done[0].txn.body_bytes, expected.size());
     EXPECT_EQ(sink.done[0].txn.final_reply, 250);
