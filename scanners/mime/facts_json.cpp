@@ -54,6 +54,7 @@ void add_facts_json(const MessageFacts& mf, nlohmann::json& j) {
   put("boundary_trailing_space", mf.boundary_trailing_space);
   put("conflicting_content_fields", mf.conflicting_content_fields);
   put("header_leading_continuation", mf.header_leading_continuation);
+  put("encoding_junk", mf.encoding_junk);
   j["mime_anomalies"] = an;
   if (!mf.leaves.empty()) {
     json lv = json::array();

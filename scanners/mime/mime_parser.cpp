@@ -626,7 +626,12 @@ void MimeParser::end_headers(bool reread) {
       have_ctype = true;
       ctype = parse_content_field(raw, facts_.charset_errors);
     } else if (name_is(name, "content-transfer-encoding") && cte.empty()) {
-      cte = lower(trim(unfold(raw)));
+      // The first token ("base64 (comment)", "base64; junk"): GMime reads
+      // it so, Python compares the whole value and decodes nothing.
+      std::string v = lower(trim(unfold(raw)));
+      size_t end = v.find_first_of(" \t;(\"");
+      cte = v.substr(0, end);
+      if (end != std::string::npos && !reread) ++facts_.encoding_junk;
     } else if (name_is(name, "content-disposition") && disp.value.empty()) {
       disp = parse_content_field(raw, facts_.charset_errors);
     }
@@ -789,6 +794,7 @@ void MimeParser::end_nested() {
   facts_.boundary_trailing_space += f.boundary_trailing_space;
   facts_.conflicting_content_fields += f.conflicting_content_fields;
   facts_.header_leading_continuation += f.header_leading_continuation;
+  facts_.encoding_junk += f.encoding_junk;
   f = MessageFacts{};
 }
 

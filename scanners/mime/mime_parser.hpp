@@ -108,6 +108,7 @@ struct MessageFacts {
   // Python and mime4j do; GMime reads the last. Not scanned both ways.
   uint32_t conflicting_content_fields = 0;
   uint32_t header_leading_continuation = 0;  // a header block starting with white space-led lines (no field): scanned as text
+  uint32_t encoding_junk = 0;            // a Content-Transfer-Encoding with more than a token: its first token is read (GMime; Python decodes nothing)
 };
 
 class MimeSink {

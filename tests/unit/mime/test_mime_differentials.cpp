@@ -452,3 +452,17 @@ TEST(ConflictingFields, CorpusMultiBadAndACraftedEncodingSwitch) {
   expect_chunk_invariant(split);
   expect_chunk_invariant(msg);
 }
+
+TEST(EncodingJunk, FirstTokenOfTheTransferEncodingIsRead) {
+  // GMime decodes "base64 <anything>" as base64; Python compares the whole
+  // value and decodes nothing. Found by fuzz_mime_gmime.
+  std::string msg =
+      "Subject: doc\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n"
+      "--b\r\nContent-Type: application/octet-stream; name=\"doc.exe\"\r\n"
+      "Content-Transfer-Encoding: base64 multipart/mixed; boundary=\"b1\"\r\n\r\n" + b64(kExe) + "--b--\r\n";
+  MessageFacts f = parse(msg);
+  ASSERT_NE(attachment(f, "doc.exe"), nullptr);
+  EXPECT_EQ(attachment(f, "doc.exe")->sha256, sha256(kExe));
+  EXPECT_EQ(f.encoding_junk, 1u);
+  expect_chunk_invariant(msg);
+}
