@@ -246,7 +246,8 @@ SegmentVerdict TcpFlow::on_segment(bool from_a, const net::Packet& p, std::span<
   if (rst) {
     int32_t rel = diff(p.seq, x.next);
     uint32_t win = std::max<uint32_t>(x.window, 65535);
-    if (rel == 0) {
+    // After its FIN a side's RST carries the sequence number past the FIN.
+    if (rel == 0 || (x.fin && x.next == x.fin_seq && rel == 1)) {
       ++ev[size_t(Event::rst_accepted)];
       finish(ev);
       state_ = State::closed;

@@ -254,6 +254,14 @@ TEST(TcpStream, AckBeyondServerDataIsDroppedInline) {
   expect_inspected_equals_delivered(h, kStream);
 }
 
+TEST(TcpStream, RstAfterFinAtTheSequenceNumberPastTheFinCloses) {
+  Harness h(tcp::Limits{}, 1000, 5000);
+  h.client(0, kStream, net::kTcpAck | net::kTcpPsh | net::kTcpFin);
+  h.rst_from_client(1000 + 1 + uint32_t(kStream.size()) + 1);
+  EXPECT_EQ(h.count(tcp::Event::rst_accepted), 1u);
+  EXPECT_EQ(h.flow().state(), tcp::TcpFlow::State::closed);
+}
+
 TEST(TcpStream, AckOfServerFinIsNotBeyondData) {
   Harness h(tcp::Limits{}, 1000, 5000);
   h.server(0, "221 bye\r\n", net::kTcpAck | net::kTcpFin);
