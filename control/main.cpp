@@ -20,21 +20,21 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "audit/audit.hpp"
-#include "link/dataplane_link.hpp"
-#include "quarantine/quarantine_api.hpp"
-#include "notify/notifier.hpp"
-#include "policy/policy_store.hpp"
-#include "rulesets/rulesets_api.hpp"
-#include "auth/admin_cli.hpp"
-#include "auth/auth.hpp"
-#include "config/control_config.hpp"
-#include "http/api.hpp"
-#include "http/server.hpp"
-#include "ingest/journal_ingest.hpp"
-#include "web/pages.hpp"
-#include "store/db.hpp"
-#include "store/sql_store.hpp"
+#include "control/audit/audit.hpp"
+#include "control/link/dataplane_link.hpp"
+#include "control/quarantine/quarantine_api.hpp"
+#include "control/notify/notifier.hpp"
+#include "control/policy/policy_store.hpp"
+#include "control/rulesets/rulesets_api.hpp"
+#include "control/auth/admin_cli.hpp"
+#include "control/auth/auth.hpp"
+#include "control/config/control_config.hpp"
+#include "control/http/api.hpp"
+#include "control/http/server.hpp"
+#include "control/ingest/journal_ingest.hpp"
+#include "control/web/pages.hpp"
+#include "control/store/db.hpp"
+#include "control/store/sql_store.hpp"
 
 namespace {
 

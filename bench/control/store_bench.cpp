@@ -30,10 +30,10 @@
 #include <string>
 #include <vector>
 
-#include "store/db.hpp"
-#include "store/pg_db.hpp"
-#include "store/sql_store.hpp"
-#include "store/sqlite_db.hpp"
+#include "control/store/db.hpp"
+#include "control/store/pg_db.hpp"
+#include "control/store/sql_store.hpp"
+#include "control/store/sqlite_db.hpp"
 
 #ifndef SEKISHO_PG_TEST_SERVER
 #error "SEKISHO_PG_TEST_SERVER must be defined"

@@ -26,8 +26,8 @@
 #include <string>
 #include <vector>
 
-#include "mime/eml_file.hpp"
-#include "mime/mime_parser.hpp"
+#include "scanners/mime/eml_file.hpp"
+#include "scanners/mime/mime_parser.hpp"
 
 namespace {
 

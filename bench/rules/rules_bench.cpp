@@ -38,9 +38,9 @@
 #include <string>
 #include <vector>
 
-#include "eml.hpp"
-#include "match/match.hpp"
-#include "match/received.hpp"
+#include "tools/sekishoctl/eml.hpp"
+#include "scanners/match/match.hpp"
+#include "scanners/match/received.hpp"
 #include "rules/artifact/artifact.hpp"
 #include "rules/compiler/compiler.hpp"
 #include "rules/lang/parser.hpp"

@@ -21,12 +21,12 @@
 
 #include <type_traits>
 
-#include "match/match.hpp"
-#include "net/packet.hpp"
-#include "smtp/content_policy.hpp"
-#include "smtp/smtp_flow.hpp"
-#include "tcp/flow_table.hpp"
-#include "tcp/tcp_stream.hpp"
+#include "scanners/match/match.hpp"
+#include "dataplane/net/packet.hpp"
+#include "dataplane/smtp/content_policy.hpp"
+#include "dataplane/smtp/smtp_flow.hpp"
+#include "dataplane/tcp/flow_table.hpp"
+#include "dataplane/tcp/tcp_stream.hpp"
 
 using namespace sekisho;
 using Clock = std::chrono::steady_clock;

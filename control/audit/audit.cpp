@@ -1,4 +1,4 @@
-#include "audit/audit.hpp"
+#include "control/audit/audit.hpp"
 
 #include <fcntl.h>
 #include <openssl/crypto.h>

@@ -19,7 +19,7 @@
 #include <string>
 #include <vector>
 
-#include "store/db.hpp"
+#include "control/store/db.hpp"
 
 namespace sekisho::control::audit {
 

@@ -1,4 +1,4 @@
-#include "auth/admin_cli.hpp"
+#include "control/auth/admin_cli.hpp"
 
 #include <chrono>
 #include <ctime>

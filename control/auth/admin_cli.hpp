@@ -21,7 +21,7 @@
 #include <string>
 #include <vector>
 
-#include "auth/auth.hpp"
+#include "control/auth/auth.hpp"
 
 namespace sekisho::control::auth {
 

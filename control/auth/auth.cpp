@@ -1,8 +1,8 @@
-#include "auth/auth.hpp"
+#include "control/auth/auth.hpp"
 
 #include <boost/beast/http/field.hpp>
 
-#include "store/store.hpp"
+#include "control/store/store.hpp"
 
 namespace sekisho::control::auth {
 

@@ -55,10 +55,10 @@
 #include <string_view>
 #include <vector>
 
-#include "auth/password.hpp"
-#include "auth/throttle.hpp"
-#include "http/router.hpp"
-#include "store/db.hpp"
+#include "control/auth/password.hpp"
+#include "control/auth/throttle.hpp"
+#include "control/http/router.hpp"
+#include "control/store/db.hpp"
 
 namespace sekisho::control::auth {
 

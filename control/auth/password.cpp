@@ -1,4 +1,4 @@
-#include "auth/password.hpp"
+#include "control/auth/password.hpp"
 
 #include <openssl/crypto.h>
 #include <openssl/evp.h>

@@ -1,4 +1,4 @@
-#include "auth/throttle.hpp"
+#include "control/auth/throttle.hpp"
 
 #include <algorithm>
 

@@ -1,4 +1,4 @@
-#include "config/control_config.hpp"
+#include "control/config/control_config.hpp"
 
 #include <arpa/inet.h>
 

@@ -1,4 +1,4 @@
-#include "http/api.hpp"
+#include "control/http/api.hpp"
 
 #include <charconv>
 #include <chrono>
@@ -9,7 +9,7 @@
 #include <nlohmann/json.hpp>
 #include <set>
 
-#include "ingest/journal_ingest.hpp"
+#include "control/ingest/journal_ingest.hpp"
 
 namespace sekisho::control::http {
 

@@ -22,8 +22,8 @@
 #include <string>
 #include <string_view>
 
-#include "http/router.hpp"
-#include "store/store.hpp"
+#include "control/http/router.hpp"
+#include "control/store/store.hpp"
 
 namespace sekisho::control::http {
 

@@ -1,4 +1,4 @@
-#include "http/router.hpp"
+#include "control/http/router.hpp"
 
 #include <charconv>
 #include <chrono>

@@ -1,4 +1,4 @@
-#include "http/server.hpp"
+#include "control/http/server.hpp"
 
 #include <boost/asio/dispatch.hpp>
 #include <boost/asio/strand.hpp>
@@ -15,7 +15,7 @@
 #include <iostream>
 #include <optional>
 
-#include "http/router.hpp"
+#include "control/http/router.hpp"
 
 namespace sekisho::control::http {
 

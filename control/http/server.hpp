@@ -29,7 +29,7 @@
 #include <stdexcept>
 #include <string>
 
-#include "http/router.hpp"
+#include "control/http/router.hpp"
 
 namespace sekisho::control::http {
 

@@ -1,4 +1,4 @@
-#include "ingest/journal_ingest.hpp"
+#include "control/ingest/journal_ingest.hpp"
 
 #include <dirent.h>
 #include <fcntl.h>

@@ -22,7 +22,7 @@
 #include <string>
 #include <string_view>
 
-#include "store/store.hpp"
+#include "control/store/store.hpp"
 
 namespace sekisho::control::ingest {
 

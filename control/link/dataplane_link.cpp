@@ -1,4 +1,4 @@
-#include "link/dataplane_link.hpp"
+#include "control/link/dataplane_link.hpp"
 
 #include <poll.h>
 #include <sys/socket.h>

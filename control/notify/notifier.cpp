@@ -1,11 +1,11 @@
-#include "notify/notifier.hpp"
+#include "control/notify/notifier.hpp"
 
 #include <map>
 #include <nlohmann/json.hpp>
 #include <set>
 
-#include "policy/templates.hpp"
-#include "store/sql_store.hpp"
+#include "control/policy/templates.hpp"
+#include "control/store/sql_store.hpp"
 
 namespace sekisho::control::notify {
 

@@ -19,9 +19,9 @@
 #include <cstdint>
 #include <string>
 
-#include "policy/policy_store.hpp"
-#include "smtp/smtp_client.hpp"
-#include "store/db.hpp"
+#include "control/policy/policy_store.hpp"
+#include "control/smtp/smtp_client.hpp"
+#include "control/store/db.hpp"
 
 namespace sekisho::control::notify {
 

@@ -1,4 +1,4 @@
-#include "policy/policy.hpp"
+#include "control/policy/policy.hpp"
 
 #include <algorithm>
 #include <cctype>

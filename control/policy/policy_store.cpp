@@ -1,4 +1,4 @@
-#include "policy/policy_store.hpp"
+#include "control/policy/policy_store.hpp"
 
 #include <stdexcept>
 

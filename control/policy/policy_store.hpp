@@ -16,9 +16,9 @@
 #include <string>
 #include <vector>
 
-#include "policy/policy.hpp"
-#include "policy/templates.hpp"
-#include "store/db.hpp"
+#include "control/policy/policy.hpp"
+#include "control/policy/templates.hpp"
+#include "control/store/db.hpp"
 
 namespace sekisho::control::policy {
 

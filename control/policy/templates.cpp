@@ -1,4 +1,4 @@
-#include "policy/templates.hpp"
+#include "control/policy/templates.hpp"
 
 #include <openssl/evp.h>
 #include <openssl/rand.h>
@@ -7,7 +7,7 @@
 #include <ctime>
 #include <stdexcept>
 
-#include "mime/header_scan.hpp"
+#include "scanners/mime/header_scan.hpp"
 
 namespace sekisho::control::policy {
 

@@ -1,4 +1,4 @@
-#include "quarantine/quarantine.hpp"
+#include "control/quarantine/quarantine.hpp"
 
 #include <dirent.h>
 #include <sys/stat.h>
@@ -7,10 +7,10 @@
 #include <cstdio>
 #include <iostream>
 
-#include "ingest/journal_ingest.hpp"
-#include "mime/collect.hpp"
-#include "spool/spool.hpp"
-#include "store/sql_store.hpp"
+#include "control/ingest/journal_ingest.hpp"
+#include "scanners/mime/collect.hpp"
+#include "dataplane/spool/spool.hpp"
+#include "control/store/sql_store.hpp"
 
 namespace sekisho::control::quarantine {
 

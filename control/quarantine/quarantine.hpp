@@ -33,8 +33,8 @@
 #include <string>
 #include <vector>
 
-#include "smtp/smtp_client.hpp"
-#include "store/db.hpp"
+#include "control/smtp/smtp_client.hpp"
+#include "control/store/db.hpp"
 
 namespace sekisho::control::quarantine {
 

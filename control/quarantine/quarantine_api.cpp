@@ -1,4 +1,4 @@
-#include "quarantine/quarantine_api.hpp"
+#include "control/quarantine/quarantine_api.hpp"
 
 #include <set>
 

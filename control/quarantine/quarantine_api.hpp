@@ -10,9 +10,9 @@
 // Every release and delete (and each failed attempt) is appended to the audit log.
 #pragma once
 
-#include "audit/audit.hpp"
-#include "http/router.hpp"
-#include "quarantine/quarantine.hpp"
+#include "control/audit/audit.hpp"
+#include "control/http/router.hpp"
+#include "control/quarantine/quarantine.hpp"
 
 namespace sekisho::control::quarantine {
 

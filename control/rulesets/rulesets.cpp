@@ -1,4 +1,4 @@
-#include "rulesets/rulesets.hpp"
+#include "control/rulesets/rulesets.hpp"
 
 #include <fcntl.h>
 #include <openssl/evp.h>

@@ -43,8 +43,8 @@
 #include <thread>
 #include <vector>
 
-#include "link/dataplane_link.hpp"
-#include "store/db.hpp"
+#include "control/link/dataplane_link.hpp"
+#include "control/store/db.hpp"
 
 namespace sekisho::control::rulesets {
 

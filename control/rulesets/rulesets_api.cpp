@@ -1,6 +1,6 @@
-#include "rulesets/rulesets_api.hpp"
+#include "control/rulesets/rulesets_api.hpp"
 
-#include "match/match.hpp"
+#include "scanners/match/match.hpp"
 #include "rules/compiler/compiler.hpp"
 #include "rules/lang/parser.hpp"
 

@@ -27,9 +27,9 @@
 // Thread-safety: as the services'.
 #pragma once
 
-#include "http/router.hpp"
-#include "policy/policy_store.hpp"
-#include "rulesets/rulesets.hpp"
+#include "control/http/router.hpp"
+#include "control/policy/policy_store.hpp"
+#include "control/rulesets/rulesets.hpp"
 
 namespace sekisho::control::rulesets {
 

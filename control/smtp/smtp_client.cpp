@@ -1,4 +1,4 @@
-#include "smtp/smtp_client.hpp"
+#include "control/smtp/smtp_client.hpp"
 
 #include <boost/asio/connect.hpp>
 #include <boost/asio/io_context.hpp>

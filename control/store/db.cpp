@@ -1,9 +1,9 @@
-#include "store/db.hpp"
+#include "control/store/db.hpp"
 
 #include <chrono>
 
-#include "store/pg_db.hpp"
-#include "store/sqlite_db.hpp"
+#include "control/store/pg_db.hpp"
+#include "control/store/sqlite_db.hpp"
 
 namespace sekisho::control::store {
 

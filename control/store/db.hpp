@@ -49,7 +49,7 @@
 #include <variant>
 #include <vector>
 
-#include "store/store.hpp"
+#include "control/store/store.hpp"
 
 namespace sekisho::control::store {
 

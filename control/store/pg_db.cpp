@@ -1,4 +1,4 @@
-#include "store/pg_db.hpp"
+#include "control/store/pg_db.hpp"
 
 #include <libpq-fe.h>
 

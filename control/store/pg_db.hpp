@@ -27,7 +27,7 @@
 #include <string>
 #include <unordered_map>
 
-#include "store/db.hpp"
+#include "control/store/db.hpp"
 
 struct pg_conn;
 struct pg_result;

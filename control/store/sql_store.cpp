@@ -1,4 +1,4 @@
-#include "store/sql_store.hpp"
+#include "control/store/sql_store.hpp"
 
 #include <chrono>
 #include <iterator>

@@ -21,8 +21,8 @@
 #include <span>
 #include <string>
 
-#include "store/db.hpp"
-#include "store/store.hpp"
+#include "control/store/db.hpp"
+#include "control/store/store.hpp"
 
 namespace sekisho::control::store {
 

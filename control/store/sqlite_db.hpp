@@ -20,7 +20,7 @@
 #include <string>
 #include <unordered_map>
 
-#include "store/db.hpp"
+#include "control/store/db.hpp"
 
 struct sqlite3;
 struct sqlite3_stmt;

@@ -1,9 +1,9 @@
-#include "web/pages.hpp"
+#include "control/web/pages.hpp"
 
 #include <boost/beast/http/field.hpp>
 #include <string>
 
-#include "web/assets.hpp"
+#include "control/web/assets.hpp"
 
 namespace sekisho::control::web {
 

@@ -25,7 +25,7 @@
 // Thread-safety: the handlers hold no state.
 #pragma once
 
-#include "http/router.hpp"
+#include "control/http/router.hpp"
 
 namespace sekisho::control::web {
 

@@ -1,4 +1,4 @@
-#include "dataplane_config.hpp"
+#include "dataplane/config/dataplane_config.hpp"
 
 #include <libconfig.h++>
 

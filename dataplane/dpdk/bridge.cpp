@@ -1,4 +1,4 @@
-#include "bridge.hpp"
+#include "dataplane/dpdk/bridge.hpp"
 
 #include <fnmatch.h>
 #include <unistd.h>
@@ -28,18 +28,18 @@
 #include <stdexcept>
 #include <thread>
 
-#include "counters.hpp"
-#include "enforce/tcp_inject.hpp"
-#include "net/flow_census.hpp"
-#include "net/packet.hpp"
-#include "match/match.hpp"
-#include "mime/attachment.hpp"
-#include "smtp/content_policy.hpp"
-#include "smtp/release_list.hpp"
-#include "smtp/smtp_flow.hpp"
-#include "spool/spool.hpp"
-#include "tcp/flow_table.hpp"
-#include "tcp/tcp_stream.hpp"
+#include "dataplane/dpdk/counters.hpp"
+#include "dataplane/enforce/tcp_inject.hpp"
+#include "dataplane/net/flow_census.hpp"
+#include "dataplane/net/packet.hpp"
+#include "scanners/match/match.hpp"
+#include "scanners/mime/attachment.hpp"
+#include "dataplane/smtp/content_policy.hpp"
+#include "dataplane/smtp/release_list.hpp"
+#include "dataplane/smtp/smtp_flow.hpp"
+#include "dataplane/spool/spool.hpp"
+#include "dataplane/tcp/flow_table.hpp"
+#include "dataplane/tcp/tcp_stream.hpp"
 
 namespace sekisho::dataplane {
 

@@ -22,7 +22,7 @@
 #include <string>
 #include <vector>
 
-#include "config/dataplane_config.hpp"
+#include "dataplane/config/dataplane_config.hpp"
 
 struct rte_tel_data;
 

@@ -6,7 +6,7 @@
 #include <cstddef>
 #include <cstdint>
 
-#include "net/packet.hpp"
+#include "dataplane/net/packet.hpp"
 
 namespace sekisho::dataplane {
 

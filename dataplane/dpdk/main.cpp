@@ -14,8 +14,8 @@
 
 #include <rte_telemetry.h>
 
-#include "bridge.hpp"
-#include "config/dataplane_config.hpp"
+#include "dataplane/dpdk/bridge.hpp"
+#include "dataplane/config/dataplane_config.hpp"
 
 namespace {
 

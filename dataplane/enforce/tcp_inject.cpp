@@ -1,4 +1,4 @@
-#include "enforce/tcp_inject.hpp"
+#include "dataplane/enforce/tcp_inject.hpp"
 
 #include <cstring>
 

@@ -17,7 +17,7 @@
 #include <cstdint>
 #include <span>
 
-#include "net/packet.hpp"
+#include "dataplane/net/packet.hpp"
 
 namespace sekisho::enforce {
 

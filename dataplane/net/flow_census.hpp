@@ -10,7 +10,7 @@
 #include <cstdint>
 #include <cstring>
 
-#include "net/packet.hpp"
+#include "dataplane/net/packet.hpp"
 
 namespace sekisho::net {
 

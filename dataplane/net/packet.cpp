@@ -1,4 +1,4 @@
-#include "packet.hpp"
+#include "dataplane/net/packet.hpp"
 
 #include <arpa/inet.h>
 

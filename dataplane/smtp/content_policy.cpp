@@ -1,4 +1,4 @@
-#include "smtp/content_policy.hpp"
+#include "dataplane/smtp/content_policy.hpp"
 
 namespace sekisho::smtp {
 namespace {

@@ -8,8 +8,8 @@
 // shared read-only.
 #pragma once
 
-#include "match/match.hpp"
-#include "smtp/smtp_flow.hpp"
+#include "scanners/match/match.hpp"
+#include "dataplane/smtp/smtp_flow.hpp"
 
 namespace sekisho::smtp {
 

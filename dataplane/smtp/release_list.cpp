@@ -1,4 +1,4 @@
-#include "smtp/release_list.hpp"
+#include "dataplane/smtp/release_list.hpp"
 
 namespace sekisho::smtp {
 

@@ -1,6 +1,6 @@
-#include "smtp/smtp_flow.hpp"
+#include "dataplane/smtp/smtp_flow.hpp"
 
-#include "mime/facts_json.hpp"
+#include "scanners/mime/facts_json.hpp"
 
 #include <ctime>
 #include <new>

@@ -16,10 +16,10 @@
 
 #include <nlohmann/json.hpp>
 
-#include "mime/collect.hpp"
-#include "mime/mime_parser.hpp"
-#include "smtp/smtp_session.hpp"
-#include "tcp/tcp_stream.hpp"
+#include "scanners/mime/collect.hpp"
+#include "scanners/mime/mime_parser.hpp"
+#include "dataplane/smtp/smtp_session.hpp"
+#include "dataplane/tcp/tcp_stream.hpp"
 
 namespace sekisho::smtp {
 

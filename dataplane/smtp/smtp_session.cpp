@@ -1,4 +1,4 @@
-#include "smtp/smtp_session.hpp"
+#include "dataplane/smtp/smtp_session.hpp"
 
 #include <algorithm>
 #include <cctype>

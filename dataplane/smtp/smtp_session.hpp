@@ -46,7 +46,7 @@
 #include <string>
 #include <vector>
 
-#include "smtp/message_sink.hpp"
+#include "dataplane/smtp/message_sink.hpp"
 
 namespace sekisho::smtp {
 

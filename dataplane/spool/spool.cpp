@@ -1,4 +1,4 @@
-#include "spool/spool.hpp"
+#include "dataplane/spool/spool.hpp"
 
 #include <dirent.h>
 #include <fcntl.h>

@@ -9,7 +9,7 @@
 #include <memory>
 #include <vector>
 
-#include "net/packet.hpp"
+#include "dataplane/net/packet.hpp"
 
 namespace sekisho::tcp {
 

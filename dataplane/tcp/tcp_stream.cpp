@@ -1,4 +1,4 @@
-#include "tcp/tcp_stream.hpp"
+#include "dataplane/tcp/tcp_stream.hpp"
 
 #include <algorithm>
 #include <cstring>

@@ -27,7 +27,7 @@
 #include <span>
 #include <vector>
 
-#include "net/packet.hpp"
+#include "dataplane/net/packet.hpp"
 
 namespace sekisho::tcp {
 

@@ -1,4 +1,4 @@
-#include "artifact.hpp"
+#include "rules/artifact/artifact.hpp"
 
 #include <cstring>
 

@@ -1,4 +1,4 @@
-#include "compiler.hpp"
+#include "rules/compiler/compiler.hpp"
 
 #include <hs/hs.h>
 #include <openssl/evp.h>
@@ -16,7 +16,7 @@
 
 #include "rules/lang/meta.hpp"
 #include "rules/lang/regex.hpp"
-#include "translate.hpp"
+#include "rules/compiler/translate.hpp"
 
 namespace sekisho::rules {
 

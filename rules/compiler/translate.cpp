@@ -1,4 +1,4 @@
-#include "translate.hpp"
+#include "rules/compiler/translate.hpp"
 
 #include <hs/hs.h>
 

@@ -1,4 +1,4 @@
-#include "meta.hpp"
+#include "rules/lang/meta.hpp"
 
 #include <cctype>
 #include <cstdlib>

@@ -1,4 +1,4 @@
-#include "parser.hpp"
+#include "rules/lang/parser.hpp"
 
 #include <arpa/inet.h>
 
@@ -9,8 +9,8 @@
 #include <fstream>
 #include <sstream>
 
-#include "meta.hpp"
-#include "regex.hpp"
+#include "rules/lang/meta.hpp"
+#include "rules/lang/regex.hpp"
 
 namespace sekisho::rules {
 

@@ -8,7 +8,7 @@
 #include <string_view>
 #include <vector>
 
-#include "rule.hpp"
+#include "rules/lang/rule.hpp"
 
 namespace sekisho::rules {
 

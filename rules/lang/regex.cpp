@@ -1,4 +1,4 @@
-#include "regex.hpp"
+#include "rules/lang/regex.hpp"
 
 #define PCRE2_CODE_UNIT_WIDTH 8
 #include <pcre2.h>

@@ -6,7 +6,7 @@
 #include <string>
 #include <string_view>
 
-#include "rule.hpp"
+#include "rules/lang/rule.hpp"
 
 namespace sekisho::rules {
 

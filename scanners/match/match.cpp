@@ -1,4 +1,4 @@
-#include "match.hpp"
+#include "scanners/match/match.hpp"
 
 #include <arpa/inet.h>
 #include <fcntl.h>
@@ -17,7 +17,7 @@
 #include <fstream>
 #include <iterator>
 
-#include "received.hpp"
+#include "scanners/match/received.hpp"
 #include "rules/lang/meta.hpp"
 
 namespace sekisho::match {

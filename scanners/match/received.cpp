@@ -1,4 +1,4 @@
-#include "received.hpp"
+#include "scanners/match/received.hpp"
 
 #include <algorithm>
 #include <cstring>

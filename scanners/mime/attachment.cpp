@@ -1,4 +1,4 @@
-#include "mime/attachment.hpp"
+#include "scanners/mime/attachment.hpp"
 
 #include <archive.h>
 #include <archive_entry.h>

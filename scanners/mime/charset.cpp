@@ -1,4 +1,4 @@
-#include "mime/charset.hpp"
+#include "scanners/mime/charset.hpp"
 
 #include <cerrno>
 #include <cstring>

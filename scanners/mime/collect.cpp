@@ -1,4 +1,4 @@
-#include "mime/collect.hpp"
+#include "scanners/mime/collect.hpp"
 
 namespace sekisho::mime {
 

@@ -14,7 +14,7 @@
 #include <string_view>
 #include <vector>
 
-#include "mime/mime_parser.hpp"
+#include "scanners/mime/mime_parser.hpp"
 
 namespace sekisho::mime {
 

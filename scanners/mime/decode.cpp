@@ -1,4 +1,4 @@
-#include "mime/decode.hpp"
+#include "scanners/mime/decode.hpp"
 
 #include <cstring>
 

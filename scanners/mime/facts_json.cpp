@@ -1,4 +1,4 @@
-#include "mime/facts_json.hpp"
+#include "scanners/mime/facts_json.hpp"
 
 namespace sekisho::mime {
 

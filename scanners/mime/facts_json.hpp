@@ -4,7 +4,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "mime/mime_parser.hpp"
+#include "scanners/mime/mime_parser.hpp"
 
 namespace sekisho::mime {
 

@@ -1,6 +1,6 @@
-#include "mime/header_scan.hpp"
+#include "scanners/mime/header_scan.hpp"
 
-#include "mime/charset.hpp"
+#include "scanners/mime/charset.hpp"
 
 #include <iconv.h>
 

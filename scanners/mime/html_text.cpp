@@ -1,4 +1,4 @@
-#include "mime/html_text.hpp"
+#include "scanners/mime/html_text.hpp"
 
 #include <cstring>
 #include <string_view>

@@ -1,4 +1,4 @@
-#include "mime/mime_parser.hpp"
+#include "scanners/mime/mime_parser.hpp"
 
 #include <algorithm>
 #include <cstring>

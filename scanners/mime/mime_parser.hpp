@@ -48,12 +48,12 @@
 #include <string_view>
 #include <vector>
 
-#include "mime/attachment.hpp"
-#include "mime/charset.hpp"
-#include "mime/decode.hpp"
-#include "mime/header_scan.hpp"
-#include "mime/html_text.hpp"
-#include "mime/urls.hpp"
+#include "scanners/mime/attachment.hpp"
+#include "scanners/mime/charset.hpp"
+#include "scanners/mime/decode.hpp"
+#include "scanners/mime/header_scan.hpp"
+#include "scanners/mime/html_text.hpp"
+#include "scanners/mime/urls.hpp"
 
 namespace sekisho::mime {
 

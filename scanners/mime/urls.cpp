@@ -1,4 +1,4 @@
-#include "mime/urls.hpp"
+#include "scanners/mime/urls.hpp"
 
 #include <idn2.h>
 

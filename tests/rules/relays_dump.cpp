@@ -14,8 +14,8 @@
 #include <fstream>
 #include <iostream>
 
-#include "eml.hpp"
-#include "match/received.hpp"
+#include "tools/sekishoctl/eml.hpp"
+#include "scanners/match/received.hpp"
 
 namespace fs = std::filesystem;
 using namespace sekisho;

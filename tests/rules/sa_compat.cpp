@@ -26,9 +26,9 @@
 #include <iterator>
 #include <map>
 
-#include "eml.hpp"
-#include "match/match.hpp"
-#include "match/received.hpp"
+#include "tools/sekishoctl/eml.hpp"
+#include "scanners/match/match.hpp"
+#include "scanners/match/received.hpp"
 #include "rules/compiler/compiler.hpp"
 #include "rules/lang/parser.hpp"
 #include "rules/lang/regex.hpp"

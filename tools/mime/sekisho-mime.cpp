@@ -19,9 +19,9 @@
 #include <string>
 #include <vector>
 
-#include "mime/facts_json.hpp"
-#include "mime/eml_file.hpp"
-#include "mime/mime_parser.hpp"
+#include "scanners/mime/facts_json.hpp"
+#include "scanners/mime/eml_file.hpp"
+#include "scanners/mime/mime_parser.hpp"
 
 using sekisho::mime::MimeLimits;
 using sekisho::mime::MimeParser;

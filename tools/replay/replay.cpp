@@ -27,12 +27,12 @@
 
 #include <nlohmann/json.hpp>
 
-#include "net/packet.hpp"
-#include "match/match.hpp"
-#include "smtp/content_policy.hpp"
-#include "smtp/smtp_flow.hpp"
-#include "tcp/flow_table.hpp"
-#include "tcp/tcp_stream.hpp"
+#include "dataplane/net/packet.hpp"
+#include "scanners/match/match.hpp"
+#include "dataplane/smtp/content_policy.hpp"
+#include "dataplane/smtp/smtp_flow.hpp"
+#include "dataplane/tcp/flow_table.hpp"
+#include "dataplane/tcp/tcp_stream.hpp"
 
 using nlohmann::json;
 using namespace sekisho;

@@ -1,4 +1,4 @@
-#include "control_cmds.hpp"
+#include "tools/sekishoctl/control_cmds.hpp"
 
 #include <cstdio>
 #include <fstream>
@@ -7,10 +7,10 @@
 
 #include <nlohmann/json.hpp>
 
-#include "audit/audit.hpp"
-#include "ctl_http.hpp"
-#include "config/control_config.hpp"
-#include "store/db.hpp"
+#include "control/audit/audit.hpp"
+#include "tools/sekishoctl/ctl_http.hpp"
+#include "control/config/control_config.hpp"
+#include "control/store/db.hpp"
 
 namespace sekisho::ctl {
 

@@ -1,4 +1,4 @@
-#include "ctl_http.hpp"
+#include "tools/sekishoctl/ctl_http.hpp"
 
 #include <boost/asio/connect.hpp>
 #include <boost/asio/io_context.hpp>

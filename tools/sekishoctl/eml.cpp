@@ -1,10 +1,10 @@
 // The .eml reader of sekishoctl explain and the rules tests: the MIME engine
 // itself (scanners/mime), fed the whole file, with a ContentCollector
 // keeping the contexts, so that explain decides as the dataplane does.
-#include "eml.hpp"
+#include "tools/sekishoctl/eml.hpp"
 
-#include "mime/collect.hpp"
-#include "mime/mime_parser.hpp"
+#include "scanners/mime/collect.hpp"
+#include "scanners/mime/mime_parser.hpp"
 
 namespace sekisho::ctl {
 

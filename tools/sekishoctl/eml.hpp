@@ -9,7 +9,7 @@
 #include <string_view>
 #include <vector>
 
-#include "match/match.hpp"
+#include "scanners/match/match.hpp"
 
 namespace sekisho::ctl {
 

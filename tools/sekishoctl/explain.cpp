@@ -1,12 +1,12 @@
-#include "explain.hpp"
+#include "tools/sekishoctl/explain.hpp"
 
 #include <chrono>
 #include <cstdio>
 #include <fstream>
 #include <iterator>
 
-#include "eml.hpp"
-#include "match/match.hpp"
+#include "tools/sekishoctl/eml.hpp"
+#include "scanners/match/match.hpp"
 
 namespace sekisho::ctl {
 

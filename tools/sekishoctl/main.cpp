@@ -16,9 +16,9 @@
 #include <string>
 #include <vector>
 
-#include "explain.hpp"
-#include "rules_remote.hpp"
-#include "control_cmds.hpp"
+#include "tools/sekishoctl/explain.hpp"
+#include "tools/sekishoctl/rules_remote.hpp"
+#include "tools/sekishoctl/control_cmds.hpp"
 #include "rules/compiler/compiler.hpp"
 #include "rules/lang/parser.hpp"
 

@@ -1,4 +1,4 @@
-#include "rules_remote.hpp"
+#include "tools/sekishoctl/rules_remote.hpp"
 
 #include <chrono>
 #include <cstring>
@@ -10,7 +10,7 @@
 #include <sstream>
 #include <thread>
 
-#include "ctl_http.hpp"
+#include "tools/sekishoctl/ctl_http.hpp"
 
 namespace sekisho::ctl {
 

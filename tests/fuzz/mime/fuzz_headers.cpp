@@ -4,7 +4,7 @@
 #include <cstdint>
 #include <cstdlib>
 
-#include "mime/header_scan.hpp"
+#include "scanners/mime/header_scan.hpp"
 
 using namespace sekisho::mime;
 

@@ -7,8 +7,8 @@
 #include <cstdio>
 #include <cstdlib>
 
-#include "mime/facts_json.hpp"
-#include "mime/mime_parser.hpp"
+#include "scanners/mime/facts_json.hpp"
+#include "scanners/mime/mime_parser.hpp"
 
 namespace {
 

@@ -23,10 +23,10 @@
 #include <set>
 #include <string>
 
-#include "mime/decode.hpp"
-#include "mime/html_text.hpp"
-#include "mime/mime_parser.hpp"
-#include "mime/urls.hpp"
+#include "scanners/mime/decode.hpp"
+#include "scanners/mime/html_text.hpp"
+#include "scanners/mime/mime_parser.hpp"
+#include "scanners/mime/urls.hpp"
 
 using namespace sekisho::mime;
 

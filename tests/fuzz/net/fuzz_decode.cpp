@@ -6,8 +6,8 @@
 #include <cstdlib>
 #include <vector>
 
-#include "enforce/tcp_inject.hpp"
-#include "net/packet.hpp"
+#include "dataplane/enforce/tcp_inject.hpp"
+#include "dataplane/net/packet.hpp"
 
 using namespace sekisho;
 

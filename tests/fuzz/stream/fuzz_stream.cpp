@@ -10,8 +10,8 @@
 #include <map>
 #include <string>
 
-#include "smtp/smtp_session.hpp"
-#include "tcp/tcp_stream.hpp"
+#include "dataplane/smtp/smtp_session.hpp"
+#include "dataplane/tcp/tcp_stream.hpp"
 
 using namespace sekisho;
 

@@ -4,7 +4,7 @@
 #include <fstream>
 #include <string>
 
-#include "config/dataplane_config.hpp"
+#include "dataplane/config/dataplane_config.hpp"
 
 using namespace sekisho::dataplane;
 

@@ -1,4 +1,4 @@
-#include "backends.hpp"
+#include "tests/unit/control/backends.hpp"
 
 #include <unistd.h>
 
@@ -8,8 +8,8 @@
 #include <filesystem>
 #include <mutex>
 
-#include "store/pg_db.hpp"
-#include "store/sqlite_db.hpp"
+#include "control/store/pg_db.hpp"
+#include "control/store/sqlite_db.hpp"
 
 #ifndef SEKISHO_PG_TEST_SERVER
 #error "SEKISHO_PG_TEST_SERVER (the path of tests/support/pg-test-server.sh) must be defined"

@@ -4,11 +4,11 @@
 
 #include <nlohmann/json.hpp>
 
-#include "control_test_util.hpp"
-#include "http/api.hpp"
-#include "ingest/journal_ingest.hpp"
-#include "backends.hpp"
-#include "store/sql_store.hpp"
+#include "tests/unit/control/control_test_util.hpp"
+#include "control/http/api.hpp"
+#include "control/ingest/journal_ingest.hpp"
+#include "tests/unit/control/backends.hpp"
+#include "control/store/sql_store.hpp"
 
 namespace sekisho::control::http {
 namespace {

@@ -1,13 +1,13 @@
 // The hash-chained audit log: a clean chain verifies; an edited, removed or
 // truncated entry, a wrong key or a lost anchor is reported, naming the
 // entry.
-#include "audit/audit.hpp"
+#include "control/audit/audit.hpp"
 
 #include <gtest/gtest.h>
 
-#include "backends.hpp"
-#include "control_test_util.hpp"
-#include "store/db.hpp"
+#include "tests/unit/control/backends.hpp"
+#include "tests/unit/control/control_test_util.hpp"
+#include "control/store/db.hpp"
 
 namespace sekisho::control::audit {
 namespace {

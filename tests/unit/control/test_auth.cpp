@@ -8,11 +8,11 @@
 #include <set>
 #include <sstream>
 
-#include "auth/admin_cli.hpp"
-#include "auth/auth.hpp"
-#include "backends.hpp"
-#include "control_test_util.hpp"
-#include "store/db.hpp"
+#include "control/auth/admin_cli.hpp"
+#include "control/auth/auth.hpp"
+#include "tests/unit/control/backends.hpp"
+#include "tests/unit/control/control_test_util.hpp"
+#include "control/store/db.hpp"
 
 namespace sekisho::control::auth {
 namespace {

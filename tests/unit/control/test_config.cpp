@@ -1,8 +1,8 @@
 // The control group of the libconfig file: values, defaults, FILE:LINE errors.
 #include <gtest/gtest.h>
 
-#include "config/control_config.hpp"
-#include "control_test_util.hpp"
+#include "control/config/control_config.hpp"
+#include "tests/unit/control/control_test_util.hpp"
 
 namespace sekisho::control::config {
 namespace {

@@ -8,10 +8,10 @@
 #include <chrono>
 #include <thread>
 
-#include "backends.hpp"
-#include "store/db.hpp"
-#include "store/pg_db.hpp"
-#include "store/sqlite_db.hpp"
+#include "tests/unit/control/backends.hpp"
+#include "control/store/db.hpp"
+#include "control/store/pg_db.hpp"
+#include "control/store/sqlite_db.hpp"
 
 namespace sekisho::control::store {
 namespace {

@@ -6,10 +6,10 @@
 #include <cstdio>
 #include <filesystem>
 
-#include "control_test_util.hpp"
-#include "ingest/journal_ingest.hpp"
-#include "backends.hpp"
-#include "store/sql_store.hpp"
+#include "tests/unit/control/control_test_util.hpp"
+#include "control/ingest/journal_ingest.hpp"
+#include "tests/unit/control/backends.hpp"
+#include "control/store/sql_store.hpp"
 
 namespace sekisho::control::ingest {
 namespace {

@@ -3,15 +3,15 @@
 // each target once, never to the null sender, never revealing a Bcc'd
 // recipient in %RCPTS%; a second pass (or a second control plane) sends
 // nothing again; without a relay nothing is sent and that is recorded.
-#include "notify/notifier.hpp"
+#include "control/notify/notifier.hpp"
 
 #include <gtest/gtest.h>
 
-#include "backends.hpp"
-#include "control_test_util.hpp"
-#include "ingest/journal_ingest.hpp"
-#include "smtp_sink.hpp"
-#include "store/sql_store.hpp"
+#include "tests/unit/control/backends.hpp"
+#include "tests/unit/control/control_test_util.hpp"
+#include "control/ingest/journal_ingest.hpp"
+#include "tests/unit/control/smtp_sink.hpp"
+#include "control/store/sql_store.hpp"
 
 namespace sekisho::control::notify {
 namespace {

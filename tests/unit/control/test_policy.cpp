@@ -12,9 +12,9 @@
 #include <filesystem>
 #include <fstream>
 
-#include "match/match.hpp"
-#include "policy/policy.hpp"
-#include "policy/templates.hpp"
+#include "scanners/match/match.hpp"
+#include "control/policy/policy.hpp"
+#include "control/policy/templates.hpp"
 #include "rules/compiler/compiler.hpp"
 #include "rules/lang/parser.hpp"
 

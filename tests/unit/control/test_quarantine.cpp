@@ -4,7 +4,7 @@
 // stored bytes unchanged to a real SMTP server (aiosmtpd) with the original
 // envelope, once; delete and expiry erase the bytes; the HTTP routes answer
 // as documented.
-#include "quarantine/quarantine.hpp"
+#include "control/quarantine/quarantine.hpp"
 
 #include <gtest/gtest.h>
 
@@ -12,11 +12,11 @@
 #include <filesystem>
 #include <thread>
 
-#include "backends.hpp"
-#include "control_test_util.hpp"
-#include "quarantine/quarantine_api.hpp"
-#include "smtp_sink.hpp"
-#include "spool/spool.hpp"
+#include "tests/unit/control/backends.hpp"
+#include "tests/unit/control/control_test_util.hpp"
+#include "control/quarantine/quarantine_api.hpp"
+#include "tests/unit/control/smtp_sink.hpp"
+#include "dataplane/spool/spool.hpp"
 
 namespace sekisho::control::quarantine {
 namespace {

@@ -15,13 +15,13 @@
 #include <fstream>
 #include <thread>
 
-#include "backends.hpp"
-#include "http/router.hpp"
-#include "link/dataplane_link.hpp"
-#include "match/match.hpp"
-#include "policy/policy_store.hpp"
-#include "rulesets/rulesets.hpp"
-#include "rulesets/rulesets_api.hpp"
+#include "tests/unit/control/backends.hpp"
+#include "control/http/router.hpp"
+#include "control/link/dataplane_link.hpp"
+#include "scanners/match/match.hpp"
+#include "control/policy/policy_store.hpp"
+#include "control/rulesets/rulesets.hpp"
+#include "control/rulesets/rulesets_api.hpp"
 
 using namespace sekisho;
 using namespace sekisho::control;

@@ -14,12 +14,12 @@
 #include <cstdlib>
 #include <thread>
 
-#include "control_test_util.hpp"
+#include "tests/unit/control/control_test_util.hpp"
 
-#include "http/server.hpp"
-#include "http/api.hpp"
-#include "store/sql_store.hpp"
-#include "store/sqlite_db.hpp"
+#include "control/http/server.hpp"
+#include "control/http/api.hpp"
+#include "control/store/sql_store.hpp"
+#include "control/store/sqlite_db.hpp"
 
 namespace sekisho::control::http {
 namespace {

@@ -3,9 +3,9 @@
 // bytes given (dot-stuffing undone, 8-bit kept), STARTTLS is used when
 // offered, refused recipients are reported per recipient, and timeouts and
 // non-SMTP peers end in errors rather than hangs.
-#include "smtp/smtp_client.hpp"
+#include "control/smtp/smtp_client.hpp"
 
-#include "smtp_sink.hpp"
+#include "tests/unit/control/smtp_sink.hpp"
 
 #include <arpa/inet.h>
 #include <gtest/gtest.h>

@@ -5,10 +5,10 @@
 
 #include <thread>
 
-#include "backends.hpp"
-#include "control_test_util.hpp"
-#include "store/sql_store.hpp"
-#include "store/sqlite_db.hpp"
+#include "tests/unit/control/backends.hpp"
+#include "tests/unit/control/control_test_util.hpp"
+#include "control/store/sql_store.hpp"
+#include "control/store/sqlite_db.hpp"
 
 namespace sekisho::control::store {
 namespace {

@@ -6,9 +6,9 @@
 
 #include <regex>
 
-#include "auth/auth.hpp"
-#include "web/assets.hpp"
-#include "web/pages.hpp"
+#include "control/auth/auth.hpp"
+#include "control/web/assets.hpp"
+#include "control/web/pages.hpp"
 
 namespace sekisho::control::web {
 namespace {

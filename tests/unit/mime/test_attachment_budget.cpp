@@ -21,9 +21,9 @@
 #include <thread>
 #include <vector>
 
-#include "mime/attachment.hpp"
-#include "mime/facts_json.hpp"
-#include "mime/mime_parser.hpp"
+#include "scanners/mime/attachment.hpp"
+#include "scanners/mime/facts_json.hpp"
+#include "scanners/mime/mime_parser.hpp"
 
 using namespace sekisho::mime;
 

@@ -2,7 +2,7 @@
 
 #include <string>
 
-#include "mime/header_scan.hpp"
+#include "scanners/mime/header_scan.hpp"
 
 using namespace sekisho::mime;
 

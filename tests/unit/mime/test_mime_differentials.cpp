@@ -13,9 +13,9 @@
 #include <string>
 #include <vector>
 
-#include "mime/collect.hpp"
-#include "mime/facts_json.hpp"
-#include "mime/mime_parser.hpp"
+#include "scanners/mime/collect.hpp"
+#include "scanners/mime/facts_json.hpp"
+#include "scanners/mime/mime_parser.hpp"
 
 using namespace sekisho::mime;
 

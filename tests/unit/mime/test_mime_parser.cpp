@@ -10,11 +10,11 @@
 #include <string>
 #include <vector>
 
-#include "mime/decode.hpp"
-#include "mime/facts_json.hpp"
-#include "mime/html_text.hpp"
-#include "mime/mime_parser.hpp"
-#include "mime/urls.hpp"
+#include "scanners/mime/decode.hpp"
+#include "scanners/mime/facts_json.hpp"
+#include "scanners/mime/html_text.hpp"
+#include "scanners/mime/mime_parser.hpp"
+#include "scanners/mime/urls.hpp"
 
 using namespace sekisho::mime;
 

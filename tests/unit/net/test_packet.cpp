@@ -2,7 +2,7 @@
 
 #include <vector>
 
-#include "net/packet.hpp"
+#include "dataplane/net/packet.hpp"
 
 using namespace sekisho::net;
 

@@ -7,8 +7,8 @@
 #include <fstream>
 #include <random>
 
-#include "match/match.hpp"
-#include "match/received.hpp"
+#include "scanners/match/match.hpp"
+#include "scanners/match/received.hpp"
 #include "rules/compiler/compiler.hpp"
 #include "rules/compiler/translate.hpp"
 #include "rules/lang/meta.hpp"

@@ -8,9 +8,9 @@
 
 #include <cstring>
 
-#include "match/match.hpp"
-#include "mime/attachment.hpp"
-#include "mime/mime_parser.hpp"
+#include "scanners/match/match.hpp"
+#include "scanners/mime/attachment.hpp"
+#include "scanners/mime/mime_parser.hpp"
 #include "rules/compiler/compiler.hpp"
 #include "rules/lang/parser.hpp"
 

@@ -4,7 +4,7 @@
 // must not catch.
 #include <gtest/gtest.h>
 
-#include "match/match.hpp"
+#include "scanners/match/match.hpp"
 #include "rules/compiler/compiler.hpp"
 #include "rules/lang/parser.hpp"
 

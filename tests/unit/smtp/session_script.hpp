@@ -8,7 +8,7 @@
 #include <utility>
 #include <vector>
 
-#include "smtp/smtp_session.hpp"
+#include "dataplane/smtp/smtp_session.hpp"
 
 namespace sekisho::smtp::testing {
 

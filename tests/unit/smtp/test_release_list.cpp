@@ -1,6 +1,6 @@
 // ReleaseList: one release lets one copy of the message through, once, and
 // only before it expires; bad hashes and a full list are refused.
-#include "smtp/release_list.hpp"
+#include "dataplane/smtp/release_list.hpp"
 
 #include <gtest/gtest.h>
 

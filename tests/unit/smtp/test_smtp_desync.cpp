@@ -11,7 +11,7 @@
 #include <string>
 #include <vector>
 
-#include "session_script.hpp"
+#include "tests/unit/smtp/session_script.hpp"
 
 using namespace sekisho::smtp;
 using namespace sekisho::smtp::testing;

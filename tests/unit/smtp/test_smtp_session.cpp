@@ -3,7 +3,7 @@
 #include <string>
 #include <vector>
 
-#include "smtp/smtp_session.hpp"
+#include "dataplane/smtp/smtp_session.hpp"
 
 using namespace sekisho::smtp;
 

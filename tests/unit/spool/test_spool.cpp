@@ -11,7 +11,7 @@
 #include <string>
 #include <vector>
 
-#include "spool/spool.hpp"
+#include "dataplane/spool/spool.hpp"
 
 namespace fs = std::filesystem;
 using namespace sekisho::spool;

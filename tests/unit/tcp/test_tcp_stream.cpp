@@ -8,7 +8,7 @@
 #include <string>
 #include <vector>
 
-#include "tcp/tcp_stream.hpp"
+#include "dataplane/tcp/tcp_stream.hpp"
 
 using namespace sekisho;
 using tcp::SegmentVerdict;
