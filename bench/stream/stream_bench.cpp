@@ -23,28 +23,34 @@
 
 #include "scanners/match/match.hpp"
 #include "dataplane/net/packet.hpp"
-#include "dataplane/smtp/content_policy.hpp"
-#include "dataplane/smtp/smtp_flow.hpp"
+#include "dataplane/pipeline/admission.hpp"
+#include "dataplane/pipeline/connection.hpp"
+#include "scanners/verdict/evaluator.hpp"
 #include "dataplane/tcp/flow_table.hpp"
 #include "dataplane/tcp/tcp_stream.hpp"
 
 using namespace sekisho;
 using Clock = std::chrono::steady_clock;
-using Flow = smtp::SmtpFlow;
+using Flow = pipeline::Connection;
 
 namespace {
 
-struct Counter : smtp::FlowEvents {
+struct Counter : pipeline::FlowEvents {
   uint64_t body = 0, messages = 0, not_passed = 0;
   const match::Ruleset* rules = nullptr;
   match::Scratch* scratch = nullptr;
-  smtp::Action on_message_end(smtp::MessageRecord& m) override {
-    if (!rules) return smtp::Action::pass;
-    smtp::ContentScan c = smtp::scan_content(*rules, *scratch, m);
-    if (c.action != smtp::Action::pass) ++not_passed;
-    return smtp::Action::pass;  // offline: counted, nothing is held
+  void on_message_end(pipeline::MessageRecord& m) override {
+    if (!rules) return;
+    verdict::Inputs in;
+    in.session = m.session;
+    in.txn = m.txn;
+    in.client_ip = verdict::host_of(m.client);
+    in.content = m.content;
+    in.mime = m.mime;
+    // The evaluator the workers call; offline: counted, nothing is held.
+    if (!verdict::delivers(verdict::evaluate({}, {rules, scratch}, in).action)) ++not_passed;
   }
-  void on_message(const smtp::MessageRecord& m) override {
+  void on_message(const pipeline::MessageRecord& m) override {
     body += m.txn->body_bytes;
     ++messages;
   }
@@ -108,15 +114,14 @@ Run run_pipeline(std::vector<std::vector<uint8_t>>& frames, tcp::FlowTable<Flow>
     if (net::decode(f, p) != net::DecodeStatus::ok || p.ip_proto != net::kProtoTcp) continue;
     if (p.sport != 25 && p.dport != 25) continue;
     net::FlowRef ref = net::flow_ref(p);
-    bool created;
-    auto* s = table.find(ref.key, net::symmetric_hash(ref.key), true, created);
+    typename tcp::FlowTable<Flow>::Slot* s = nullptr;
+    // The dataplane's admission rule (pipeline/admission.hpp); the capture starts with its SYNs.
+    pipeline::Admission admitted = pipeline::admit(table, p, ref, pipeline::Midstream::refuse, ev, s);
     if (!s) continue;
     Flow& fl = s->value;
-    if (created || ((p.tcp_flags & net::kTcpSyn) && !(p.tcp_flags & net::kTcpAck) &&
-                    fl.tcp().state() == tcp::TcpFlow::State::closed)) {
-      if (!created) fl.close(ev);
+    if (admitted == pipeline::Admission::started) {
       fl.start(&lim, &pool, sl, &counter, 0, retain_bytes);
-      if constexpr (std::is_same_v<Flow, smtp::SmtpFlow>)
+      if constexpr (std::is_same_v<Flow, pipeline::Connection>)
         if (rules) fl.set_content_limits(&kCollect);
     }
     fl.on_segment(ref.src_is_a, p, {f.data() + p.payload_offset, p.payload_len}, ev, 0);
@@ -240,7 +245,7 @@ int main(int argc, char** argv) {
   printf("  reassembly + SMTP engine (decode, flow table, TCP inline, SMTP, body to a counting sink):\n");
   printf("                                                      %6.2f Gbit/s %8.0f msgs/s  (%.3f of memcpy)\n",
          gbit(best_engine), double(engine.messages) / best_engine, gbit(best_engine) / copy_gbps);
-  printf("  + SmtpFlow (SHA-256 of every message, MIME engine, events):\n");
+  printf("  + Connection (SHA-256 of every message, MIME engine, events):\n");
   printf("                                                      %6.2f Gbit/s %8.0f msgs/s  (%.3f of memcpy)\n",
          gbit(best_pipe), double(last.messages) / best_pipe, gbit(best_pipe) / copy_gbps);
   printf("  + every message retained for quarantine:            %6.2f Gbit/s %8.0f msgs/s\n", gbit(best_retain),
@@ -280,10 +285,10 @@ int main(int argc, char** argv) {
   }
   printf("idle SMTP flow after handshake and EHLO: %.0f bytes (table slot %.0f + heap %.0f)\n", per_flow, table_slot,
          per_flow - table_slot);
-  printf("  of the slot: TcpFlow %zu, SmtpSession %zu, rest of SmtpFlow %zu; only while a message is open: MIME "
+  printf("  of the slot: TcpFlow %zu, SmtpSession %zu, rest of Connection %zu; only while a message is open: MIME "
          "engine %zu + its buffers, hash context\n",
          sizeof(tcp::TcpFlow), sizeof(smtp::SmtpSession),
-         sizeof(smtp::SmtpFlow) - sizeof(tcp::TcpFlow) - sizeof(std::optional<smtp::SmtpSession>),
+         sizeof(pipeline::Connection) - sizeof(tcp::TcpFlow) - sizeof(std::optional<smtp::SmtpSession>),
          sizeof(mime::MimeParser));
   printf("targets (issue 3): >= 20 Gbit/s and >= 0.5 of memcpy; <= 1024 bytes per idle flow\n");
   summary["idle_flow_bytes"] = per_flow;

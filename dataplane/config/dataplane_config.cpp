@@ -20,7 +20,7 @@ const std::set<std::string> kDataplaneKeys = {
     "reassembly_buffer_bytes", "reassembly_buffers", "starttls_mask_ports", "conflict_policy", "cap_policy", "flow_idle_timeout_s",
     "journal", "journal_flush_ms", "journal_flush_count", "envelope_policy", "spool", "retain_bytes",
     "hold_timeout_ms", "hold_timeout_action", "smuggling_action", "spool_fault_delay_ms", "ruleset", "scan_bytes", "scan_overflow",
-    "desync_action", "ip_fragments", "undecodable", "end_of_data"};
+    "desync_action", "ip_fragments", "undecodable", "end_of_data", "mime_limit", "mime_nesting", "mime_malformed"};
 
 [[noreturn]] void fail(const std::string& file, const Setting& s, const std::string& reason) {
   throw ConfigError(file, int(s.getSourceLine()), reason);
@@ -52,18 +52,19 @@ std::vector<EnvelopeRule> parse_envelope_policy(const std::string& path, const S
     const Setting& r = pol[i];
     if (!r.isGroup()) fail(path, r, "each envelope rule is a group { name = ...; mail_from = ...; action = ...; }");
     EnvelopeRule er;
+    std::string action;
     er.line = int(r.getSourceLine());
     for (int k = 0; k < r.getLength(); ++k) {
       std::string key = r[k].getName();
       if (key == "name") er.name = get_string(path, r[k]);
       else if (key == "mail_from") er.mail_from = get_string(path, r[k]);
       else if (key == "rcpt_to") er.rcpt_to = get_string(path, r[k]);
-      else if (key == "action") er.action = get_string(path, r[k]);
+      else if (key == "action") action = get_string(path, r[k]);
       else fail(path, r[k], "unknown key '" + key + "' in an envelope rule");
     }
-    if (er.action != "pass" && er.action != "reject" && er.action != "tempfail" && er.action != "quarantine")
+    if (action == "tag" || !verdict::action_from_name(action, er.action))
       fail(path, r, "envelope rule action must be \"pass\", \"reject\", \"tempfail\" or \"quarantine\", not \"" +
-                        er.action + "\"");
+                        action + "\"");
     if (er.name.empty()) er.name = "envelope_policy[" + std::to_string(i) + "]";
     out.push_back(std::move(er));
   }
@@ -281,6 +282,15 @@ DataplaneConfig load_dataplane_config(const std::string& path) {
   choice("ip_fragments", {"drop", "forward"}, c.ip_fragments);
   choice("undecodable", {"drop", "forward"}, c.undecodable);
   choice("end_of_data", {"lenient", "strict"}, c.end_of_data);
+  // What the MIME engine's caps lead to (verdict::MimeOutcome): pass scans what was parsed.
+  auto mime_cap = [&](const char* key, verdict::Action& out) {
+    std::string v = "pass";
+    choice(key, {"pass", "tempfail", "reject", "quarantine"}, v);
+    verdict::action_from_name(v, out);
+  };
+  mime_cap("mime_limit", c.mime_limit);
+  mime_cap("mime_nesting", c.mime_nesting);
+  mime_cap("mime_malformed", c.mime_malformed);
   if (dp.exists("spool_fault_delay_ms")) c.spool_fault_delay_ms = get_uint(path, dp["spool_fault_delay_ms"], 0, 600000);
   if (dp.exists("ruleset")) c.ruleset = get_string(path, dp["ruleset"]);
   if (dp.exists("scan_bytes")) c.scan_bytes = get_uint(path, dp["scan_bytes"], 4096, 64u << 20);
@@ -294,6 +304,17 @@ DataplaneConfig load_dataplane_config(const std::string& path) {
     fail(path, dp, "'dataplane.mbufs' = " + std::to_string(c.mbufs) +
                        " cannot fill the rings and descriptors; raise it or lower ring_size/descriptors");
   return c;
+}
+
+verdict::Policy evaluator_policy(const DataplaneConfig& c) {
+  verdict::Policy p;
+  verdict::action_from_name(c.smuggling_action, p.smuggling);
+  p.envelope = c.envelope_policy;
+  p.overflow = c.scan_overflow_tempfail ? verdict::Action::tempfail : verdict::Action::pass;
+  p.mime_limit = c.mime_limit;
+  p.mime_nesting = c.mime_nesting;
+  p.mime_malformed = c.mime_malformed;
+  return p;
 }
 
 }  // namespace sekisho::dataplane

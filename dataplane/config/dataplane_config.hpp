@@ -10,6 +10,8 @@
 #include <string>
 #include <vector>
 
+#include "scanners/verdict/policy.hpp"
+
 namespace sekisho::dataplane {
 
 class ConfigError : public std::runtime_error {
@@ -43,14 +45,8 @@ struct PortPair {
 };
 
 // An envelope rule: the first that matches a message decides its action at
-// the hold point. Globs as fnmatch(3), case-insensitive; empty matches all.
-struct EnvelopeRule {
-  std::string name;
-  std::string mail_from;  // "" matches any sender; "<>" matches the null sender
-  std::string rcpt_to;    // matches if any envelope recipient matches
-  std::string action;     // "pass", "reject", "tempfail"
-  int line = 0;
-};
+// the hold point (the evaluator's envelope stage).
+using verdict::EnvelopeRule;
 
 struct DataplaneConfig {
   std::string file;
@@ -118,10 +114,21 @@ struct DataplaneConfig {
   // takes (<LF>.<LF>, <CR><LF>.<LF>, <LF>.<CR><LF>; the smuggling action then
   // applies); "strict" ends it only at <CR><LF>.<CR><LF> and treats the
   // other variants as a desync. Either way nothing passes unjudged.
-  std::string end_of_data = "lenient";  // a message over scan_bytes: "pass" (scan what was kept) or "tempfail"
+  std::string end_of_data = "lenient";
+  // The MIME engine stopped at a cap (header block, parts, attachments,
+  // URLs, HTML), at the nesting cap, or had to guess at a malformed
+  // structure: "pass" (scan what was parsed, default), "tempfail",
+  // "reject" or "quarantine".
+  verdict::Action mime_limit = verdict::Action::pass;
+  verdict::Action mime_nesting = verdict::Action::pass;
+  verdict::Action mime_malformed = verdict::Action::pass;  // a message over scan_bytes: "pass" (scan what was kept) or "tempfail"
 };
 
 DataplaneConfig load_dataplane_config(const std::string& path);
+
+// The evaluator's policy from a configuration (smuggling, envelope rules,
+// collection overflow, MIME caps): the workers, sekisho-replay --config.
+verdict::Policy evaluator_policy(const DataplaneConfig& c);
 
 // A policy file for /sekisho/reload: only `envelope_policy = ( ... );`.
 // Throws ConfigError (FILE:LINE: reason).

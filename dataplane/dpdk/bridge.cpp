@@ -1,6 +1,5 @@
 #include "dataplane/dpdk/bridge.hpp"
 
-#include <fnmatch.h>
 #include <unistd.h>
 #include <net/if.h>
 #include <sched.h>
@@ -32,11 +31,12 @@
 #include "dataplane/enforce/tcp_inject.hpp"
 #include "dataplane/net/flow_census.hpp"
 #include "dataplane/net/packet.hpp"
+#include "dataplane/pipeline/admission.hpp"
 #include "scanners/match/match.hpp"
 #include "scanners/mime/attachment.hpp"
-#include "dataplane/smtp/content_policy.hpp"
-#include "dataplane/smtp/release_list.hpp"
-#include "dataplane/smtp/smtp_flow.hpp"
+#include "scanners/verdict/evaluator.hpp"
+#include "dataplane/pipeline/release_list.hpp"
+#include "dataplane/pipeline/connection.hpp"
 #include "dataplane/spool/spool.hpp"
 #include "dataplane/tcp/flow_table.hpp"
 #include "dataplane/tcp/tcp_stream.hpp"
@@ -110,7 +110,7 @@ std::shared_ptr<ContentRules> load_content_rules(const std::string& path, unsign
 }
 
 struct PolicySet {
-  std::vector<EnvelopeRule> rules;
+  verdict::Policy policy;  // smuggling, envelope rules, overflow and MIME caps
   std::shared_ptr<ContentRules> content;  // null: no content rules
   std::string source;
   uint64_t version = 0;
@@ -138,7 +138,7 @@ struct SpoolJob {
 
 // Message and session events of one worker, formatted off the packet loop's
 // fast part (once per message) and handed to the journal thread by ring.
-struct WorkerEvents : smtp::FlowEvents {
+struct WorkerEvents : pipeline::FlowEvents {
   rte_ring* ring = nullptr;
   std::atomic<PolicySet*>* policy = nullptr;  // the published set
   unsigned worker = 0;
@@ -146,12 +146,9 @@ struct WorkerEvents : smtp::FlowEvents {
   uint32_t next_id = 0;
   uint64_t rejected = 0, tempfailed = 0, quarantined = 0, hold_failed = 0, hold_timeouts = 0, tls_sessions = 0;
   uint64_t hold_timeout_passed = 0, smuggling_refused = 0, desyncs = 0;
-  smtp::Action smuggling = smtp::Action::reject;  // for messages ended by <LF>.<CR><LF>
+  verdict::Action smuggling = verdict::Action::reject;  // before a policy set is published
   uint64_t scanned = 0, scan_tagged = 0, scan_truncated = 0;  // content scans at the hold point
-  bool scan_overflow_tempfail = false;
-  static bool glob(const std::string& pattern, const std::string& value) {
-    return pattern.empty() || fnmatch(pattern.c_str(), value.c_str(), FNM_CASEFOLD) == 0;
-  }
+  uint64_t mime_capped = 0;  // messages decided by a MIME cap's policy
   const void* message_started() override {
     if (!policy) return nullptr;
     PolicySet* p = policy->load(std::memory_order_acquire);
@@ -167,70 +164,49 @@ struct WorkerEvents : smtp::FlowEvents {
     auto& c = p->inflight[worker].v;
     __atomic_store_n(&c, c - 1, __ATOMIC_RELEASE);
   }
-  smtp::ReleaseList* releases = nullptr;  // released from quarantine: pass once
+  pipeline::ReleaseList* releases = nullptr;  // released from quarantine: pass once
   uint64_t released_passed = 0;
-  smtp::Action on_message_end(smtp::MessageRecord& m) override {
-    smtp::Action a = decide(m);
-    if (a == smtp::Action::pass || m.verdict_rule == "smtp_smuggling") return a;
-    if (releases && !m.sha256.empty() && releases->pending() &&
+  void on_message_end(pipeline::MessageRecord& m) override {
+    verdict::Verdict& v = m.verdict;
+    v = decide(m);
+    if (!verdict::delivers(v.action)) v.id = spool::make_message_id(uint64_t(m.ts * 1e6), lcore, next_id++);
+    if (verdict::delivers(v.action)) return;
+    if (v.stage != verdict::Stage::smuggling && releases && !m.sha256.empty() && releases->pending() &&
         releases->take(m.sha256, uint64_t(std::chrono::duration_cast<std::chrono::seconds>(
                                                std::chrono::steady_clock::now().time_since_epoch())
                                                .count()))) {
       // Released by the control plane: delivered this once, not caught again.
       add(released_passed, 1);
-      m.verdict_rule = "released:" + m.verdict_rule;
-      return smtp::Action::pass;
+      v.rule = "released:" + v.rule;
+      v.action = verdict::Action::pass;
+      v.id.clear();
+      return;
     }
-    if (a == smtp::Action::reject) add(rejected, 1);
-    if (a == smtp::Action::tempfail) add(tempfailed, 1);
-    return a;
+    if (v.action == verdict::Action::reject) add(rejected, 1);
+    if (v.action == verdict::Action::tempfail) add(tempfailed, 1);
   }
-  // The verdict before releases: smuggling refusal, envelope rules, content.
-  smtp::Action decide(smtp::MessageRecord& m) {
-    if (m.txn->bare_lf_end && smuggling != smtp::Action::pass) {
-      // Where this message ends depends on the server: refuse it whole.
-      add(smuggling_refused, 1);
-      m.verdict_rule = "smtp_smuggling";
-      m.id = spool::make_message_id(uint64_t(m.ts * 1e6), lcore, next_id++);
-      if (smuggling == smtp::Action::reject) add(rejected, 1);
-      else add(tempfailed, 1);
-      return smuggling;
-    }
+  // The verdict before releases: the one evaluator, with the set the
+  // message started with and this worker's scratch.
+  verdict::Verdict decide(const pipeline::MessageRecord& m) {
     const auto* set = static_cast<const PolicySet*>(m.policy);
-    if (!set) return smtp::Action::pass;
-    const std::string sender = m.txn->mail_from.empty() ? "<>" : m.txn->mail_from;
-    for (const auto& r : set->rules) {
-      if (!glob(r.mail_from, sender)) continue;
-      bool rcpt = r.rcpt_to.empty();
-      for (const auto& a : m.txn->rcpt_to) rcpt = rcpt || glob(r.rcpt_to, a);
-      for (const auto& a : m.txn->rcpt_pending) rcpt = rcpt || (!a.empty() && glob(r.rcpt_to, a));
-      if (!rcpt) continue;
-      m.verdict_rule = r.name;
-      if (r.action == "pass") return smtp::Action::pass;
-      m.id = spool::make_message_id(uint64_t(m.ts * 1e6), lcore, next_id++);
-      if (r.action == "reject") return smtp::Action::reject;
-      if (r.action == "quarantine") return smtp::Action::quarantine;
-      return smtp::Action::tempfail;
-    }
-    if (set->content && m.content && worker < set->content->scratch.size()) {
-      // The content verdict: one scan of what the message's collector kept.
-      smtp::ContentScan c = smtp::scan_content(*set->content->ruleset, *set->content->scratch[worker], m);
-      add(scanned, 1);
-      if (c.tagged) add(scan_tagged, 1);
-      smtp::Action a = c.action;
-      m.reply_text = std::move(c.reply);
-      if (c.content_truncated) {
-        add(scan_truncated, 1);
-        if (scan_overflow_tempfail && a == smtp::Action::pass) {
-          a = smtp::Action::tempfail;
-          m.verdict_rule = "scan_overflow";
-        }
-      }
-      if (a == smtp::Action::pass) return a;
-      m.id = spool::make_message_id(uint64_t(m.ts * 1e6), lcore, next_id++);
-      return a;
-    }
-    return smtp::Action::pass;
+    verdict::Policy none;
+    none.smuggling = smuggling;
+    verdict::Content content;
+    if (set && set->content && worker < set->content->scratch.size())
+      content = {set->content->ruleset.get(), set->content->scratch[worker].get()};
+    verdict::Inputs in;
+    in.session = m.session;
+    in.txn = m.txn;
+    in.client_ip = verdict::host_of(m.client);
+    in.content = m.content;
+    in.mime = m.mime;
+    verdict::Verdict v = verdict::evaluate(set ? set->policy : none, content, in);
+    if (v.stage == verdict::Stage::smuggling) add(smuggling_refused, 1);
+    if (v.scanned) add(scanned, 1);
+    if (v.action == verdict::Action::tag) add(scan_tagged, 1);
+    if (v.content_truncated) add(scan_truncated, 1);
+    if (v.stage == verdict::Stage::mime) add(mime_capped, 1);
+    return v;
   }
   uint64_t messages = 0, sessions = 0, dropped = 0;  // written by the worker only
   void push(const nlohmann::json& j) {
@@ -241,14 +217,14 @@ struct WorkerEvents : smtp::FlowEvents {
     }
   }
   static void add(uint64_t& c, uint64_t d) { __atomic_store_n(&c, __atomic_load_n(&c, __ATOMIC_RELAXED) + d, __ATOMIC_RELAXED); }
-  void on_message(const smtp::MessageRecord& m) override {
+  void on_message(const pipeline::MessageRecord& m) override {
     add(messages, 1);
-    if (ring) push(smtp::message_json(m));
+    if (ring) push(pipeline::message_json(m));
   }
-  void on_session(const smtp::SessionRecord& s) override {
+  void on_session(const pipeline::SessionRecord& s) override {
     add(sessions, 1);
     if (s.session->tls) add(tls_sessions, 1);  // encrypted after STARTTLS: not inspected
-    if (ring) push(smtp::session_json(s));
+    if (ring) push(pipeline::session_json(s));
   }
 };
 
@@ -265,7 +241,7 @@ struct alignas(RTE_CACHE_LINE_SIZE) WorkerState {
   tcp::Limits tcp_limits;
   smtp::Limits smtp_limits;
   std::unique_ptr<tcp::BufferPool> pool;
-  std::unique_ptr<tcp::FlowTable<smtp::SmtpFlow>> flows;
+  std::unique_ptr<tcp::FlowTable<pipeline::Connection>> flows;
   tcp::EventCounters tcp_local{};           // accumulated in the loop
   tcp::EventCounters tcp_shared{};          // published
   uint64_t uninspected_multiseg = 0;
@@ -297,7 +273,7 @@ struct BridgeState {
   mime::CollectLimits collect;      // what each open message keeps for the content scan
   uint64_t ruleset_loads = 0;       // under policy_mu
   std::atomic<PolicySet*> policy{nullptr};
-  smtp::ReleaseList releases;       // telemetry /sekisho/release: pass these once
+  pipeline::ReleaseList releases;       // telemetry /sekisho/release: pass these once
   rte_rcu_qsbr* qs = nullptr;       // workers report quiescence once per loop
   std::mutex policy_mu;             // reload and reclaim (control side only)
   std::vector<std::pair<PolicySet*, uint64_t>> retired;  // with the RCU token of their retirement
@@ -369,7 +345,7 @@ void inject(BridgeState& s, WorkerState& w, Injected& out, rte_mbuf* seen, const
 // client as the server would on closing (221 + FIN, then ACKs); nothing
 // reaches the reset server any more.
 void speak_for_server(BridgeState& s, WorkerState& w, Injected& out, rte_mbuf* m, const net::Packet& p,
-                      smtp::SmtpFlow& f, bool from_client) {
+                      pipeline::Connection& f, bool from_client) {
   if (!from_client) return;
   const bool fin = p.tcp_flags & net::kTcpFin;
   if (!p.payload_len && !fin) return;
@@ -393,7 +369,7 @@ enum class Disposition : uint8_t { forward, drop, parked };
 
 // The answer to the client for a held message, and the reset of the server.
 void answer_held(BridgeState& s, WorkerState& w, Injected& out, rte_mbuf* held, const net::Packet& p,
-                 smtp::SmtpFlow* f, uint32_t server_seq, const std::string& reply, bool close_client) {
+                 pipeline::Connection* f, uint32_t server_seq, const std::string& reply, bool close_client) {
   enforce::TcpSegmentSpec to_client;
   to_client.seq = server_seq;
   to_client.ack = p.seq + p.payload_len;
@@ -478,13 +454,14 @@ Disposition inspect_segment(BridgeState& s, WorkerState& w, rte_mbuf* m, const n
     return Disposition::drop;
   }
   net::FlowRef ref = net::flow_ref(p);
-  bool created = false;
-  // Only a SYN makes a flow. A segment of a connection not followed (begun
-  // before us, expired after an idle gap, reset) carries bytes no engine
-  // has seen in their context: with data, it is a desync.
-  const bool syn = p.tcp_flags & net::kTcpSyn;
-  auto* slot = w.flows->find(ref.key, net::symmetric_hash(ref.key), syn, created);
-  if (!slot && !syn) {
+  // Only a SYN makes a flow (pipeline/admission.hpp). A segment of a
+  // connection not followed (begun before us, expired after an idle gap,
+  // reset) carries bytes no engine has seen in their context: with data,
+  // it is a desync.
+  tcp::FlowTable<pipeline::Connection>::Slot* slot = nullptr;
+  const pipeline::Admission admitted =
+      pipeline::admit(*w.flows, p, ref, pipeline::Midstream::refuse, w.tcp_local, slot);
+  if (admitted == pipeline::Admission::midstream) {
     ++w.tcp_local[size_t(tcp::Event::midstream)];
     if (!p.payload_len || (p.tcp_flags & net::kTcpRst)) return Disposition::forward;  // ACK/FIN/RST: no bytes
     if (s.desync_pass) {
@@ -495,19 +472,15 @@ Disposition inspect_segment(BridgeState& s, WorkerState& w, rte_mbuf* m, const n
     reset_both(s, w, out, m, p);
     return Disposition::drop;
   }
-  if (!slot) {
+  if (admitted == pipeline::Admission::table_full) {
     // The flow memcap: the cap policy decides (fail-closed drops, and the
     // client retransmits; fail-open passes the flow uninspected). Counted.
     ++w.tcp_local[size_t(tcp::Event::table_full)];
     return s.cfg.cap_fail_open ? Disposition::forward : Disposition::drop;
   }
-  smtp::SmtpFlow& f = slot->value;
+  pipeline::Connection& f = slot->value;
   const double now = wall_now(s);
-  if (!created && (p.tcp_flags & net::kTcpSyn) && !(p.tcp_flags & net::kTcpAck) &&
-      f.tcp().state() == tcp::TcpFlow::State::closed) {
-    f.close(w.tcp_local);  // the key is reused by a new connection
-    created = true;
-  }
+  const bool created = admitted == pipeline::Admission::started;
   if (created) {
     ++w.tcp_local[size_t(tcp::Event::flows_created)];
     // A client STARTTLS on a port that masks it would take the session out
@@ -543,13 +516,13 @@ Disposition inspect_segment(BridgeState& s, WorkerState& w, rte_mbuf* m, const n
   }
   if (v == tcp::SegmentVerdict::forward_rewritten) fix_tcp_checksum(frame, p);
   const bool from_client = f.tcp().client_is_a() == ref.src_is_a;
-  smtp::Action action = f.take_action();
+  verdict::Action action = f.take_action();
   const bool ended_here = f.take_message_ended();
   const char* why = f.take_desync();
   // A message judged in this segment is answered by its verdict (the
   // segment is dropped or parked either way); a desync decides otherwise.
-  if (why && !(from_client && action != smtp::Action::pass)) {
-    if (ended_here && !s.desync_pass) f.set_outcome(smtp::Action::tempfail, "", "desync");
+  if (why && !(from_client && !verdict::delivers(action))) {
+    if (ended_here && !s.desync_pass) f.set_outcome(verdict::Action::tempfail, "", "desync");
     // The engine no longer knows what the server reads: nothing of this
     // segment may pass unless the operator chose fail-open.
     WorkerEvents::add(w.events.desyncs, 1);
@@ -587,27 +560,24 @@ Disposition inspect_segment(BridgeState& s, WorkerState& w, rte_mbuf* m, const n
     f.close(w.tcp_local);
     return Disposition::drop;
   }
-  if (ended_here && action == smtp::Action::pass) w.hold_ended = true;
-  if (action == smtp::Action::quarantine && from_client) {
+  if (ended_here && verdict::delivers(action)) w.hold_ended = true;
+  if (action == verdict::Action::quarantine && from_client) {
     bool complete = false;
     std::string body = f.take_retained(complete);
     const smtp::Transaction* t = f.smtp() ? f.smtp()->last_ended() : nullptr;
     auto* job = new SpoolJob;
     if (complete && t && w.spool_ring) {
-      smtp::MessageRecord rec;
+      pipeline::MessageRecord rec;
       rec.ts = now;
       rec.client = f.client_endpoint();
       rec.server = f.server_endpoint();
       rec.session = &f.smtp()->facts();
       rec.txn = t;
-      rec.action = smtp::Action::quarantine;
-      rec.verdict_rule = f.last_rule();
-      rec.id = f.last_reference();
-      rec.spool = "new/" + rec.id + ".msg";
+      f.fill_last_verdict(rec);        // MIME facts and the verdict (quarantine, rule, reference) for the control plane
+      rec.spool = "new/" + rec.verdict.id + ".msg";
       rec.sha256 = f.sha256_so_far();  // the running hash, not a second pass over the copy
-      f.fill_last_verdict(rec);        // MIME facts and the verdict's details for the control plane
-      job->id = rec.id;
-      job->header = smtp::message_json(rec).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+      job->id = rec.verdict.id;
+      job->header = pipeline::message_json(rec).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
       job->message = std::move(body);
       job->held = m;
       job->key = ref.key;
@@ -625,16 +595,16 @@ Disposition inspect_segment(BridgeState& s, WorkerState& w, rte_mbuf* m, const n
     WorkerEvents::add(w.events.hold_failed, 1);
     std::string reply = "451 4.3.0 Message cannot be held now, try later (ref " + f.last_reference() + ")\r\n";
     answer_held(s, w, out, m, p, &f, f.tcp().next_seq(false), reply, false);
-    f.set_outcome(smtp::Action::tempfail, "");
+    f.set_outcome(verdict::Action::tempfail, "");
     f.close(w.tcp_local);
     return Disposition::drop;
   }
-  if (action != smtp::Action::pass && from_client) {
+  if (!verdict::delivers(action) && from_client) {
     // This segment completes a message the policy refuses: it never reaches
     // the server. The client hears the verdict from "the server"; the
     // server's half is reset at the sequence number it expects.
-    std::string reply = (action == smtp::Action::reject ? "550 5.7.1 " : "451 4.7.1 ") +
-                        reply_text(f.last_reply_text(), action == smtp::Action::reject
+    std::string reply = (action == verdict::Action::reject ? "550 5.7.1 " : "451 4.7.1 ") +
+                        reply_text(f.last_reply_text(), action == verdict::Action::reject
                                                             ? "Message rejected by policy"
                                                             : "Message deferred by policy, try later") +
                         " (ref " + f.last_reference() + ")\r\n";
@@ -655,13 +625,13 @@ void settle_held(BridgeState& s, WorkerState& w, Injected& out) {
     net::decode(frame, p);
     bool created = false;
     auto* slot = w.flows->find(job->key, net::symmetric_hash(job->key), false, created);
-    smtp::SmtpFlow* f = slot ? &slot->value : nullptr;
+    pipeline::Connection* f = slot ? &slot->value : nullptr;
     if (f) f->enforced.held = false;
     std::string reply = ok ? "250 2.0.0 Ok: held as " + job->id + "\r\n421 4.3.0 sekisho: closing connection\r\n"
                            : "451 4.3.0 Message cannot be held now, try later (ref " + job->id + ")\r\n";
     answer_held(s, w, out, held, p, f, job->server_seq, reply, ok);
     if (f) {
-      f->set_outcome(ok ? smtp::Action::quarantine : smtp::Action::tempfail, ok ? job->path : "");
+      f->set_outcome(ok ? verdict::Action::quarantine : verdict::Action::tempfail, ok ? job->path : "");
       f->close(w.tcp_local);
     }
     if (!ok) WorkerEvents::add(w.events.hold_failed, 1);
@@ -677,8 +647,8 @@ void settle_held(BridgeState& s, WorkerState& w, Injected& out) {
     bool created = false;
     auto* slot = w.flows->find(job->key, net::symmetric_hash(job->key), false, created);
     if (slot) {
-      slot->value.enforced = smtp::SmtpFlow::Enforced{};
-      slot->value.set_outcome(smtp::Action::pass, "", "hold_timeout");
+      slot->value.enforced = pipeline::Connection::Enforced{};
+      slot->value.set_outcome(verdict::Action::pass, "", "hold_timeout");
     }
     if (out.n < Injected::kMax) out.m[out.n++] = held;  // to the peer of the port it came in on: the server
     else rte_pktmbuf_free(held);                        // the client retransmits it
@@ -709,8 +679,8 @@ void settle_held(BridgeState& s, WorkerState& w, Injected& out) {
 // Ends finished flows and flows idle past the timeout, a few slots a call.
 void sweep_flows(BridgeState& s, WorkerState& w) {
   const double now = wall_now(s);
-  w.flows->sweep(8, [&](tcp::FlowTable<smtp::SmtpFlow>::Slot& slot) {
-    smtp::SmtpFlow& f = slot.value;
+  w.flows->sweep(8, [&](tcp::FlowTable<pipeline::Connection>::Slot& slot) {
+    pipeline::Connection& f = slot.value;
     bool closed = f.tcp().state() == tcp::TcpFlow::State::closed;
     // Handshakes that never complete (SYN floods, scans) get a short life.
     double timeout = f.tcp().state() == tcp::TcpFlow::State::syn_sent ? std::min(10.0, double(s.cfg.flow_idle_timeout_s))
@@ -1076,10 +1046,10 @@ std::string Bridge::release(const std::string& sha256_hex, uint64_t ttl_s, size_
   auto r = s_->releases.add(sha256_hex, now, ttl_s);
   pending = s_->releases.pending();
   switch (r) {
-    case smtp::ReleaseList::AddResult::added: return "added";
-    case smtp::ReleaseList::AddResult::refreshed: return "refreshed";
-    case smtp::ReleaseList::AddResult::bad_hash: return "error: not a SHA-256 in hex";
-    case smtp::ReleaseList::AddResult::full: return "error: release list full";
+    case pipeline::ReleaseList::AddResult::added: return "added";
+    case pipeline::ReleaseList::AddResult::refreshed: return "refreshed";
+    case pipeline::ReleaseList::AddResult::bad_hash: return "error: not a SHA-256 in hex";
+    case pipeline::ReleaseList::AddResult::full: return "error: release list full";
   }
   return "error";
 }
@@ -1205,7 +1175,7 @@ Bridge::Bridge(const DataplaneConfig& cfg, const std::string& argv0) : s_(std::m
   s.collect.text_bytes = s.collect.raw_text_bytes = s.collect.message_bytes = cfg.scan_bytes;
   {
     auto* first = new PolicySet;
-    first->rules = cfg.envelope_policy;
+    first->policy = evaluator_policy(cfg);
     if (!cfg.ruleset.empty()) {
       std::string err;
       first->content = load_content_rules(cfg.ruleset, cfg.workers, ++s.ruleset_loads, err);
@@ -1265,15 +1235,12 @@ Bridge::Bridge(const DataplaneConfig& cfg, const std::string& argv0) : s_(std::m
     ws->tcp_limits.conflict = cfg.conflict_drop ? tcp::ConflictPolicy::drop : tcp::ConflictPolicy::rewrite;
     ws->tcp_limits.cap = cfg.cap_fail_open ? tcp::CapPolicy::fail_open : tcp::CapPolicy::fail_closed;
     ws->pool = std::make_unique<tcp::BufferPool>(cfg.reassembly_buffer_bytes, cfg.reassembly_buffers);
-    ws->flows = std::make_unique<tcp::FlowTable<smtp::SmtpFlow>>(cfg.flow_table_size);
+    ws->flows = std::make_unique<tcp::FlowTable<pipeline::Connection>>(cfg.flow_table_size);
     ws->events.policy = &s.policy;
     ws->events.releases = &s.releases;
     ws->events.worker = w;
-    ws->events.scan_overflow_tempfail = cfg.scan_overflow_tempfail;
     ws->smtp_limits.end_of_data = cfg.end_of_data == "strict" ? smtp::EndOfData::strict : smtp::EndOfData::lenient;
-    ws->events.smuggling = cfg.smuggling_action == "pass"       ? smtp::Action::pass
-                           : cfg.smuggling_action == "tempfail" ? smtp::Action::tempfail
-                                                                : smtp::Action::reject;
+    ws->events.smuggling = evaluator_policy(cfg).smuggling;
     rte_rcu_qsbr_thread_register(s.qs, w);
     if (!cfg.spool_dir.empty()) {
       std::string a = "sk_sp" + std::to_string(w), b = "sk_sd" + std::to_string(w);
@@ -1417,16 +1384,17 @@ std::string Bridge::reload_policy(const std::string& path, uint64_t& version, si
     return e.what();
   }
   auto* next = new PolicySet;
-  next->rules = std::move(parsed);
   next->source = path;
   next->inflight.resize(s.workers.size());
   std::lock_guard<std::mutex> lock(s.policy_mu);
+  next->policy = s.policy.load()->policy;  // the configured stages stay; the envelope rules are replaced
+  next->policy.envelope = std::move(parsed);
   next->content = s.policy.load()->content;  // the content ruleset stays
   next->version = ++s.policy_versions;
   PolicySet* old = s.policy.exchange(next, std::memory_order_acq_rel);
   s.retired.emplace_back(old, rte_rcu_qsbr_start(s.qs));
   version = next->version;
-  rules = next->rules.size();
+  rules = next->policy.envelope.size();
   return "";
 }
 
@@ -1446,7 +1414,7 @@ std::string Bridge::load_rules(const std::string& path, uint64_t& version, std::
   std::lock_guard<std::mutex> lock(s.policy_mu);
   const PolicySet* cur = s.policy.load();
   auto* next = new PolicySet;
-  next->rules = cur->rules;
+  next->policy = cur->policy;
   next->source = cur->source;
   next->content = std::move(rules);
   next->inflight.resize(s.workers.size());
@@ -1489,7 +1457,7 @@ void Bridge::run() {
   if (spool.joinable()) spool.join();
   // Workers are stopped: end their open flows so every session is reported.
   for (auto& w : s.workers) {
-    w->flows->for_each([&](tcp::FlowTable<smtp::SmtpFlow>::Slot& slot) { slot.value.close(w->tcp_local); });
+    w->flows->for_each([&](tcp::FlowTable<pipeline::Connection>::Slot& slot) { slot.value.close(w->tcp_local); });
     publish_stream(*w);
   }
   journal_done.store(true);
@@ -1509,7 +1477,7 @@ nlohmann::json snapshot(const BridgeState& s) {
   {
     std::lock_guard<std::mutex> lock(const_cast<std::mutex&>(s.policy_mu));
     const PolicySet* p = s.policy.load();
-    j["policy"] = {{"version", p->version}, {"source", p->source}, {"rules", p->rules.size()},
+    j["policy"] = {{"version", p->version}, {"source", p->source}, {"rules", p->policy.envelope.size()},
                    {"retired_pending", s.retired.size()}, {"freed", s.policy_freed}};
     if (p->content)
       j["policy"]["ruleset"] = {{"path", p->content->path}, {"version", std::string(p->content->ruleset->version())},

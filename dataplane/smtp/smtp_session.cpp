@@ -32,29 +32,6 @@ size_t find_line_dot(const uint8_t* p, size_t from, size_t n) {
   return n;
 }
 
-const char* const kAnomalyNames[] = {
-#define X(name, text) #name,
-#include "anomalies.def"
-#undef X
-};
-const char* const kAnomalyTexts[] = {
-#define X(name, text) text,
-#include "anomalies.def"
-#undef X
-};
-const char* const kDesyncNames[] = {
-    "none",
-#define X(name, text) #name,
-#include "desync.def"
-#undef X
-};
-const char* const kDesyncTexts[] = {
-    "in sync",
-#define X(name, text) text,
-#include "desync.def"
-#undef X
-};
-
 constexpr size_t kMaxHold = 64 * 1024;  // client bytes held until the reply that decides how to read them
 constexpr size_t kMaxHeldLines = 32;    // lines held behind DATA, EHLO/HELO, RSET with arguments, XCLIENT
 constexpr size_t kMaxAwaiting = 16;     // ended messages waiting for a reply
@@ -114,11 +91,6 @@ bool has_capability(const SessionFacts& f, std::string_view kw) {
 }
 
 }  // namespace
-
-const char* anomaly_name(Anomaly a) { return size_t(a) < kAnomalyCount ? kAnomalyNames[size_t(a)] : "?"; }
-const char* anomaly_text(Anomaly a) { return size_t(a) < kAnomalyCount ? kAnomalyTexts[size_t(a)] : "?"; }
-const char* desync_name(Desync d) { return size_t(d) < kDesyncCount ? kDesyncNames[size_t(d)] : "?"; }
-const char* desync_text(Desync d) { return size_t(d) < kDesyncCount ? kDesyncTexts[size_t(d)] : "?"; }
 
 SmtpSession::SmtpSession(MessageSink* sink, Limits limits) : sink_(sink), lim_(limits) {
   reset_transaction();

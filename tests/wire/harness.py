@@ -175,6 +175,31 @@ class Appliance:
         raise RuntimeError("smtp sink did not start: " + open(log).read())
 
     # -- the appliance ---------------------------------------------------
+    def capture(self, path):
+        """Records every TCP frame the appliance receives, on both ports (the
+        clients' and the servers' segments as they arrive, not what the
+        appliance sends), in one pcap for sekisho-replay. Returns a handle
+        for stop_capture()."""
+        log = path + ".log"
+        p = subprocess.Popen(["ip", "netns", "exec", self.env["NS_APP"], "tcpdump", "-i", "any", "-y", "LINUX_SLL",
+                              "-Q", "in", "-U", "--immediate-mode", "-s", "0", "-w", path, "tcp"],
+                             stdout=subprocess.DEVNULL, stderr=open(log, "w"))
+        self.procs.append(p)
+        deadline = time.time() + 15
+        while time.time() < deadline:
+            if "listening on" in open(log).read():
+                return p
+            if p.poll() is not None:
+                break
+            time.sleep(0.05)
+        raise RuntimeError("tcpdump did not start: " + open(log).read())
+
+    @staticmethod
+    def stop_capture(p):
+        time.sleep(0.5)  # the last frames reach the socket (immediate mode: no ring block waits)
+        p.send_signal(signal.SIGINT)
+        p.wait(10)
+
     def events(self, kind="message"):
         """Events the dataplane journaled so far, in order."""
         out = []

@@ -18,6 +18,7 @@ import time
 import pytest
 
 from harness import PY, SINK, Appliance, delivered, wait_for
+from test_replay_agreement import assert_replay_agrees
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ADVERSARY = os.path.join(HERE, "adversary.py")
@@ -40,6 +41,8 @@ POSTFIX = os.path.join(os.path.dirname(SINK), "postfix-instance.sh")
 def app(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("adversarial")
     with Appliance(tmp, workers=1, extra=POLICY) as a:
+        a.pcap = str(tmp / "wire.pcap")
+        a.tap = a.capture(a.pcap)  # for the replay agreement check after the attacks
         cert, key = str(tmp / "cert.pem"), str(tmp / "key.pem")
         subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj",
                         "/CN=inside.test", "-keyout", key, "-out", cert], check=True, capture_output=True)
@@ -111,6 +114,17 @@ def test_attack_never_delivers_unjudged(app, scenario):
         assert s["ack_beyond_data"] >= 1, s
     if scenario == "idle_after_354":
         assert app.stats()["workers"]["0"]["midstream_reset"] >= 1
+
+
+def test_replay_agrees_on_the_attacks(app):
+    """The attacks above, captured as the appliance received them and
+    replayed with its configuration: every message the appliance judged
+    (not cut off by its desync enforcement) gets the same verdict from
+    sekisho-replay (issue 15: one evaluator)."""
+    journaled = app.events()
+    app.stop_capture(app.tap)
+    compared = assert_replay_agrees(app, journaled, app.pcap)
+    assert ("reject", "refuse-evil") in compared and ("pass", "") in compared, compared
 
 
 @pytest.mark.parametrize("scenario", ["bare_lf_end", "ehlo_before_banner"])

@@ -3,8 +3,14 @@
 // message ("type":"message") and one per session ("type":"session"), then
 // a summary object ("type":"summary").
 //
-//   sekisho-replay [--smtp-port N ...] [--inline [--conflict drop]
-//                  [--forwarded OUT.pcap]] FILE.pcap|FILE.pcapng
+//   sekisho-replay [--smtp-port N ...] [--config SEKISHO.CONF] [--rules ARTIFACT]
+//                  [--inline [--conflict drop] [--forwarded OUT.pcap]] FILE.pcap|FILE.pcapng
+//
+// Every message gets its verdict from the one evaluator (scanners/verdict)
+// the dataplane uses: --config takes the dataplane section's policy
+// (smuggling_action, envelope_policy, scan_overflow, mime_* and its
+// ruleset), --rules a ruleset artifact (over the config's). Without either,
+// the defaults apply (a smuggling message is refused; nothing else is).
 //
 // Without --smtp-port every TCP flow is followed and reported if it speaks
 // SMTP. --inline runs the TCP engine as the dataplane does (bytes retained
@@ -28,9 +34,10 @@
 #include <nlohmann/json.hpp>
 
 #include "dataplane/net/packet.hpp"
-#include "scanners/match/match.hpp"
-#include "dataplane/smtp/content_policy.hpp"
-#include "dataplane/smtp/smtp_flow.hpp"
+#include "dataplane/config/dataplane_config.hpp"
+#include "dataplane/pipeline/admission.hpp"
+#include "dataplane/pipeline/connection.hpp"
+#include "scanners/verdict/evaluator.hpp"
 #include "dataplane/tcp/flow_table.hpp"
 #include "dataplane/tcp/tcp_stream.hpp"
 
@@ -40,30 +47,32 @@ using namespace sekisho;
 namespace {
 
 // Prints the engines' events as JSON lines.
-struct Printer : smtp::FlowEvents {
+struct Printer : pipeline::FlowEvents {
   uint64_t messages = 0, sessions = 0;
-  // --rules: the content verdict of every message, as the dataplane decides it.
-  const match::Ruleset* rules = nullptr;
-  match::Scratch* scratch = nullptr;
-  uint64_t verdicts[5] = {};  // pass, tag, quarantine, reject, tempfail
-  smtp::Action on_message_end(smtp::MessageRecord& m) override {
-    if (!rules || !scratch) return smtp::Action::pass;
-    smtp::ContentScan c = smtp::scan_content(*rules, *scratch, m);
-    ++verdicts[c.action == smtp::Action::tempfail     ? 4
-               : c.action == smtp::Action::reject     ? 3
-               : c.action == smtp::Action::quarantine ? 2
-               : c.tagged                             ? 1
-                                                      : 0];
+  // The verdict of every message, by the one evaluator with the policy and
+  // ruleset given (--config, --rules), as the dataplane decides it.
+  verdict::Policy policy;
+  verdict::Content content;
+  uint64_t verdicts[5] = {};  // by verdict::Action: pass, tag, quarantine, reject, tempfail
+  bool wants_content(const void*) override { return content.ruleset != nullptr; }
+  void on_message_end(pipeline::MessageRecord& m) override {
+    verdict::Inputs in;
+    in.session = m.session;
+    in.txn = m.txn;
+    in.client_ip = verdict::host_of(m.client);
+    in.content = m.content;
+    in.mime = m.mime;
+    m.verdict = verdict::evaluate(policy, content, in);
+    ++verdicts[size_t(m.verdict.action) % 5];
     // Offline nothing is held: the verdict is reported, the message was delivered as captured.
-    return c.action;
   }
   static void emit(const json& j) { std::cout << j.dump(-1, ' ', false, json::error_handler_t::replace) << "\n"; }
-  void on_message(const smtp::MessageRecord& m) override {
-    emit(smtp::message_json(m));
+  void on_message(const pipeline::MessageRecord& m) override {
+    emit(pipeline::message_json(m));
     ++messages;
   }
-  void on_session(const smtp::SessionRecord& s) override {
-    emit(smtp::session_json(s));
+  void on_session(const pipeline::SessionRecord& s) override {
+    emit(pipeline::session_json(s));
     ++sessions;
   }
 };
@@ -104,7 +113,7 @@ bool to_ethernet(int dlt, const uint8_t* d, size_t n, std::vector<uint8_t>& out)
 }  // namespace
 
 constexpr const char* kUsage =
-    "usage: sekisho-replay [--smtp-port N ...] [--rules ARTIFACT] [--inline [--conflict drop] [--forwarded OUT.pcap]] "
+    "usage: sekisho-replay [--smtp-port N ...] [--config SEKISHO.CONF] [--rules ARTIFACT] [--inline [--conflict drop] [--forwarded OUT.pcap]] "
     "FILE.pcap|FILE.pcapng\n";
 
 int main(int argc, char** argv) {
@@ -112,12 +121,14 @@ int main(int argc, char** argv) {
   const char* file = nullptr;
   const char* forwarded_file = nullptr;
   const char* rules_file = nullptr;
+  const char* config_file = nullptr;
   bool inline_mode = false, conflict_drop = false;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
     if (a == "--smtp-port" && i + 1 < argc) ports.insert(uint16_t(std::atoi(argv[++i])));
     else if (a == "--inline") inline_mode = true;
     else if (a == "--rules" && i + 1 < argc) rules_file = argv[++i];
+    else if (a == "--config" && i + 1 < argc) config_file = argv[++i];
     else if (a == "--conflict" && i + 1 < argc && std::string(argv[i + 1]) == "drop") {
       conflict_drop = true;
       ++i;
@@ -138,6 +149,19 @@ int main(int argc, char** argv) {
   std::unique_ptr<match::Ruleset> ruleset;
   std::unique_ptr<match::Scratch> scratch;
   static const mime::CollectLimits kCollect;
+  verdict::Policy policy;
+  std::string config_rules;
+  if (config_file) {
+    try {
+      dataplane::DataplaneConfig cfg = dataplane::load_dataplane_config(config_file);
+      policy = dataplane::evaluator_policy(cfg);
+      config_rules = cfg.ruleset;
+    } catch (const std::exception& e) {
+      std::cerr << "sekisho-replay: " << e.what() << "\n";
+      return 2;
+    }
+    if (!rules_file && !config_rules.empty()) rules_file = config_rules.c_str();
+  }
   if (rules_file) {
     std::string error;
     ruleset = match::Ruleset::load(rules_file, error);
@@ -167,8 +191,8 @@ int main(int argc, char** argv) {
   }
 
   Printer out;
-  out.rules = ruleset.get();
-  out.scratch = scratch.get();
+  out.policy = std::move(policy);
+  out.content = {ruleset.get(), scratch.get()};
   tcp::Limits limits;
   limits.retain_delivered = inline_mode;  // offline: nothing is forwarded, nothing to normalise
   limits.buffer_bytes = 1u << 20;
@@ -197,14 +221,14 @@ int main(int argc, char** argv) {
   tcp::EventCounters ev{};
   smtp::Limits smtp_limits;
   smtp_limits.assume_silent_server_accepts = !inline_mode;  // one-sided captures (offline only)
-  auto table = std::make_unique<tcp::FlowTable<smtp::SmtpFlow>>(1u << 16);
+  auto table = std::make_unique<tcp::FlowTable<pipeline::Connection>>(1u << 16);
   double now = 0;
   constexpr double kIdleTimeout = 600;  // capture seconds without a packet
   std::vector<uint8_t> frame;
   uint64_t packets = 0, decode_errors = 0, skipped_frames = 0, table_full = 0;
   std::string read_error;
 
-  auto finish_flow = [&](tcp::FlowTable<smtp::SmtpFlow>::Slot& s) {
+  auto finish_flow = [&](tcp::FlowTable<pipeline::Connection>::Slot& s) {
     s.value.close(ev);
     table->erase(&s);
   };
@@ -216,7 +240,7 @@ int main(int argc, char** argv) {
     if (rc == 0) continue;
     ++packets;
     now = double(h->ts.tv_sec) + double(h->ts.tv_usec) / 1e6;
-    table->sweep(4, [&](tcp::FlowTable<smtp::SmtpFlow>::Slot& s) {
+    table->sweep(4, [&](tcp::FlowTable<pipeline::Connection>::Slot& s) {
       if (now - s.value.last_seen() > kIdleTimeout) finish_flow(s);
     });
     if (!to_ethernet(dlt, data, h->caplen, frame)) {
@@ -235,21 +259,17 @@ int main(int argc, char** argv) {
       continue;
     }
     net::FlowRef ref = net::flow_ref(p);
-    uint32_t hash = net::symmetric_hash(ref.key);
-    bool created = false;
-    bool syn = p.tcp_flags & net::kTcpSyn;
-    auto* slot = table->find(ref.key, hash, true, created);
-    if (!slot) {
+    // A capture may begin mid-way through a connection: its first segment
+    // starts the flow (the dataplane's rule otherwise: pipeline/admission.hpp).
+    tcp::FlowTable<pipeline::Connection>::Slot* slot = nullptr;
+    pipeline::Admission admitted = pipeline::admit(*table, p, ref, pipeline::Midstream::follow, ev, slot);
+    if (admitted == pipeline::Admission::table_full) {
       ++table_full;
       forward(h, frame);
       continue;
     }
-    smtp::SmtpFlow& f = slot->value;
-    if (!created && syn && !(p.tcp_flags & net::kTcpAck) && f.tcp().state() == tcp::TcpFlow::State::closed) {
-      f.close(ev);  // port reuse: a new connection on a finished flow's key
-      created = true;
-    }
-    if (created) {
+    pipeline::Connection& f = slot->value;
+    if (admitted == pipeline::Admission::started) {
       f.start(&limits, &pool, smtp_limits, &out, now);
       if (ruleset) f.set_content_limits(&kCollect);
     }
@@ -267,7 +287,7 @@ int main(int argc, char** argv) {
     }
   }
   if (rc == -1) read_error = pcap_geterr(pc);
-  table->for_each([&](tcp::FlowTable<smtp::SmtpFlow>::Slot& s) { finish_flow(s); });
+  table->for_each([&](tcp::FlowTable<pipeline::Connection>::Slot& s) { finish_flow(s); });
   pcap_close(pc);
   if (forwarded) {
     pcap_dump_close(forwarded);

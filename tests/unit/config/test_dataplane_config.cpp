@@ -7,6 +7,7 @@
 #include "dataplane/config/dataplane_config.hpp"
 
 using namespace sekisho::dataplane;
+namespace verdict = sekisho::verdict;
 
 namespace {
 
@@ -135,6 +136,36 @@ TEST(DataplaneConfig, DesyncPolicies) {
             "7: 'dataplane.desync_action' must be \"tempfail\" or \"reset\" or \"pass\", not \"ignore\"");
   EXPECT_EQ(error_of(replace(kGood, "workers = 2;", "workers = 2;\n  ip_fragments = \"reassemble\";")),
             "7: 'dataplane.ip_fragments' must be \"drop\" or \"forward\", not \"reassemble\"");
+}
+
+TEST(DataplaneConfig, EvaluatorPolicy) {
+  // The verdict's inputs that are policy (scanners/verdict/policy.hpp), from the file.
+  DataplaneConfig c = load_dataplane_config(ConfigFile(kGood).path());
+  verdict::Policy p = evaluator_policy(c);
+  EXPECT_EQ(p.smuggling, verdict::Action::reject);
+  EXPECT_EQ(p.overflow, verdict::Action::pass);
+  EXPECT_EQ(p.mime_limit, verdict::Action::pass);
+  EXPECT_EQ(p.mime_nesting, verdict::Action::pass);
+  EXPECT_EQ(p.mime_malformed, verdict::Action::pass);
+  ConfigFile g(replace(kGood, "workers = 2;",
+                       "workers = 2; smuggling_action = \"tempfail\"; scan_overflow = \"tempfail\";"
+                       " mime_limit = \"quarantine\"; mime_nesting = \"reject\"; mime_malformed = \"tempfail\";"
+                       " envelope_policy = ( { name = \"x\"; mail_from = \"*@evil.test\"; action = \"quarantine\"; } );"));
+  p = evaluator_policy(load_dataplane_config(g.path()));
+  EXPECT_EQ(p.smuggling, verdict::Action::tempfail);
+  EXPECT_EQ(p.overflow, verdict::Action::tempfail);
+  EXPECT_EQ(p.mime_limit, verdict::Action::quarantine);
+  EXPECT_EQ(p.mime_nesting, verdict::Action::reject);
+  EXPECT_EQ(p.mime_malformed, verdict::Action::tempfail);
+  ASSERT_EQ(p.envelope.size(), 1u);
+  EXPECT_EQ(p.envelope[0].action, verdict::Action::quarantine);
+  EXPECT_EQ(p.envelope[0].name, "x");
+  EXPECT_EQ(error_of(replace(kGood, "workers = 2;", "workers = 2;\n  mime_nesting = \"tag\";")),
+            "7: 'dataplane.mime_nesting' must be \"pass\" or \"tempfail\" or \"reject\" or \"quarantine\", not \"tag\"");
+  EXPECT_NE(error_of(replace(kGood, "workers = 2;",
+                             "workers = 2;\n  envelope_policy = ( { mail_from = \"a\"; action = \"tag\"; } );"))
+                .find("envelope rule action must be"),
+            std::string::npos);
 }
 
 TEST(DataplaneConfig, BridgeErrors) {

@@ -60,7 +60,7 @@ bool hit(const match::Result& r, std::string_view name) {
   return false;
 }
 
-// The projection the dataplane and sekisho-replay make (dataplane/smtp/content_policy.cpp).
+// The projection the dataplane and sekisho-replay make (scanners/verdict/evaluator.cpp).
 match::AttachmentFacts project(const mime::AttachmentFacts& a) {
   match::AttachmentFacts f;
   f.name = a.name;

@@ -26,7 +26,7 @@
 #include <string>
 #include <string_view>
 
-namespace sekisho::smtp {
+namespace sekisho::pipeline {
 
 class ReleaseList {
  public:
@@ -52,4 +52,4 @@ class ReleaseList {
   std::atomic<size_t> count_{0};
 };
 
-}  // namespace sekisho::smtp
+}  // namespace sekisho::pipeline

@@ -1,8 +1,10 @@
-// SmtpFlow: one followed TCP connection: the TCP engine feeding the SMTP
-// engine, the SHA-256 of each message as delivered, and the events that
-// come out (one per message, one per session) as plain records. Shared by
-// the dataplane workers, sekisho-replay and the benchmarks so all three run
-// the same code.
+// Connection: one followed TCP connection, the glue of the message path:
+// the TCP engine feeding the SMTP engine, the SMTP engine feeding the MIME
+// engine and the content collector, the SHA-256 of each message as
+// delivered, one bounded retained copy (spool), the verdict asked of the
+// Events at the hold point, and the events that come out (one per
+// message, one per session) as plain records. Shared by the dataplane
+// workers, sekisho-replay and the benchmarks so all three run the same code.
 //
 // Thread-safety: an SmtpFlow belongs to the thread that owns its table.
 #pragma once
@@ -20,12 +22,13 @@
 #include "scanners/mime/mime_parser.hpp"
 #include "dataplane/smtp/smtp_session.hpp"
 #include "dataplane/tcp/tcp_stream.hpp"
+#include "scanners/verdict/verdict.hpp"
 
-namespace sekisho::smtp {
+namespace sekisho::pipeline {
 
-// What the dataplane does with a message when its end is seen.
-enum class Action : uint8_t { pass, reject, tempfail, quarantine };
-const char* action_name(Action a);
+using message::SessionFacts;
+using message::Transaction;
+using verdict::Action;
 
 struct MessageRecord {
   double ts = 0;             // time of the packet that ended the transaction
@@ -33,21 +36,13 @@ struct MessageRecord {
   const SessionFacts* session = nullptr;
   const Transaction* txn = nullptr;
   std::string sha256;        // hex, of the message as delivered ("" if no body)
-  Action action = Action::pass;
-  std::string verdict_rule;  // what decided the action ("" when nothing matched)
-  std::string id;            // reference id given to the client on reject/tempfail/quarantine
-  std::string reply_text;    // the deciding rule's reply text for reject/tempfail ("" = the default)
+  verdict::Verdict verdict;  // what was decided at the hold point (action, rule, reference id, scan findings)
   std::string spool;         // where a quarantined message was written
   const void* policy = nullptr;  // what message_started() returned for this message
   const mime::MessageFacts* mime = nullptr;  // what the MIME engine found: header fields, URLs, attachments
   // At the hold point only (on_message_end), when content collection is on:
   // the header fields, text and raw message, bounded, for a content scan.
   const mime::ContentCollector* content = nullptr;
-  // Filled by the deciding policy for the event: content scan results.
-  double score = 0;
-  std::vector<std::pair<std::string, std::string>> rules_hit;  // (rule, context)
-  std::string sender_class;
-  std::vector<std::string> categories;
 };
 
 struct SessionRecord {
@@ -62,12 +57,10 @@ class FlowEvents {
   virtual ~FlowEvents() = default;
   virtual void on_message(const MessageRecord&) = 0;
   virtual void on_session(const SessionRecord&) {}
-  // The end of a message was seen (the hold point): decide. |m| has the
-  // envelope, the message's SHA-256 and headers. Fill verdict_rule/id as wanted.
-  virtual Action on_message_end(MessageRecord& m) {
-    (void)m;
-    return Action::pass;
-  }
+  // The end of a message was seen (the hold point): decide into m.verdict.
+  // |m| has the envelope, the message's SHA-256, its MIME facts and (when
+  // collected) its contents. Default: pass.
+  virtual void on_message_end(MessageRecord& m) { (void)m; }
   // A message begins: returns the policy it will be judged by (kept by the
   // flow and handed back in on_message_end), so a policy swapped in while
   // the message streams does not change its verdict.
@@ -82,16 +75,16 @@ class FlowEvents {
   virtual void message_released(const void* policy) { (void)policy; }
 };
 
-class SmtpFlow : public tcp::StreamSink, public MessageSink {
+class Connection : public tcp::StreamSink, public smtp::MessageSink {
  public:
-  SmtpFlow() = default;
-  SmtpFlow(const SmtpFlow&) : SmtpFlow() {}  // table slots are built empty; state is never copied
-  SmtpFlow& operator=(const SmtpFlow&) { return *this; }
-  ~SmtpFlow() override;
+  Connection() = default;
+  Connection(const Connection&) : Connection() {}  // table slots are built empty; state is never copied
+  Connection& operator=(const Connection&) { return *this; }
+  ~Connection() override;
 
   // (Re)starts the flow for a new connection. |retain_bytes| > 0 keeps a
   // copy of each message (up to that size) for quarantine.
-  void start(const tcp::Limits* lim, tcp::BufferPool* pool, const Limits& smtp_limits, FlowEvents* events, double now,
+  void start(const tcp::Limits* lim, tcp::BufferPool* pool, const smtp::Limits& smtp_limits, FlowEvents* events, double now,
              size_t retain_bytes = 0);
   // One TCP segment; see tcp::TcpFlow::on_segment. |now| stamps events.
   tcp::SegmentVerdict on_segment(bool from_a, const net::Packet& p, std::span<uint8_t> payload,
@@ -108,7 +101,7 @@ class SmtpFlow : public tcp::StreamSink, public MessageSink {
   // caller must then keep that segment from the server (or, fail-open,
   // bypass the flow).
   const char* take_desync() {
-    if (desync_reported_ || !smtp_ || smtp_->desync() == Desync::none) return nullptr;
+    if (desync_reported_ || !smtp_ || smtp_->desync() == message::Desync::none) return nullptr;
     desync_reported_ = true;
     return desync_name(smtp_->desync());
   }
@@ -122,7 +115,7 @@ class SmtpFlow : public tcp::StreamSink, public MessageSink {
   const std::string& server_endpoint() const { return server_; }
   tcp::TcpFlow& tcp() { return tcp_; }
   const tcp::TcpFlow& tcp() const { return tcp_; }
-  const SmtpSession* smtp() const { return smtp_ ? &*smtp_ : nullptr; }
+  const smtp::SmtpSession* smtp() const { return smtp_ ? &*smtp_ : nullptr; }
   bool finished() const { return reported_; }
   double last_seen() const { return now_; }
   // The action decided during the last on_segment, if a message ended in it.
@@ -142,8 +135,8 @@ class SmtpFlow : public tcp::StreamSink, public MessageSink {
   // The reply text the deciding rule gave for a reject/tempfail ("" = default).
   const std::string& last_reply_text() const { return reply_text_; }
   // Copies what was decided for the message that ended last (its MIME
-  // facts by pointer, valid until the reply; score, rules hit, sender class,
-  // categories) into rec, for the spool header of a held message.
+  // facts by pointer, valid until the reply; its verdict) into rec, for the
+  // spool header of a held message.
   void fill_last_verdict(MessageRecord& rec) const;
   // SHA-256 (hex) of the message that ended last and awaits its reply (at
   // the hold point: the whole message), else of the bytes seen so far.
@@ -161,9 +154,9 @@ class SmtpFlow : public tcp::StreamSink, public MessageSink {
   // Overrides the decided action (e.g. quarantine that could not be kept).
   void set_outcome(Action a, std::string spool_path, const char* rule = nullptr) {
     if (ended_.empty()) return;
-    ended_.back().action = a;
+    ended_.back().verdict.action = a;
     ended_.back().spool = std::move(spool_path);
-    if (rule) ended_.back().rule = rule;
+    if (rule) ended_.back().verdict.rule = rule;
   }
 
   // Enforcement state once a verdict has cut the server off: the dataplane
@@ -187,7 +180,7 @@ class SmtpFlow : public tcp::StreamSink, public MessageSink {
   std::string finish_sha256();  // ends the running hash: hex, "" if none
 
   tcp::TcpFlow tcp_;
-  std::optional<SmtpSession> smtp_;
+  std::optional<smtp::SmtpSession> smtp_;
   FlowEvents* events_ = nullptr;
   EVP_MD_CTX* sha_ = nullptr;
   bool sha_open_ = false;
@@ -213,12 +206,8 @@ class SmtpFlow : public tcp::StreamSink, public MessageSink {
   struct Ended {
     std::string sha256;
     mime::MessageFacts mime;
-    Action action = Action::pass;
-    std::string rule, id, spool;
-    double score = 0;
-    std::vector<std::pair<std::string, std::string>> rules_hit;
-    std::string sender_class;
-    std::vector<std::string> categories;
+    verdict::Verdict verdict;
+    std::string spool;
   };
   std::vector<Ended> ended_;
   size_t retain_limit_ = 0;
@@ -231,4 +220,4 @@ nlohmann::json message_json(const MessageRecord& m);
 nlohmann::json session_json(const SessionRecord& s);
 std::string iso_time(double unix_seconds);
 
-}  // namespace sekisho::smtp
+}  // namespace sekisho::pipeline

@@ -1,20 +1,11 @@
-#include "dataplane/smtp/smtp_flow.hpp"
+#include "dataplane/pipeline/connection.hpp"
 
 #include "scanners/mime/facts_json.hpp"
 
 #include <ctime>
 #include <new>
 
-namespace sekisho::smtp {
-
-const char* action_name(Action a) {
-  switch (a) {
-    case Action::reject: return "reject";
-    case Action::tempfail: return "tempfail";
-    case Action::quarantine: return "quarantine";
-    default: return "pass";
-  }
-}
+namespace sekisho::pipeline {
 
 namespace {
 std::string hex(const unsigned char* md, unsigned n) {
@@ -28,11 +19,11 @@ std::string hex(const unsigned char* md, unsigned n) {
 }
 }  // namespace
 
-SmtpFlow::~SmtpFlow() {
+Connection::~Connection() {
   if (sha_) EVP_MD_CTX_free(sha_);
 }
 
-void SmtpFlow::start(const tcp::Limits* lim, tcp::BufferPool* pool, const Limits& smtp_limits, FlowEvents* events,
+void Connection::start(const tcp::Limits* lim, tcp::BufferPool* pool, const smtp::Limits& smtp_limits, FlowEvents* events,
                      double now, size_t retain_bytes) {
   retain_limit_ = retain_bytes;
   std::vector<Ended>().swap(ended_);
@@ -58,7 +49,7 @@ void SmtpFlow::start(const tcp::Limits* lim, tcp::BufferPool* pool, const Limits
   enforced = Enforced{};
 }
 
-void SmtpFlow::on_message_end(const SessionFacts& f, const Transaction& t) {
+void Connection::on_message_end(const SessionFacts& f, const Transaction& t) {
   streaming_ = false;
   mime::MessageFacts facts;
   if (mime_) {
@@ -77,54 +68,44 @@ void SmtpFlow::on_message_end(const SessionFacts& f, const Transaction& t) {
   m.session = &f;
   m.txn = &t;
   message_ended_ = true;
-  const Action decided = events_ ? events_->on_message_end(m) : Action::pass;
+  if (events_) events_->on_message_end(m);
   if (events_ && policy_) events_->message_released(policy_);
   policy_ = nullptr;
-  decided_rule_ = m.verdict_rule;
-  reference_ = m.id;
-  reply_text_ = std::move(m.reply_text);
-  pending_action_ = decided;
-  Ended& e = ended_.back();
-  e.action = decided;
-  e.rule = m.verdict_rule;
-  e.id = m.id;
-  e.score = m.score;
-  e.rules_hit = std::move(m.rules_hit);
-  e.sender_class = std::move(m.sender_class);
-  e.categories = std::move(m.categories);
+  decided_rule_ = m.verdict.rule;
+  reference_ = m.verdict.id;
+  reply_text_ = m.verdict.reply;
+  pending_action_ = m.verdict.action;
+  ended_.back().verdict = std::move(m.verdict);
 }
 
-void SmtpFlow::fill_last_verdict(MessageRecord& rec) const {
+void Connection::fill_last_verdict(MessageRecord& rec) const {
   if (ended_.empty()) return;
   const Ended& e = ended_.back();
   rec.mime = &e.mime;
-  rec.score = e.score;
-  rec.rules_hit = e.rules_hit;
-  rec.sender_class = e.sender_class;
-  rec.categories = e.categories;
+  rec.verdict = e.verdict;
 }
 
-tcp::SegmentVerdict SmtpFlow::on_segment(bool from_a, const net::Packet& p, std::span<uint8_t> payload,
+tcp::SegmentVerdict Connection::on_segment(bool from_a, const net::Packet& p, std::span<uint8_t> payload,
                                          tcp::EventCounters& ev, double now) {
   now_ = now;
   return tcp_.on_segment(from_a, p, payload, ev);
 }
 
-void SmtpFlow::close(tcp::EventCounters& ev) {
+void Connection::close(tcp::EventCounters& ev) {
   tcp_.close(ev);
   on_close();
 }
 
-void SmtpFlow::on_data(bool from_client, std::span<const uint8_t> b) {
+void Connection::on_data(bool from_client, std::span<const uint8_t> b) {
   from_client ? smtp_->on_client(b) : smtp_->on_server(b);
 }
 
-void SmtpFlow::on_gap(bool from_client, uint64_t len) {
+void Connection::on_gap(bool from_client, uint64_t len) {
   ++gaps_;
   smtp_->on_gap(from_client, len);
 }
 
-void SmtpFlow::on_message_begin(const SessionFacts&, const Transaction&) {
+void Connection::on_message_begin(const SessionFacts&, const Transaction&) {
   if (!sha_) sha_ = EVP_MD_CTX_new();
   sha_open_ = sha_ && EVP_DigestInit_ex(sha_, EVP_sha256(), nullptr) == 1;
   retained_.clear();
@@ -145,7 +126,7 @@ void SmtpFlow::on_message_begin(const SessionFacts&, const Transaction&) {
   if (mime_) mime_->set_sink(content_.get());
 }
 
-void SmtpFlow::on_body(std::span<const uint8_t> b) {
+void Connection::on_body(std::span<const uint8_t> b) {
   if (sha_open_) EVP_DigestUpdate(sha_, b.data(), b.size());
   if (mime_) mime_->feed(b);
   if (content_) content_->message_bytes(b);
@@ -161,7 +142,7 @@ void SmtpFlow::on_body(std::span<const uint8_t> b) {
 }
 
 
-std::string SmtpFlow::finish_sha256() {
+std::string Connection::finish_sha256() {
   if (!sha_open_) return "";
   sha_open_ = false;
   unsigned char md[EVP_MAX_MD_SIZE];
@@ -169,7 +150,7 @@ std::string SmtpFlow::finish_sha256() {
   return EVP_DigestFinal_ex(sha_, md, &n) == 1 ? hex(md, n) : "";
 }
 
-std::string SmtpFlow::sha256_so_far() const {
+std::string Connection::sha256_so_far() const {
   if (!ended_.empty()) return ended_.back().sha256;
   if (!sha_open_) return "";
   EVP_MD_CTX* copy = EVP_MD_CTX_new();
@@ -180,7 +161,7 @@ std::string SmtpFlow::sha256_so_far() const {
   return ok ? hex(md, n) : "";
 }
 
-void SmtpFlow::on_transaction_done(const SessionFacts& f, const Transaction& t) {
+void Connection::on_transaction_done(const SessionFacts& f, const Transaction& t) {
   MessageRecord m;
   m.ts = now_;
   m.client = client_;
@@ -200,19 +181,13 @@ void SmtpFlow::on_transaction_done(const SessionFacts& f, const Transaction& t) 
     m.mime = mime_ ? &mime_->facts() : &kNone;
   }
   m.sha256 = std::move(e.sha256);
-  m.action = e.action;
-  m.verdict_rule = std::move(e.rule);
-  m.id = std::move(e.id);
+  m.verdict = std::move(e.verdict);
   m.spool = std::move(e.spool);
-  m.score = e.score;
-  m.rules_hit = std::move(e.rules_hit);
-  m.sender_class = std::move(e.sender_class);
-  m.categories = std::move(e.categories);
   if (events_) events_->on_message(m);
   if (!streaming_) release_message_state();
 }
 
-void SmtpFlow::release_message_state() {
+void Connection::release_message_state() {
   mime_.reset();
   content_.reset();
   sha_open_ = false;
@@ -220,7 +195,7 @@ void SmtpFlow::release_message_state() {
   sha_ = nullptr;
 }
 
-void SmtpFlow::on_close() {
+void Connection::on_close() {
   if (reported_ || !smtp_) return;
   reported_ = true;
   smtp_->on_close();
@@ -261,21 +236,23 @@ nlohmann::json message_json(const MessageRecord& m) {
   j["size"] = t.body_bytes;
   j["sha256"] = m.sha256.empty() ? json(nullptr) : json(m.sha256);
   j["server_reply"] = t.final_reply ? json(t.final_reply) : json(nullptr);
-  j["body_via"] = t.body_via == BodyVia::bdat ? "BDAT" : "DATA";
+  j["body_via"] = t.body_via == message::BodyVia::bdat ? "BDAT" : "DATA";
   j["complete"] = t.complete;
   j["gap"] = t.gap;
   if (m.mime) mime::add_facts_json(*m.mime, j);
-  j["verdict"] = {{"action", action_name(m.action)}};
-  if (!m.verdict_rule.empty()) j["verdict"]["rule"] = m.verdict_rule;
-  if (!m.rules_hit.empty() || !m.sender_class.empty()) {
+  const verdict::Verdict& v = m.verdict;
+  // A tagged message is delivered: the event says pass, with the tagging rule.
+  j["verdict"] = {{"action", verdict::action_name(v.action == Action::tag ? Action::pass : v.action)}};
+  if (!v.rule.empty()) j["verdict"]["rule"] = v.rule;
+  if (!v.rules_hit.empty() || !v.sender_class.empty()) {
     json hits = json::array();
-    for (const auto& [rule, ctx] : m.rules_hit) hits.push_back({{"rule", rule}, {"context", ctx}});
-    j["verdict"]["score"] = m.score;
+    for (const auto& [rule, ctx] : v.rules_hit) hits.push_back({{"rule", rule}, {"context", ctx}});
+    j["verdict"]["score"] = v.score;
     j["verdict"]["rules"] = hits;
-    j["verdict"]["sender_class"] = m.sender_class;
-    j["verdict"]["categories"] = m.categories;
+    j["verdict"]["sender_class"] = v.sender_class;
+    j["verdict"]["categories"] = v.categories;
   }
-  if (!m.id.empty()) j["id"] = m.id;
+  if (!v.id.empty()) j["id"] = v.id;
   j["spool"] = m.spool.empty() ? json(nullptr) : json(m.spool);
   return j;
 }
@@ -297,12 +274,12 @@ nlohmann::json session_json(const SessionRecord& s) {
   j["commands"] = f.commands;
   j["messages"] = f.transactions;
   j["gaps"] = s.gaps;
-  j["desync"] = f.desync == Desync::none ? json(nullptr) : json(desync_name(f.desync));
+  j["desync"] = f.desync == message::Desync::none ? json(nullptr) : json(message::desync_name(f.desync));
   json an = json::object();
-  for (size_t i = 0; i < kAnomalyCount; ++i)
-    if (f.anomalies[i]) an[anomaly_name(Anomaly(i))] = f.anomalies[i];
+  for (size_t i = 0; i < message::kAnomalyCount; ++i)
+    if (f.anomalies[i]) an[message::anomaly_name(message::Anomaly(i))] = f.anomalies[i];
   j["anomalies"] = an;
   return j;
 }
 
-}  // namespace sekisho::smtp
+}  // namespace sekisho::pipeline

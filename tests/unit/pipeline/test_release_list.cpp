@@ -1,6 +1,6 @@
 // ReleaseList: one release lets one copy of the message through, once, and
 // only before it expires; bad hashes and a full list are refused.
-#include "dataplane/smtp/release_list.hpp"
+#include "dataplane/pipeline/release_list.hpp"
 
 #include <gtest/gtest.h>
 
@@ -12,7 +12,7 @@
 #include <thread>
 #include <vector>
 
-namespace sekisho::smtp {
+namespace sekisho::pipeline {
 namespace {
 
 std::string hash_of(unsigned n) {
@@ -82,4 +82,4 @@ TEST(ReleaseList, ConcurrentTakeConsumesEachReleaseOnce) {
 }
 
 }  // namespace
-}  // namespace sekisho::smtp
+}  // namespace sekisho::pipeline

@@ -1,6 +1,6 @@
-#include "dataplane/smtp/release_list.hpp"
+#include "dataplane/pipeline/release_list.hpp"
 
-namespace sekisho::smtp {
+namespace sekisho::pipeline {
 
 bool ReleaseList::parse(std::string_view hex, std::array<uint8_t, 32>& out) {
   if (hex.size() != 64) return false;
@@ -69,4 +69,4 @@ bool ReleaseList::take(std::string_view sha256_hex, uint64_t now_s) {
   return false;
 }
 
-}  // namespace sekisho::smtp
+}  // namespace sekisho::pipeline
