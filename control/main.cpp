@@ -1,5 +1,6 @@
 // sekisho-control -c sekisho.conf: ingests the dataplane's event journal
-// into the tracking log every ingest_interval_ms and serves the HTTP API.
+// into the tracking log every ingest_interval_ms (ingest/ingest_loop.hpp)
+// and serves the HTTP API: each domain's routes mounted on one Router.
 //
 // Threads: one ingester (its own database connection, so a long search
 // never delays ingestion), http_threads running the io_context (sharing a
@@ -7,34 +8,30 @@
 // first (it commits or rolls back whole batches).
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/signal_set.hpp>
-#include <condition_variable>
+#include <chrono>
 #include <cstring>
 #include <iostream>
-#include <mutex>
 #include <optional>
 #include <thread>
 #include <vector>
 
-#include <fcntl.h>
-#include <openssl/rand.h>
-#include <sys/stat.h>
-#include <unistd.h>
-
 #include "control/audit/audit.hpp"
-#include "control/link/dataplane_link.hpp"
-#include "control/quarantine/quarantine_api.hpp"
-#include "control/notify/notifier.hpp"
-#include "control/policy/policy_store.hpp"
-#include "control/rulesets/rulesets_api.hpp"
+#include "control/audit/audit_key.hpp"
 #include "control/auth/admin_cli.hpp"
 #include "control/auth/auth.hpp"
 #include "control/config/control_config.hpp"
-#include "control/http/api.hpp"
+#include "control/db/db.hpp"
 #include "control/http/server.hpp"
-#include "control/ingest/journal_ingest.hpp"
+#include "control/ingest/ingest_loop.hpp"
+#include "control/link/dataplane_link.hpp"
+#include "control/notify/notifier.hpp"
+#include "control/policy/policy_api.hpp"
+#include "control/policy/policy_store.hpp"
+#include "control/quarantine/quarantine_api.hpp"
+#include "control/rulesets/rulesets_api.hpp"
+#include "control/tracking/sql_store.hpp"
+#include "control/tracking/tracking_api.hpp"
 #include "control/web/pages.hpp"
-#include "control/store/db.hpp"
-#include "control/store/sql_store.hpp"
 
 namespace {
 
@@ -50,99 +47,12 @@ int usage(int rc) {
   return rc;
 }
 
-// Runs passes until stopped; errors are reported and the next pass retries.
-class IngestLoop {
- public:
-  IngestLoop(const config::ControlConfig& c, store::Store& s, quarantine::Quarantine* q = nullptr,
-             notify::Notifier* n = nullptr)
-      : ingester_(c.journal, s), quarantine_(q), notifier_(n), interval_(c.ingest_interval_ms) {}
-  void run() {
-    std::string last_error;
-    std::unique_lock lock(mu_);
-    while (!stop_) {
-      lock.unlock();
-      try {
-        ingest::IngestStats st = ingester_.pass();
-        if (st.events_new || st.bad_lines || st.abandoned_tails)
-          std::cerr << "sekisho-control: ingested " << st.events_new << " events (" << st.events_seen
-                    << " already stored, " << st.bad_lines << " bad lines)\n";
-        if (quarantine_) {
-          // Held messages from the spool, then retention.
-          int64_t now = std::chrono::duration_cast<std::chrono::microseconds>(
-                            std::chrono::system_clock::now().time_since_epoch())
-                            .count();
-          quarantine::SpoolStats qs = quarantine_->ingest_spool(now);
-          if (qs.stored || qs.bad)
-            std::cerr << "sekisho-control: quarantined " << qs.stored << " held messages (" << qs.bad
-                      << " bad spool files moved to bad/)\n";
-          if (size_t n = quarantine_->expire(now)) std::cerr << "sekisho-control: " << n << " quarantined messages expired\n";
-        }
-        if (notifier_) {
-          notify::Stats ns = notifier_->pass(std::chrono::duration_cast<std::chrono::microseconds>(
-                                                 std::chrono::system_clock::now().time_since_epoch())
-                                                 .count());
-          if (ns.sent || ns.failed || ns.no_relay)
-            std::cerr << "sekisho-control: notifications: " << ns.sent << " sent, " << ns.failed << " failed, "
-                      << ns.no_relay << " not sent (no relay)\n";
-        }
-        last_error.clear();
-      } catch (const std::exception& e) {
-        if (last_error != e.what()) std::cerr << "sekisho-control: ingest: " << e.what() << "\n";
-        last_error = e.what();
-      }
-      lock.lock();
-      cv_.wait_for(lock, interval_, [&] { return stop_; });
-    }
-  }
-  void stop() {
-    std::lock_guard g(mu_);
-    stop_ = true;
-    cv_.notify_all();
-  }
-
- private:
-  ingest::JournalIngester ingester_;
-  quarantine::Quarantine* quarantine_;
-  notify::Notifier* notifier_;
-  std::chrono::milliseconds interval_;
-  std::mutex mu_;
-  std::condition_variable cv_;
-  bool stop_ = false;
-};
-
-// The audit key: read, or created with 32 random bytes (mode 0600) when missing.
-std::string audit_key(const std::string& path) {
-  std::string key;
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0 && errno == ENOENT) {
-    unsigned char k[32];
-    if (RAND_bytes(k, sizeof k) != 1) throw std::runtime_error("audit: no random bytes for a key");
-    int w = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-    if (w < 0) throw std::runtime_error("audit: cannot create the key file " + path + ": " + strerror(errno));
-    bool ok = ::write(w, k, sizeof k) == ssize_t(sizeof k) && ::fsync(w) == 0;
-    ::close(w);
-    if (!ok) throw std::runtime_error("audit: cannot write the key file " + path);
-    std::cerr << "sekisho-control: created the audit key " << path << "\n";
-    fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  }
-  if (fd < 0) throw std::runtime_error("audit: cannot read the key file " + path + ": " + strerror(errno));
-  char buf[4096];
-  ssize_t n;
-  while ((n = ::read(fd, buf, sizeof buf)) > 0 && key.size() < 65536) key.append(buf, size_t(n));
-  ::close(fd);
-  return key;
-}
-
 quarantine::Options quarantine_options(const config::ControlConfig& cfg) {
   quarantine::Options o;
   o.spool_dir = cfg.spool;
   o.retention_s = int64_t(cfg.quarantine_retention_days) * 86400;
-  if (!cfg.release_relay.empty()) {
-    size_t colon = cfg.release_relay.rfind(':');
-    o.relay_host = cfg.release_relay.substr(0, colon);
-    if (o.relay_host.size() > 2 && o.relay_host.front() == '[') o.relay_host = o.relay_host.substr(1, o.relay_host.size() - 2);
-    o.relay_port = uint16_t(std::stoi(cfg.release_relay.substr(colon + 1)));
-  }
+  o.relay_host = cfg.release_endpoint.host;
+  o.relay_port = cfg.release_endpoint.port;
   o.smtp.helo = cfg.release_helo;
   o.smtp.timeout = std::chrono::seconds(cfg.release_timeout_s);
   o.smtp.tls = cfg.release_tls == "off"       ? smtp::TlsMode::off
@@ -189,11 +99,11 @@ int main(int argc, char** argv) {
   if (!command.empty()) {
     if (!auth::is_admin_command(command)) return usage(2);
     // User and token changes are audited like those made over the API.
-    std::unique_ptr<store::Db> audit_db;
+    std::unique_ptr<db::Db> audit_db;
     std::optional<audit::AuditLog> audit;
     try {
-      audit_db = store::open_db(cfg.database);
-      audit.emplace(*audit_db, audit_key(cfg.audit_key), cfg.audit_anchor);
+      audit_db = db::open_db(cfg.database);
+      audit.emplace(*audit_db, audit::load_or_create_key(cfg.audit_key), cfg.audit_anchor);
     } catch (const std::exception& e) {
       std::cerr << "sekisho-control: " << e.what() << "\n";
       return 1;
@@ -206,41 +116,36 @@ int main(int argc, char** argv) {
 
   try {
     // One connection for the ingester, one for the HTTP threads.
-    std::unique_ptr<store::Db> ingest_db = store::open_db(cfg.database);
-    std::unique_ptr<store::Db> http_db = store::open_db(cfg.database);
-    store::SqlStore ingest_store(*ingest_db);
-    store::SqlStore http_store(*http_db);
+    std::unique_ptr<db::Db> ingest_db = db::open_db(cfg.database);
+    std::unique_ptr<db::Db> http_db = db::open_db(cfg.database);
+    tracking::SqlStore ingest_store(*ingest_db);
+    tracking::SqlStore http_store(*http_db);
     // Quarantine: the ingester's connection takes the spool and expires;
     // the HTTP connection lists, views, releases and deletes.
     quarantine::Options qopt = quarantine_options(cfg);
     quarantine::Quarantine ingest_quarantine(*ingest_db, qopt);
     quarantine::Quarantine http_quarantine(*http_db, qopt);
-    audit::AuditLog audit(*http_db, audit_key(cfg.audit_key), cfg.audit_anchor);
+    audit::AuditLog audit(*http_db, audit::load_or_create_key(cfg.audit_key), cfg.audit_anchor);
     // Notifications of policy decisions, on the ingester's connection.
     policy::PolicyStore ingest_policies(*ingest_db);
     notify::Options nopt;
-    std::string nrelay = cfg.notify_relay.empty() ? cfg.release_relay : cfg.notify_relay;
-    if (!nrelay.empty()) {
-      size_t colon = nrelay.rfind(':');
-      nopt.relay_host = nrelay.substr(0, colon);
-      if (nopt.relay_host.size() > 2 && nopt.relay_host.front() == '[')
-        nopt.relay_host = nopt.relay_host.substr(1, nopt.relay_host.size() - 2);
-      nopt.relay_port = uint16_t(std::stoi(nrelay.substr(colon + 1)));
-    }
+    nopt.relay_host = cfg.notify_endpoint.host;
+    nopt.relay_port = cfg.notify_endpoint.port;
     nopt.from = cfg.notify_from;
     nopt.message_id_domain = cfg.notify_from.substr(cfg.notify_from.find('@') + 1);
     nopt.smtp = qopt.smtp;
     notify::Notifier notifier(*ingest_db, ingest_policies, nopt);
-    IngestLoop loop(cfg, ingest_store, &ingest_quarantine, &notifier);
+    ingest::IngestLoop loop(cfg.journal, std::chrono::milliseconds(cfg.ingest_interval_ms), ingest_store,
+                            &ingest_quarantine, &notifier);
 
     http::Router router;
-    http::add_log_routes(router, http_store);
+    tracking::add_log_routes(router, http_store);
     quarantine::add_quarantine_routes(router, http_quarantine, &audit);
     // Policy, notification templates and ruleset versions, on a connection of
     // their own (the background compiler writes to it).
-    std::unique_ptr<store::Db> rules_db = store::open_db(cfg.database);
+    std::unique_ptr<db::Db> rules_db = db::open_db(cfg.database);
     policy::PolicyStore policies(*rules_db);
-    rulesets::AuditHook audit_hook = [&audit](const std::string& actor, const std::string& action, const std::string& target,
+    audit::Hook audit_hook = [&audit](const std::string& actor, const std::string& action, const std::string& target,
                                               const nlohmann::json& details, int64_t now_us) {
       audit.append(actor, action, target, details, now_us);
     };
@@ -255,7 +160,13 @@ int main(int argc, char** argv) {
           return std::pair<int64_t, std::string>{r.id, policy::compile_policy(r.policy)};
         },
         audit_hook);
-    rulesets::add_ruleset_routes(router, ruleset_service, policies, audit_hook);
+    rulesets::add_ruleset_routes(router, ruleset_service);
+    policy::add_policy_routes(
+        router, policies,
+        [&ruleset_service](const std::string& actor, int64_t now_us, bool activate) {
+          return ruleset_service.policy_changed(actor, now_us, activate);
+        },
+        audit_hook);
     // Login, sessions, CSRF, API tokens; the admin pages.
     auth::AuthOptions auth_opt;
     auth_opt.https = !cfg.tls_certificate.empty();

@@ -30,10 +30,10 @@
 #include <string>
 #include <vector>
 
-#include "control/store/db.hpp"
-#include "control/store/pg_db.hpp"
-#include "control/store/sql_store.hpp"
-#include "control/store/sqlite_db.hpp"
+#include "control/db/db.hpp"
+#include "control/db/pg_db.hpp"
+#include "control/tracking/sql_store.hpp"
+#include "control/db/sqlite_db.hpp"
 
 #ifndef SEKISHO_PG_TEST_SERVER
 #error "SEKISHO_PG_TEST_SERVER must be defined"
@@ -41,7 +41,8 @@
 
 namespace {
 
-using namespace sekisho::control::store;
+using namespace sekisho::control::db;
+using namespace sekisho::control::tracking;
 using Clock = std::chrono::steady_clock;
 
 double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }

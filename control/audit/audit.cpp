@@ -17,7 +17,7 @@ using nlohmann::json;
 
 namespace {
 
-const store::Migration kMigrations[] = {
+const db::Migration kMigrations[] = {
     {1, "hash-chained audit log",
      R"sql(
 CREATE TABLE audit_log (
@@ -57,7 +57,7 @@ std::string hmac(const std::string& key, const std::string& data) {
   unsigned int n = 0;
   if (!HMAC(EVP_sha256(), key.data(), int(key.size()), reinterpret_cast<const unsigned char*>(data.data()),
             data.size(), out, &n))
-    throw store::StoreError("audit: HMAC failed");
+    throw db::StoreError("audit: HMAC failed");
   return hex(out, n);
 }
 
@@ -69,9 +69,9 @@ const char* kGenesis = "00000000000000000000000000000000000000000000000000000000
 
 }  // namespace
 
-AuditLog::AuditLog(store::Db& db, std::string key, std::string anchor_path)
+AuditLog::AuditLog(db::Db& db, std::string key, std::string anchor_path)
     : db_(db), key_(std::move(key)), anchor_(std::move(anchor_path)) {
-  if (key_.size() < 16) throw store::StoreError("audit: the key must have at least 16 bytes");
+  if (key_.size() < 16) throw db::StoreError("audit: the key must have at least 16 bytes");
   db_.migrate("audit", kMigrations);
 }
 
@@ -84,13 +84,13 @@ Entry AuditLog::append(const std::string& actor, const std::string& action, cons
   e.target = target;
   e.details = details.is_null() ? json::object() : details;
   std::string det = e.details.dump(-1, ' ', true, json::error_handler_t::replace);
-  store::Transaction t(db_);
+  db::Transaction t(db_);
   // Several control planes on one PostgreSQL extend one chain: serialise
   // appends (SQLite's BEGIN IMMEDIATE already does).
-  if (db_.dialect() == store::Dialect::postgres) db_.exec("SELECT pg_advisory_xact_lock(7341001)");
+  if (db_.dialect() == db::Dialect::postgres) db_.exec("SELECT pg_advisory_xact_lock(7341001)");
   std::string prev = kGenesis;
   int64_t seq = 0;
-  db_.exec("SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1", {}, [&](const store::Row& r) {
+  db_.exec("SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1", {}, [&](const db::Row& r) {
     seq = r.i64(0);
     prev = r.text(1);
   });
@@ -105,19 +105,19 @@ Entry AuditLog::append(const std::string& actor, const std::string& action, cons
     // The head outside the database: truncating the table's tail shows.
     std::string tmp = anchor_ + ".tmp";
     int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-    if (fd < 0) throw store::StoreError("audit: cannot write the anchor " + tmp);
+    if (fd < 0) throw db::StoreError("audit: cannot write the anchor " + tmp);
     std::string line = std::to_string(e.seq) + " " + e.hash + "\n";
     bool ok = ::write(fd, line.data(), line.size()) == ssize_t(line.size()) && ::fsync(fd) == 0;
     ::close(fd);
     if (!ok || ::rename(tmp.c_str(), anchor_.c_str()) != 0)
-      throw store::StoreError("audit: cannot write the anchor " + anchor_);
+      throw db::StoreError("audit: cannot write the anchor " + anchor_);
   }
   return e;
 }
 
 std::vector<Entry> AuditLog::list(int64_t limit, int64_t before_seq) {
   std::vector<Entry> out;
-  auto row = [&](const store::Row& r) {
+  auto row = [&](const db::Row& r) {
     Entry e;
     e.seq = r.i64(0);
     e.ts_us = r.i64(1);
@@ -147,7 +147,7 @@ VerifyResult AuditLog::verify() {
     if (v.problems.size() < 100) v.problems.push_back(p);
   };
   db_.exec("SELECT seq, ts_us, actor, action, target, details, prev_hash, hash FROM audit_log ORDER BY seq", {},
-           [&](const store::Row& r) {
+           [&](const db::Row& r) {
              int64_t seq = r.i64(0);
              ++v.entries;
              if (seq != expect) {

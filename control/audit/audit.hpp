@@ -19,7 +19,7 @@
 #include <string>
 #include <vector>
 
-#include "control/store/db.hpp"
+#include "control/db/db.hpp"
 
 namespace sekisho::control::audit {
 
@@ -44,7 +44,7 @@ class AuditLog {
   // key: the HMAC key (raw bytes, from the configured key file); anchor:
   // the file that keeps the chain head ("" = none: tail truncation is then
   // not detectable). Creates the table (migration component "audit").
-  AuditLog(store::Db& db, std::string key, std::string anchor_path);
+  AuditLog(db::Db& db, std::string key, std::string anchor_path);
 
   Entry append(const std::string& actor, const std::string& action, const std::string& target,
                const nlohmann::json& details, int64_t now_us);
@@ -52,7 +52,7 @@ class AuditLog {
   VerifyResult verify();
 
  private:
-  store::Db& db_;
+  db::Db& db_;
   std::string key_;
   std::string anchor_;
 };

@@ -71,7 +71,7 @@ bool is_admin_command(const std::vector<std::string>& args) {
 }
 
 int run_admin_command(const std::string& database, const std::vector<std::string>& args, std::istream& in,
-                      std::ostream& out, std::ostream& err, AuditSink audit) {
+                      std::ostream& out, std::ostream& err, audit::Hook audit) {
   const std::string me = "sekisho-control: ";
   try {
     if (args.size() < 2) throw Usage{"missing subcommand"};
@@ -79,7 +79,7 @@ int run_admin_command(const std::string& database, const std::vector<std::string
     const std::string& verb = args[1];
     const std::string actor = "cli";
     auto open = [&] {
-      auto db = store::open_db(database);
+      auto db = db::open_db(database);
       return db;
     };
     if (what == "user") {

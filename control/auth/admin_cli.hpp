@@ -27,7 +27,7 @@ namespace sekisho::control::auth {
 
 // args: the words after the options ("user", "add", "alice", "--admin", ...).
 int run_admin_command(const std::string& database, const std::vector<std::string>& args, std::istream& in,
-                      std::ostream& out, std::ostream& err, AuditSink audit = {});
+                      std::ostream& out, std::ostream& err, audit::Hook audit = {});
 
 // True when args start with a command word run_admin_command() knows.
 bool is_admin_command(const std::vector<std::string>& args);

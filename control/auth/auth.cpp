@@ -2,17 +2,17 @@
 
 #include <boost/beast/http/field.hpp>
 
-#include "control/store/store.hpp"
+#include "control/db/error.hpp"
 
 namespace sekisho::control::auth {
 
 namespace bhttp = boost::beast::http;
 using nlohmann::json;
-using store::Value;
+using db::Value;
 
 namespace {
 
-const store::Migration kMigrations[] = {
+const db::Migration kMigrations[] = {
     {1, "users, sessions and API tokens",
      "CREATE TABLE auth_users ("
      " name TEXT PRIMARY KEY,"
@@ -126,7 +126,7 @@ void frame_and_referrer_headers(http::Response& res) {
   res.set("Referrer-Policy", "no-referrer");
 }
 
-Auth::Auth(store::Db& db, AuthOptions options, AuditSink audit)
+Auth::Auth(db::Db& db, AuthOptions options, audit::Hook audit)
     : db_(db),
       opt_(options),
       audit_(std::move(audit)),
@@ -162,7 +162,7 @@ void Auth::set_password(const std::string& name, std::string_view password, int6
                         const std::string& actor) {
   check_password(password);
   std::string hash = hash_password(password, opt_.scrypt);
-  store::Transaction t(db_);
+  db::Transaction t(db_);
   if (db_.exec("UPDATE auth_users SET password_hash = ?, password_us = ? WHERE name = ?", {hash, now_us, name}) == 0)
     throw AuthError("no user '" + name + "'");
   int64_t ended = db_.exec("DELETE FROM auth_sessions WHERE user_name = ?", {name});
@@ -171,7 +171,7 @@ void Auth::set_password(const std::string& name, std::string_view password, int6
 }
 
 void Auth::set_disabled(const std::string& name, bool disabled, int64_t now_us, const std::string& actor) {
-  store::Transaction t(db_);
+  db::Transaction t(db_);
   if (db_.exec("UPDATE auth_users SET disabled = ? WHERE name = ?", {int64_t(disabled), name}) == 0)
     throw AuthError("no user '" + name + "'");
   int64_t ended = disabled ? db_.exec("DELETE FROM auth_sessions WHERE user_name = ?", {name}) : 0;
@@ -182,14 +182,14 @@ void Auth::set_disabled(const std::string& name, bool disabled, int64_t now_us, 
 std::optional<User> Auth::find_user(const std::string& name) {
   std::optional<User> u;
   db_.exec("SELECT name, is_admin, created_us, disabled FROM auth_users WHERE name = ?", {name},
-           [&](const store::Row& r) { u = User{r.text(0), r.i64(1) != 0, r.i64(2), r.i64(3) != 0}; });
+           [&](const db::Row& r) { u = User{r.text(0), r.i64(1) != 0, r.i64(2), r.i64(3) != 0}; });
   return u;
 }
 
 std::vector<User> Auth::users() {
   std::vector<User> out;
   db_.exec("SELECT name, is_admin, created_us, disabled FROM auth_users ORDER BY name", {},
-           [&](const store::Row& r) { out.push_back(User{r.text(0), r.i64(1) != 0, r.i64(2), r.i64(3) != 0}); });
+           [&](const db::Row& r) { out.push_back(User{r.text(0), r.i64(1) != 0, r.i64(2), r.i64(3) != 0}); });
   return out;
 }
 
@@ -213,7 +213,7 @@ void Auth::revoke_token(const std::string& name, int64_t now_us, const std::stri
 std::vector<TokenInfo> Auth::tokens() {
   std::vector<TokenInfo> out;
   db_.exec("SELECT name, is_admin, created_us, last_used_us FROM auth_tokens ORDER BY name", {},
-           [&](const store::Row& r) {
+           [&](const db::Row& r) {
              out.push_back(TokenInfo{r.text(0), r.i64(1) != 0, r.i64(2),
                                      r.null(3) ? std::nullopt : std::optional<int64_t>(r.i64(3))});
            });
@@ -236,7 +236,7 @@ LoginResult Auth::login(const std::string& user, std::string_view password, cons
   std::optional<std::string> hash;
   bool admin = false, disabled = false;
   db_.exec("SELECT password_hash, is_admin, disabled FROM auth_users WHERE name = ?", {user},
-           [&](const store::Row& r) {
+           [&](const db::Row& r) {
              hash = r.text(0);
              admin = r.i64(1) != 0;
              disabled = r.i64(2) != 0;
@@ -263,7 +263,7 @@ LoginResult Auth::login(const std::string& user, std::string_view password, cons
   s.admin = admin;
   s.expires_us = now_us + std::min(opt_.session_idle_us, opt_.session_absolute_us);
   {
-    store::Transaction t(db_);
+    db::Transaction t(db_);
     db_.exec(
         "INSERT INTO auth_sessions (id_hash, user_name, csrf, created_us, last_us, client) VALUES (?, ?, ?, ?, ?, ?)",
         {sha256_hex(s.id), user, s.csrf, now_us, now_us, client});
@@ -302,7 +302,7 @@ std::optional<http::Principal> Auth::check_session(const std::string& session_id
   db_.exec(
       "SELECT s.user_name, s.csrf, s.created_us, s.last_us, u.is_admin, u.disabled"
       " FROM auth_sessions s JOIN auth_users u ON u.name = s.user_name WHERE s.id_hash = ?",
-      {id_hash}, [&](const store::Row& r) {
+      {id_hash}, [&](const db::Row& r) {
         who = http::Principal{r.text(0), r.i64(4) != 0, r.text(1)};
         created = r.i64(2);
         last = r.i64(3);
@@ -328,7 +328,7 @@ std::optional<http::Principal> Auth::check_token(const std::string& secret, int6
   std::optional<http::Principal> who;
   std::optional<int64_t> last;
   db_.exec("SELECT name, is_admin, last_used_us FROM auth_tokens WHERE token_hash = ?", {h},
-           [&](const store::Row& r) {
+           [&](const db::Row& r) {
              who = http::Principal{"token:" + r.text(0), r.i64(1) != 0, ""};
              if (!r.null(2)) last = r.i64(2);
            });

@@ -36,7 +36,7 @@
 //
 // Audit: login, login.failed (actor "anonymous", target the name tried),
 // logout, user.add, user.passwd, user.disable, user.enable, token.create,
-// token.revoke go to the AuditSink when one is given.
+// token.revoke go to the audit::Hook when one is given.
 //
 // Thread-safety: all methods may be called from any thread (the Db
 // serialises its calls; the throttle has its own lock).
@@ -55,10 +55,11 @@
 #include <string_view>
 #include <vector>
 
+#include "control/audit/hook.hpp"
 #include "control/auth/password.hpp"
 #include "control/auth/throttle.hpp"
 #include "control/http/router.hpp"
-#include "control/store/db.hpp"
+#include "control/db/db.hpp"
 
 namespace sekisho::control::auth {
 
@@ -93,9 +94,6 @@ struct AuthOptions {
   size_t throttle_capacity = 10000;  // keys tracked per kind
 };
 
-using AuditSink = std::function<void(const std::string& actor, const std::string& action, const std::string& target,
-                                     const nlohmann::json& details, int64_t now_us)>;
-
 struct Session {
   std::string id;    // the cookie value (never stored)
   std::string csrf;
@@ -114,7 +112,7 @@ struct LoginResult {
 class Auth {
  public:
   // Applies the "auth" migrations.
-  Auth(store::Db& db, AuthOptions options = {}, AuditSink audit = {});
+  Auth(db::Db& db, AuthOptions options = {}, audit::Hook audit = {});
 
   // Users. Names: 1..64 of [A-Za-z0-9._@-]; passwords 8..1024 bytes.
   void add_user(const std::string& name, std::string_view password, bool admin, int64_t now_us,
@@ -154,9 +152,9 @@ class Auth {
              const nlohmann::json& details, int64_t now_us);
   const std::string& dummy_hash();
 
-  store::Db& db_;
+  db::Db& db_;
   AuthOptions opt_;
-  AuditSink audit_;
+  audit::Hook audit_;
   Throttle user_throttle_, ip_throttle_;
   std::once_flag dummy_once_;
   std::string dummy_hash_;

@@ -3,31 +3,34 @@
 #include <arpa/inet.h>
 
 #include <libconfig.h++>
-#include <set>
+#include <optional>
+
+#include "common/config/settings.hpp"
 
 namespace sekisho::control::config {
 
 namespace {
 
 using libconfig::Setting;
-
-[[noreturn]] void fail(const std::string& file, const Setting& s, const std::string& reason) {
-  throw ConfigError(file, int(s.getSourceLine()), reason);
-}
-
-std::string get_string(const std::string& file, const Setting& s) {
-  if (s.getType() != Setting::TypeString) fail(file, s, std::string("'control.") + s.getName() + "' must be a string");
-  return s.c_str();
-}
+using common::config::fail;
+using common::config::get_string;
 
 int get_int(const std::string& file, const Setting& s, int lo, int hi) {
-  if (s.getType() != Setting::TypeInt && s.getType() != Setting::TypeInt64)
-    fail(file, s, std::string("'control.") + s.getName() + "' must be an integer");
-  long long v = s.getType() == Setting::TypeInt ? (long long)int(s) : (long long)s;
-  if (v < lo || v > hi)
-    fail(file, s,
-         std::string("'control.") + s.getName() + "' must be from " + std::to_string(lo) + " to " + std::to_string(hi));
-  return int(v);
+  return int(common::config::get_int(file, s, lo, hi, common::config::RangeWording::from_to));
+}
+
+// "HOST:PORT" (HOST may be "[IPv6]"); nullopt when it is not one.
+std::optional<RelayEndpoint> parse_relay(const std::string& v) {
+  size_t colon = v.rfind(':');
+  if (colon == std::string::npos || colon == 0 || v.find_first_not_of("0123456789", colon + 1) != std::string::npos ||
+      colon + 1 == v.size() || v.size() - colon > 6 || std::stoi(v.substr(colon + 1)) > 65535 ||
+      std::stoi(v.substr(colon + 1)) == 0)
+    return std::nullopt;
+  RelayEndpoint r;
+  r.host = v.substr(0, colon);
+  if (r.host.size() > 2 && r.host.front() == '[') r.host = r.host.substr(1, r.host.size() - 2);
+  r.port = uint16_t(std::stoi(v.substr(colon + 1)));
+  return r;
 }
 
 void parse_listen(const std::string& file, const Setting& s, ControlConfig& c) {
@@ -61,13 +64,7 @@ void parse_listen(const std::string& file, const Setting& s, ControlConfig& c) {
 
 ControlConfig load_control_config(const std::string& path) {
   libconfig::Config cfg;
-  try {
-    cfg.readFile(path.c_str());
-  } catch (const libconfig::FileIOException&) {
-    throw ConfigError(path, 0, "cannot read the configuration file");
-  } catch (const libconfig::ParseException& e) {
-    throw ConfigError(e.getFile() ? e.getFile() : path, e.getLine(), std::string("syntax error: ") + e.getError());
-  }
+  common::config::read_file(cfg, path, "configuration file");
   ControlConfig c;
   c.file = path;
   const Setting& root = cfg.getRoot();
@@ -94,13 +91,14 @@ ControlConfig load_control_config(const std::string& path) {
     else if (key == "quarantine_retention_days") c.quarantine_retention_days = get_int(path, s, 1, 3650);
     else if (key == "release_relay" || key == "notify_relay") {
       std::string& v = key == "release_relay" ? c.release_relay : c.notify_relay;
+      RelayEndpoint& e = key == "release_relay" ? c.release_endpoint : c.notify_endpoint;
       v = get_string(path, s);
-      size_t colon = v.rfind(':');
-      if (!v.empty() && (colon == std::string::npos || colon == 0 ||
-                         v.find_first_not_of("0123456789", colon + 1) != std::string::npos || colon + 1 == v.size() ||
-                         v.size() - colon > 6 || std::stoi(v.substr(colon + 1)) > 65535 ||
-                         std::stoi(v.substr(colon + 1)) == 0))
-        fail(path, s, "'control." + key + "' must be \"HOST:PORT\" (or \"\")");
+      e = {};
+      if (!v.empty()) {
+        std::optional<RelayEndpoint> r = parse_relay(v);
+        if (!r) fail(path, s, "'control." + key + "' must be \"HOST:PORT\" (or \"\")");
+        e = *r;
+      }
     } else if (key == "notify_from") {
       c.notify_from = get_string(path, s);
       size_t at = c.notify_from.find('@');
@@ -134,6 +132,7 @@ ControlConfig load_control_config(const std::string& path) {
     throw ConfigError(path, c.tls_certificate.empty() ? c.tls_key_line : c.tls_certificate_line,
                       c.tls_certificate.empty() ? "'control.tls_key' needs 'control.tls_certificate'"
                                                 : "'control.tls_certificate' needs 'control.tls_key'");
+  if (c.notify_relay.empty()) c.notify_endpoint = c.release_endpoint;
   return c;
 }
 

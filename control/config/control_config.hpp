@@ -31,19 +31,19 @@
 #pragma once
 
 #include <cstdint>
-#include <stdexcept>
 #include <string>
+
+#include "common/config/settings.hpp"
 
 namespace sekisho::control::config {
 
-class ConfigError : public std::runtime_error {
- public:
-  ConfigError(const std::string& file, int line, const std::string& reason)
-      : std::runtime_error(file + ":" + std::to_string(line) + ": " + reason), line_(line) {}
-  int line() const { return line_; }
+using ConfigError = common::config::ConfigError;
 
- private:
-  int line_;
+// An SMTP relay, parsed once here from "HOST:PORT" ("[IPv6]:PORT").
+struct RelayEndpoint {
+  std::string host;  // without brackets; "" = none configured
+  uint16_t port = 25;
+  bool empty() const { return host.empty(); }
 };
 
 struct ControlConfig {
@@ -73,6 +73,9 @@ struct ControlConfig {
   // the From address of the notices.
   std::string notify_relay;
   std::string notify_from = "postmaster@localhost";
+  // The relays as written above, parsed: release_endpoint from
+  // release_relay; notify_endpoint from notify_relay, else release_relay's.
+  RelayEndpoint release_endpoint, notify_endpoint;
   // Audit log (control/audit/): the HMAC key file (created with 32 random
   // bytes, mode 0600, when missing) and the anchor file (the chain head).
   std::string audit_key = "/var/lib/sekisho/audit.key";

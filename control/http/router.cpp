@@ -94,6 +94,27 @@ int64_t param_int(const std::string& name, const std::string& value, int64_t lo,
   return v;
 }
 
+bool flag_param(const Call& c, const char* name) {
+  auto it = c.params.find(name);
+  if (it == c.params.end()) return false;
+  if (it->second == "1" || it->second == "true") return true;
+  if (it->second == "0" || it->second == "false") return false;
+  throw BadRequest(std::string("'") + name + "' must be 1 or 0");
+}
+
+std::string actor(const Call& c) { return c.who.user.empty() ? "anonymous" : c.who.user; }
+
+nlohmann::json body_json(const Call& c) {
+  nlohmann::json j = nlohmann::json::parse(c.req.body(), nullptr, false);
+  if (j.is_discarded()) throw BadRequest("the body is not JSON");
+  return j;
+}
+
+Response json_status(const Call& c, Status status, const nlohmann::json& body) {
+  return make_response(c.req, status, "application/json",
+                       body.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n");
+}
+
 void only_params(const Call& c, std::initializer_list<std::string_view> known) {
   for (const auto& [k, v] : c.params) {
     bool ok = false;

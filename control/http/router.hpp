@@ -27,6 +27,7 @@
 #include <functional>
 #include <initializer_list>
 #include <map>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <stdexcept>
 #include <string>
@@ -108,6 +109,15 @@ std::optional<std::map<std::string, std::string>> parse_query(std::string_view q
 int64_t param_int(const std::string& name, const std::string& value, int64_t lo, int64_t hi);
 // Rejects parameters not in `known` (BadRequest "unknown parameter 'x'").
 void only_params(const Call& c, std::initializer_list<std::string_view> known);
+// A 1/true or 0/false parameter; false when absent; BadRequest otherwise.
+bool flag_param(const Call& c, const char* name);
+
+// The caller as the audit log names it: the principal, or "anonymous".
+std::string actor(const Call& c);
+// The body as JSON; BadRequest "the body is not JSON".
+nlohmann::json body_json(const Call& c);
+// `body` serialised (invalid UTF-8 replaced) with `status`.
+Response json_status(const Call& c, Status status, const nlohmann::json& body);
 
 // HTML text and attribute escaping (& < > " ').
 std::string html_escape(std::string_view s);

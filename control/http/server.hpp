@@ -1,4 +1,4 @@
-// The Boost.Beast HTTP server around handle_request (http/api.hpp).
+// The Boost.Beast HTTP server around a Router (http/router.hpp).
 //
 // Per connection (a Session on its own strand): a request is read with a
 // header limit and a body limit, answered by the Router, written, and

@@ -16,10 +16,12 @@
 #include <nlohmann/json.hpp>
 #include <vector>
 
+#include "control/tracking/time.hpp"
+
 namespace sekisho::control::ingest {
 
 using nlohmann::json;
-using store::MessageEvent;
+using tracking::MessageEvent;
 
 IngestStats& IngestStats::operator+=(const IngestStats& o) {
   lines += o.lines;
@@ -32,16 +34,6 @@ IngestStats& IngestStats::operator+=(const IngestStats& o) {
 }
 
 namespace {
-
-bool digits(std::string_view s, size_t pos, size_t n, int& out) {
-  if (pos + n > s.size()) return false;
-  out = 0;
-  for (size_t i = pos; i < pos + n; ++i) {
-    if (s[i] < '0' || s[i] > '9') return false;
-    out = out * 10 + (s[i] - '0');
-  }
-  return true;
-}
 
 std::string hex(const unsigned char* p, size_t n) {
   static const char* k = "0123456789abcdef";
@@ -116,51 +108,6 @@ int64_t now_us() {
 
 }  // namespace
 
-std::optional<int64_t> parse_iso_time_us(std::string_view s) {
-  // YYYY-MM-DDTHH:MM:SS[.ffffff](Z|+HH:MM|-HH:MM)
-  int y, mo, d, h, mi, se;
-  if (!digits(s, 0, 4, y) || s.size() < 19 || s[4] != '-' || !digits(s, 5, 2, mo) || s[7] != '-' ||
-      !digits(s, 8, 2, d) || (s[10] != 'T' && s[10] != ' ') || !digits(s, 11, 2, h) || s[13] != ':' ||
-      !digits(s, 14, 2, mi) || s[16] != ':' || !digits(s, 17, 2, se))
-    return std::nullopt;
-  if (mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || se > 60) return std::nullopt;
-  size_t p = 19;
-  int64_t frac_us = 0;
-  if (p < s.size() && s[p] == '.') {
-    ++p;
-    int64_t scale = 100000;
-    size_t start = p;
-    while (p < s.size() && s[p] >= '0' && s[p] <= '9') {
-      frac_us += (s[p] - '0') * scale;
-      scale /= 10;
-      ++p;
-    }
-    if (p == start) return std::nullopt;
-  }
-  int64_t offset_s = 0;
-  if (p < s.size() && (s[p] == 'Z' || s[p] == 'z')) {
-    ++p;
-  } else if (p < s.size() && (s[p] == '+' || s[p] == '-')) {
-    int oh, om;
-    if (!digits(s, p + 1, 2, oh) || p + 3 >= s.size() || s[p + 3] != ':' || !digits(s, p + 4, 2, om))
-      return std::nullopt;
-    offset_s = (oh * 3600 + om * 60) * (s[p] == '+' ? 1 : -1);
-    p += 6;
-  } else {
-    return std::nullopt;  // a time without zone is ambiguous
-  }
-  if (p != s.size()) return std::nullopt;
-  struct tm tm {};
-  tm.tm_year = y - 1900;
-  tm.tm_mon = mo - 1;
-  tm.tm_mday = d;
-  tm.tm_hour = h;
-  tm.tm_min = mi;
-  tm.tm_sec = se;
-  time_t t = timegm(&tm);
-  return (int64_t(t) - offset_s) * 1000000 + frac_us;
-}
-
 LineKind parse_event_line(std::string_view line, MessageEvent& e, std::string& error) {
   json j = json::parse(line, nullptr, false);
   if (j.is_discarded() || !j.is_object()) {
@@ -170,7 +117,7 @@ LineKind parse_event_line(std::string_view line, MessageEvent& e, std::string& e
   try {
     if (string_or(j, "type") != "message") return LineKind::other;
     e = MessageEvent{};
-    auto ts = parse_iso_time_us(string_or(j, "ts"));
+    auto ts = tracking::parse_iso_time_us(string_or(j, "ts"));
     if (!ts) throw std::invalid_argument("'ts' missing or not an ISO 8601 UTC time");
     e.ts_us = *ts;
     e.event_id = string_or(j, "id");
@@ -204,14 +151,14 @@ LineKind parse_event_line(std::string_view line, MessageEvent& e, std::string& e
   return LineKind::message;
 }
 
-JournalIngester::JournalIngester(std::string dir, store::Store& store, size_t batch_lines)
+JournalIngester::JournalIngester(std::string dir, tracking::Store& store, size_t batch_lines)
     : dir_(std::move(dir)), store_(store), batch_lines_(std::max<size_t>(1, batch_lines)) {
   while (dir_.size() > 1 && dir_.back() == '/') dir_.pop_back();
 }
 
 IngestStats JournalIngester::pass() {
   IngestStats st;
-  store::JournalCursor cur = store_.cursor(dir_);
+  tracking::JournalCursor cur = store_.cursor(dir_);
   const std::vector<JournalFile> files = list_journal(dir_);
 
   size_t i = 0;
@@ -223,7 +170,7 @@ IngestStats JournalIngester::pass() {
   }
 
   std::vector<MessageEvent> batch;
-  store::JournalCursor at = cur;
+  tracking::JournalCursor at = cur;
   auto commit = [&](bool caught_up) {
     if (caught_up) at.caught_up_us = now_us();
     size_t added = store_.ingest(batch, dir_, at);

@@ -22,7 +22,7 @@
 #include <string>
 #include <string_view>
 
-#include "control/store/store.hpp"
+#include "control/tracking/store.hpp"
 
 namespace sekisho::control::ingest {
 
@@ -41,15 +41,11 @@ enum class LineKind { message, other, bad };
 
 // Parses one line (without its newline). On message fills `out`; on bad
 // sets `error`. Pass events (no "id") get derive_event_id().
-LineKind parse_event_line(std::string_view line, store::MessageEvent& out, std::string& error);
-
-// "2024-05-01T09:30:00.123456Z" (also without fraction, or with an offset
-// "+09:00") to microseconds since the epoch; nullopt if malformed.
-std::optional<int64_t> parse_iso_time_us(std::string_view s);
+LineKind parse_event_line(std::string_view line, tracking::MessageEvent& out, std::string& error);
 
 class JournalIngester {
  public:
-  JournalIngester(std::string dir, store::Store& store, size_t batch_lines = 500);
+  JournalIngester(std::string dir, tracking::Store& store, size_t batch_lines = 500);
 
   // One pass over everything the journal holds now. Throws StoreError when
   // the store fails (the failing batch is not stored; the next pass retries
@@ -61,7 +57,7 @@ class JournalIngester {
 
  private:
   std::string dir_;
-  store::Store& store_;
+  tracking::Store& store_;
   size_t batch_lines_;
   IngestStats totals_;
 };

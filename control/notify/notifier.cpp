@@ -5,7 +5,7 @@
 #include <set>
 
 #include "control/policy/templates.hpp"
-#include "control/store/sql_store.hpp"
+#include "control/db/db.hpp"
 
 namespace sekisho::control::notify {
 
@@ -13,7 +13,7 @@ using nlohmann::json;
 
 namespace {
 
-const store::Migration kMigrations[] = {
+const db::Migration kMigrations[] = {
     {1, "notifications sent for policy decisions",
      R"sql(
 CREATE TABLE notifications (
@@ -45,7 +45,7 @@ struct Event {
 
 }  // namespace
 
-Notifier::Notifier(store::Db& db, policy::PolicyStore& policies, Options opt)
+Notifier::Notifier(db::Db& db, policy::PolicyStore& policies, Options opt)
     : db_(db), policies_(policies), opt_(std::move(opt)) {
   db_.migrate("notify", kMigrations);
 }
@@ -65,7 +65,7 @@ Stats Notifier::pass(int64_t now_us) {
       "FROM tracking_log t WHERE t.rule LIKE 'POLICY\\_%' ESCAPE '\\' AND t.ts_us >= ? "
       "AND NOT EXISTS (SELECT 1 FROM notifications n WHERE n.event_id = t.event_id) "
       "ORDER BY t.ts_us, t.event_id, t.rcpt_index LIMIT 10000",
-      {now_us - opt_.max_age_us}, [&](const store::Row& r) {
+      {now_us - opt_.max_age_us}, [&](const db::Row& r) {
         Event& e = events[r.text(0)];
         e.sender = r.text(1);
         if (!r.text(2).empty()) e.rcpts.push_back(r.text(2));
@@ -122,7 +122,7 @@ Stats Notifier::pass(int64_t now_us) {
       }
       // The detail holds the server's reply text: stored as valid UTF-8 without NUL.
       db_.exec("UPDATE notifications SET state = ?, detail = ? WHERE event_id = ? AND target = ?",
-               {state, store::valid_utf8(detail), id, target});
+               {state, db::valid_utf8(detail), id, target});
     }
   }
   return st;

@@ -21,7 +21,7 @@
 
 #include "control/policy/policy_store.hpp"
 #include "control/smtp/smtp_client.hpp"
-#include "control/store/db.hpp"
+#include "control/db/db.hpp"
 
 namespace sekisho::control::notify {
 
@@ -40,11 +40,11 @@ struct Stats {
 
 class Notifier {
  public:
-  Notifier(store::Db& db, policy::PolicyStore& policies, Options opt);
+  Notifier(db::Db& db, policy::PolicyStore& policies, Options opt);
   Stats pass(int64_t now_us);
 
  private:
-  store::Db& db_;
+  db::Db& db_;
   policy::PolicyStore& policies_;
   Options opt_;
 };

@@ -6,7 +6,7 @@ namespace sekisho::control::policy {
 
 namespace {
 
-const store::Migration kMigrations[] = {
+const db::Migration kMigrations[] = {
     {1, "policy revisions and notification templates",
      "CREATE TABLE policy_revisions (id {{id}}, created_us BIGINT NOT NULL, created_by TEXT NOT NULL, doc TEXT NOT NULL);"
      "CREATE TABLE notification_templates (name TEXT PRIMARY KEY, subject TEXT NOT NULL, body TEXT NOT NULL,"
@@ -15,13 +15,13 @@ const store::Migration kMigrations[] = {
 
 }  // namespace
 
-PolicyStore::PolicyStore(store::Db& db) : db_(db) { db_.migrate("policy", kMigrations); }
+PolicyStore::PolicyStore(db::Db& db) : db_(db) { db_.migrate("policy", kMigrations); }
 
 PolicyRevision PolicyStore::current() {
   PolicyRevision r;
   std::string doc;
   db_.exec("SELECT id, created_us, created_by, doc FROM policy_revisions ORDER BY id DESC LIMIT 1", {},
-           [&](const store::Row& row) {
+           [&](const db::Row& row) {
              r.id = row.i64(0);
              r.created_us = row.i64(1);
              r.created_by = row.text(2);
@@ -31,7 +31,7 @@ PolicyRevision PolicyStore::current() {
     std::vector<PolicyError> errors;
     nlohmann::json j = nlohmann::json::parse(doc, nullptr, false);
     if (!parse_policy(j, r.policy, errors))
-      throw store::StoreError("stored policy revision " + std::to_string(r.id) + " does not parse: " +
+      throw db::StoreError("stored policy revision " + std::to_string(r.id) + " does not parse: " +
                               (errors.empty() ? std::string("not JSON") : errors[0].text()));
   }
   return r;
@@ -41,14 +41,14 @@ int64_t PolicyStore::save(const Policy& p, const std::string& who, int64_t now_u
   std::optional<int64_t> id =
       db_.query_i64("INSERT INTO policy_revisions (created_us, created_by, doc) VALUES (?, ?, ?) RETURNING id",
                     {now_us, who, policy_json(p).dump()});
-  if (!id) throw store::StoreError("policy revision: no id returned");
+  if (!id) throw db::StoreError("policy revision: no id returned");
   return *id;
 }
 
 std::vector<StoredTemplate> PolicyStore::templates() {
   std::vector<StoredTemplate> out;
   db_.exec("SELECT name, subject, body, updated_us, updated_by FROM notification_templates ORDER BY name", {},
-           [&](const store::Row& r) {
+           [&](const db::Row& r) {
              out.push_back({{r.text(0), r.text(1), r.text(2)}, r.i64(3), r.text(4)});
            });
   return out;
@@ -57,7 +57,7 @@ std::vector<StoredTemplate> PolicyStore::templates() {
 std::optional<StoredTemplate> PolicyStore::get_template(const std::string& name) {
   std::optional<StoredTemplate> out;
   db_.exec("SELECT name, subject, body, updated_us, updated_by FROM notification_templates WHERE name = ?", {name},
-           [&](const store::Row& r) { out = StoredTemplate{{r.text(0), r.text(1), r.text(2)}, r.i64(3), r.text(4)}; });
+           [&](const db::Row& r) { out = StoredTemplate{{r.text(0), r.text(1), r.text(2)}, r.i64(3), r.text(4)}; });
   return out;
 }
 

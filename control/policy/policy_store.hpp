@@ -1,13 +1,13 @@
 // Where the policy and the notification templates live: two tables in the
 // control plane's database (migration component "policy"), written with
-// store::Db's portable SQL so that SQLite and PostgreSQL behave alike.
+// db::Db's portable SQL so that SQLite and PostgreSQL behave alike.
 //
 //   policy_revisions(id, created_us, created_by, doc)  every saved policy;
 //                                                      the newest is current
 //   notification_templates(name, subject, body, updated_us, updated_by)
 //
 // Thread-safety: as the Db's (calls are serialised by its driver).
-// Errors: store::StoreError from the database; std::invalid_argument for a
+// Errors: db::StoreError from the database; std::invalid_argument for a
 // template that fails validation.
 #pragma once
 
@@ -18,7 +18,7 @@
 
 #include "control/policy/policy.hpp"
 #include "control/policy/templates.hpp"
-#include "control/store/db.hpp"
+#include "control/db/db.hpp"
 
 namespace sekisho::control::policy {
 
@@ -37,7 +37,7 @@ struct StoredTemplate {
 
 class PolicyStore {
  public:
-  explicit PolicyStore(store::Db& db);  // migrates
+  explicit PolicyStore(db::Db& db);  // migrates
 
   PolicyRevision current();
   // Stores a validated policy as the newest revision; returns its id.
@@ -49,7 +49,7 @@ class PolicyStore {
   bool delete_template(const std::string& name);
 
  private:
-  store::Db& db_;
+  db::Db& db_;
 };
 
 }  // namespace sekisho::control::policy

@@ -10,16 +10,16 @@
 #include "control/ingest/journal_ingest.hpp"
 #include "scanners/mime/collect.hpp"
 #include "dataplane/spool/spool.hpp"
-#include "control/store/sql_store.hpp"
+#include "control/tracking/store.hpp"
 
 namespace sekisho::control::quarantine {
 
 using nlohmann::json;
-using store::Value;
+using db::Value;
 
 namespace {
 
-const store::Migration kMigrations[] = {
+const db::Migration kMigrations[] = {
     {1, "quarantine: held messages and their bytes",
      R"sql(
 CREATE TABLE quarantine (
@@ -75,7 +75,7 @@ std::vector<std::string> json_strings(const std::string& text) {
   return out;
 }
 
-Item read_item(const store::Row& r) {
+Item read_item(const db::Row& r) {
   Item it;
   it.id = r.text(0);
   it.ts_us = r.i64(1);
@@ -168,12 +168,12 @@ json item_json(const Item& it) {
           {"release", release}};
 }
 
-Quarantine::Quarantine(store::Db& db, Options opt) : db_(db), opt_(std::move(opt)) {
+Quarantine::Quarantine(db::Db& db, Options opt) : db_(db), opt_(std::move(opt)) {
   db_.migrate("quarantine", kMigrations);
 }
 
 bool Quarantine::add(const std::string& header_json, const std::string& message, int64_t now_us) {
-  store::MessageEvent e;
+  tracking::MessageEvent e;
   std::string err;
   if (ingest::parse_event_line(header_json, e, err) != ingest::LineKind::message)
     throw std::invalid_argument("not a spool header: " + err);
@@ -183,11 +183,11 @@ bool Quarantine::add(const std::string& header_json, const std::string& message,
   json verdict = h.value("verdict", json::object());
   // Mail-derived text as the databases accept it (valid UTF-8, no NUL):
   // one hostile subject must not stop the quarantine.
-  auto u = [](const std::string& t) { return store::valid_utf8(t); };
+  auto u = [](const std::string& t) { return db::valid_utf8(t); };
   if (e.event_id != u(e.event_id) || e.event_id.size() > 128)
     throw std::invalid_argument("spool header with an unusable id");
   std::string sha = h.contains("sha256") && h["sha256"].is_string() ? h["sha256"].get<std::string>() : "";
-  store::Transaction t(db_);
+  db::Transaction t(db_);
   int64_t n = db_.exec(
       std::string("INSERT INTO quarantine (") + kColumns +
           ", stored_us) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
@@ -195,10 +195,10 @@ bool Quarantine::add(const std::string& header_json, const std::string& message,
       {e.event_id, e.ts_us, u(e.envelope_sender), u(dump(json(e.recipients))), u(e.header_from), u(e.to_json),
        u(e.cc_json), e.reply_to ? Value(u(*e.reply_to)) : Value(), u(e.subject), u(e.message_id),
        int64_t(message.size()), u(sha), u(e.client), u(e.server), int64_t(e.tls), u(e.rule), u(category_of(verdict)),
-       store::opt(e.score), u(e.rules_json), u(e.attachments_json), std::string("held"),
+       db::opt(e.score), u(e.rules_json), u(e.attachments_json), std::string("held"),
        now_us + opt_.retention_s * 1000000, Value(), std::string(), std::string(), now_us});
   if (n == 0) return false;  // stored before: exactly once
-  db_.exec("INSERT INTO quarantine_messages (id, message) VALUES (?, ?)", {e.event_id, store::Blob{message}});
+  db_.exec("INSERT INTO quarantine_messages (id, message) VALUES (?, ?)", {e.event_id, db::Blob{message}});
   t.commit();
   return true;
 }
@@ -222,7 +222,7 @@ SpoolStats Quarantine::ingest_spool(int64_t now_us) {
     try {
       if (!spool::read_spool_file(path, entry)) throw std::invalid_argument("not a complete spool entry");
       stored = add(entry.header_json, entry.message, now_us);
-    } catch (const store::StoreError& e) {
+    } catch (const db::StoreError& e) {
       // Left in place for the next pass; the others are still taken.
       ++st.failed;
       std::cerr << "sekisho-control: quarantine: " << path << ": " << e.what() << " (retried next pass)\n";
@@ -247,12 +247,12 @@ ItemPage Quarantine::list(const ItemQuery& q) {
   std::vector<Value> binds;
   auto like = [&](const char* col, const std::string& v) {
     where += " AND " + db_.ci_like(col);
-    binds.emplace_back(std::in_place_type<std::string>, store::like_pattern(v));
+    binds.emplace_back(std::in_place_type<std::string>, db::like_pattern(v));
   };
   if (!q.q.empty()) {
     where += " AND (" + db_.ci_like("envelope_sender") + " OR " + db_.ci_like("recipients") + " OR " +
              db_.ci_like("header_from") + " OR " + db_.ci_like("subject") + " OR " + db_.ci_like("id") + ")";
-    for (int i = 0; i < 5; ++i) binds.emplace_back(std::in_place_type<std::string>, store::like_pattern(q.q));
+    for (int i = 0; i < 5; ++i) binds.emplace_back(std::in_place_type<std::string>, db::like_pattern(q.q));
   }
   if (q.sender == "<>") where += " AND envelope_sender = ''";
   else if (!q.sender.empty()) like("envelope_sender", q.sender);
@@ -263,18 +263,18 @@ ItemPage Quarantine::list(const ItemQuery& q) {
     binds.emplace_back(std::in_place_type<std::string>, q.state);
   }
   ItemPage page;
-  db_.exec("SELECT count(*) FROM quarantine" + where, binds, [&](const store::Row& r) { page.total = r.i64(0); });
+  db_.exec("SELECT count(*) FROM quarantine" + where, binds, [&](const db::Row& r) { page.total = r.i64(0); });
   binds.emplace_back(std::in_place_type<int64_t>, q.limit);
   binds.emplace_back(std::in_place_type<int64_t>, q.offset);
   db_.exec(std::string("SELECT ") + kColumns + " FROM quarantine" + where + " ORDER BY ts_us DESC, id DESC LIMIT ? OFFSET ?",
-           binds, [&](const store::Row& r) { page.rows.push_back(read_item(r)); });
+           binds, [&](const db::Row& r) { page.rows.push_back(read_item(r)); });
   return page;
 }
 
 std::optional<Item> Quarantine::get(const std::string& id) {
   std::optional<Item> it;
   db_.exec(std::string("SELECT ") + kColumns + " FROM quarantine WHERE id = ?", {id},
-           [&](const store::Row& r) { it = read_item(r); });
+           [&](const db::Row& r) { it = read_item(r); });
   return it;
 }
 
@@ -371,7 +371,7 @@ ReleaseOutcome Quarantine::release(const std::string& id, const std::string& act
     out.http_status = 502;
     return out;
   }
-  store::Transaction t(db_);
+  db::Transaction t(db_);
   db_.exec("UPDATE quarantine SET state = 'released', changed_us = ?, changed_by = ?, release_result = ? WHERE id = ?",
            {now_us, actor, dump(result), id});
   t.commit();
@@ -380,7 +380,7 @@ ReleaseOutcome Quarantine::release(const std::string& id, const std::string& act
 }
 
 bool Quarantine::remove(const std::string& id, const std::string& actor, int64_t now_us) {
-  store::Transaction t(db_);
+  db::Transaction t(db_);
   int64_t n = db_.exec(
       "UPDATE quarantine SET state = 'deleted', changed_us = ?, changed_by = ? WHERE id = ? AND state = 'held'",
       {now_us, actor, id});
@@ -391,7 +391,7 @@ bool Quarantine::remove(const std::string& id, const std::string& actor, int64_t
 }
 
 size_t Quarantine::expire(int64_t now_us) {
-  store::Transaction t(db_);
+  db::Transaction t(db_);
   db_.exec(
       "DELETE FROM quarantine_messages WHERE id IN (SELECT id FROM quarantine WHERE state = 'held' AND expires_us <= ?)",
       {now_us});
@@ -406,7 +406,7 @@ size_t Quarantine::expire(int64_t now_us) {
 std::map<std::string, int64_t> Quarantine::counts_by_state() {
   std::map<std::string, int64_t> m;
   db_.exec("SELECT state, count(*) FROM quarantine GROUP BY state", {},
-           [&](const store::Row& r) { m[r.text(0)] = r.i64(1); });
+           [&](const db::Row& r) { m[r.text(0)] = r.i64(1); });
   return m;
 }
 

@@ -34,7 +34,7 @@
 #include <vector>
 
 #include "control/smtp/smtp_client.hpp"
-#include "control/store/db.hpp"
+#include "control/db/db.hpp"
 
 namespace sekisho::control::quarantine {
 
@@ -101,7 +101,7 @@ struct ReleaseOutcome {
 
 class Quarantine {
  public:
-  Quarantine(store::Db& db, Options opt);
+  Quarantine(db::Db& db, Options opt);
 
   SpoolStats ingest_spool(int64_t now_us);
   // Adds one item (the spool header JSON and the bytes); false if stored before.
@@ -122,7 +122,7 @@ class Quarantine {
   const Options& options() const { return opt_; }
 
  private:
-  store::Db& db_;
+  db::Db& db_;
   Options opt_;
 };
 

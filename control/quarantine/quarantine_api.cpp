@@ -15,14 +15,12 @@ namespace {
 
 std::string dump(const json& j) { return j.dump(-1, ' ', false, json::error_handler_t::replace); }
 
-std::string actor_of(const Call& c) { return c.who.user.empty() ? "anonymous" : c.who.user; }
-
 void audit_append(audit::AuditLog* a, const Call& c, const std::string& action, const std::string& id,
                   const json& details) {
   if (!a) return;
   json d = details;
   if (!c.client.empty()) d["client"] = c.client;
-  a->append(actor_of(c), action, id, d, c.now_us);
+  a->append(http::actor(c), action, id, d, c.now_us);
 }
 
 }  // namespace
@@ -98,7 +96,7 @@ void add_quarantine_routes(http::Router& router, Quarantine& q, audit::AuditLog*
           for (const auto& [k, v] : body.items())
             if (k != "relay") throw BadRequest("unknown field '" + k + "'");
           bool relay = body.contains("relay") && body["relay"].is_boolean() && body["relay"].get<bool>();
-          ReleaseOutcome r = q.release(id, actor_of(c), relay, c.now_us);
+          ReleaseOutcome r = q.release(id, http::actor(c), relay, c.now_us);
           audit_append(audit, c, r.ok ? "quarantine.release" : "quarantine.release_failed", id,
                        {{"relay", relay}, {"result", r.result}, {"error", r.error}});
           if (!r.ok) {
@@ -113,7 +111,7 @@ void add_quarantine_routes(http::Router& router, Quarantine& q, audit::AuditLog*
           if (!body.empty()) throw BadRequest("delete takes no fields");
           auto it = q.get(id);
           if (!it) return http::json_error(c.req, Status::not_found, "no such quarantined message");
-          if (!q.remove(id, actor_of(c), c.now_us))
+          if (!q.remove(id, http::actor(c), c.now_us))
             return http::json_error(c.req, Status::conflict, "not held (" + it->state + ")");
           audit_append(audit, c, "quarantine.delete", id, {{"subject", it->subject}, {"sender", it->envelope_sender}});
           return http::json_ok(c.req, dump({{"id", id}, {"state", "deleted"}}) + "\n");

@@ -21,7 +21,7 @@ using nlohmann::json;
 
 namespace {
 
-const store::Migration kMigrations[] = {
+const db::Migration kMigrations[] = {
     {1, "ruleset versions, their files and activations",
      "CREATE TABLE ruleset_versions (id {{id}}, created_us BIGINT NOT NULL, created_by TEXT NOT NULL,"
      " origin TEXT NOT NULL, state TEXT NOT NULL, error TEXT, sha256 TEXT, source_sha256 TEXT,"
@@ -42,7 +42,7 @@ const char* kVersionColumns =
     " rules_active, rules_refused, rules_eval, compile_seconds, files, policy_revision, activated_us,"
     " activate_when_compiled, report";
 
-Version version_of(const store::Row& r) {
+Version version_of(const db::Row& r) {
   Version v;
   v.version = r.i64(0);
   v.created_us = r.i64(1);
@@ -255,12 +255,12 @@ json Version::to_json() const {
   return j;
 }
 
-RulesetService::RulesetService(store::Db& db, Options opts, PolicySource policy, AuditHook audit)
+RulesetService::RulesetService(db::Db& db, Options opts, PolicySource policy, audit::Hook audit)
     : db_(db), opts_(std::move(opts)), policy_(std::move(policy)), audit_(std::move(audit)) {
   db_.migrate("rulesets", kMigrations);
   fs::create_directories(opts_.dir);
   db_.exec("SELECT id FROM ruleset_versions WHERE state = 'compiling' ORDER BY id", {},
-           [&](const store::Row& r) { queue_.push_back(r.i64(0)); });
+           [&](const db::Row& r) { queue_.push_back(r.i64(0)); });
   if (opts_.start_worker) thread_ = std::thread([this] { worker(); });
 }
 
@@ -330,7 +330,7 @@ int64_t RulesetService::policy_changed(const std::string& who, int64_t now_us, b
   if (!base) base = db_.query_i64("SELECT id FROM ruleset_versions ORDER BY id DESC LIMIT 1");
   PackFiles packs;
   if (base)
-    db_.exec("SELECT name, body FROM ruleset_files WHERE version = ? ORDER BY name", {*base}, [&](const store::Row& r) {
+    db_.exec("SELECT name, body FROM ruleset_files WHERE version = ? ORDER BY name", {*base}, [&](const db::Row& r) {
       std::string name = r.text(0);
       if (name.rfind("packs/", 0) == 0) packs[name.substr(6)] = r.text(1);
     });
@@ -342,17 +342,17 @@ int64_t RulesetService::create(const PackFiles& packs, const std::string& origin
   auto [revision, text] = policy_ ? policy_() : std::pair<int64_t, std::string>{0, ""};
   int64_t v = 0;
   {
-    store::Transaction tx(db_);
+    db::Transaction tx(db_);
     std::optional<int64_t> id = db_.query_i64(
         "INSERT INTO ruleset_versions (created_us, created_by, origin, state, files, policy_revision, "
         "activate_when_compiled) VALUES (?, ?, ?, 'compiling', ?, ?, ?) RETURNING id",
         {now_us, who, origin, static_cast<int64_t>(packs.size()), revision, int64_t(activate_when_compiled ? 1 : 0)});
-    if (!id) throw store::StoreError("ruleset version: no id returned");
+    if (!id) throw db::StoreError("ruleset version: no id returned");
     v = *id;
     for (const auto& [name, body] : packs)
-      db_.exec("INSERT INTO ruleset_files (version, name, body) VALUES (?, ?, ?)", {v, "packs/" + name, store::Blob{body}});
+      db_.exec("INSERT INTO ruleset_files (version, name, body) VALUES (?, ?, ?)", {v, "packs/" + name, db::Blob{body}});
     db_.exec("INSERT INTO ruleset_files (version, name, body) VALUES (?, ?, ?)",
-             {v, std::string("policy/policy.cf"), store::Blob{text}});
+             {v, std::string("policy/policy.cf"), db::Blob{text}});
     fs::path src = fs::path(opts_.dir) / ("v" + std::to_string(v)) / "src";
     std::error_code ec;
     fs::remove_all(src, ec);  // a leftover of a rolled-back transaction with the same id
@@ -376,7 +376,7 @@ void RulesetService::compile(int64_t v) {
   try {
     if (!fs::exists(dir / "src")) {
       // Sources on another machine's disk (shared PostgreSQL): rebuild them from the database.
-      db_.exec("SELECT name, body FROM ruleset_files WHERE version = ?", {v}, [&](const store::Row& r) {
+      db_.exec("SELECT name, body FROM ruleset_files WHERE version = ?", {v}, [&](const db::Row& r) {
         std::string name = r.text(0);
         if (safe_relative(name)) write_file(dir / "src" / name, r.text(1));
       });
@@ -489,21 +489,21 @@ bool RulesetService::wait_compiled(int64_t version, std::chrono::milliseconds ti
 std::vector<Version> RulesetService::list(int64_t limit) {
   std::vector<Version> out;
   db_.exec(std::string("SELECT ") + kVersionColumns + " FROM ruleset_versions ORDER BY id DESC LIMIT ?", {limit},
-           [&](const store::Row& r) { out.push_back(version_of(r)); });
+           [&](const db::Row& r) { out.push_back(version_of(r)); });
   return out;
 }
 
 std::optional<Version> RulesetService::get(int64_t version) {
   std::optional<Version> out;
   db_.exec(std::string("SELECT ") + kVersionColumns + " FROM ruleset_versions WHERE id = ?", {version},
-           [&](const store::Row& r) { out = version_of(r); });
+           [&](const db::Row& r) { out = version_of(r); });
   return out;
 }
 
 std::vector<std::string> RulesetService::file_names(int64_t version) {
   std::vector<std::string> out;
   db_.exec("SELECT name FROM ruleset_files WHERE version = ? ORDER BY name", {version},
-           [&](const store::Row& r) { out.push_back(r.text(0)); });
+           [&](const db::Row& r) { out.push_back(r.text(0)); });
   return out;
 }
 
@@ -523,14 +523,14 @@ ActivationResult RulesetService::rollback(const std::string& who, int64_t now_us
   std::optional<int64_t> prev;
   bool found = false;
   db_.exec("SELECT previous FROM ruleset_activations WHERE version = ? ORDER BY id DESC LIMIT 1", {*cur},
-           [&](const store::Row& r) {
+           [&](const db::Row& r) {
              found = true;
              if (!r.null(0)) prev = r.i64(0);
            });
   if (!found || !prev) throw RulesetError(RulesetError::conflict, "no earlier version to roll back to");
   std::optional<int64_t> before;
   db_.exec("SELECT previous FROM ruleset_activations WHERE version = ? ORDER BY id DESC LIMIT 1", {*prev},
-           [&](const store::Row& r) {
+           [&](const db::Row& r) {
              if (!r.null(0)) before = r.i64(0);
            });
   return activate_locked(*prev, who, now_us, "rollback", before.value_or(0));
@@ -563,11 +563,11 @@ ActivationResult RulesetService::activate_locked(int64_t version, const std::str
   }
   int64_t recorded_previous = previous_override ? *previous_override : res.previous;
   {
-    store::Transaction tx(db_);
+    db::Transaction tx(db_);
     db_.exec("UPDATE ruleset_versions SET state = 'compiled' WHERE state = 'active'");
     db_.exec("UPDATE ruleset_versions SET state = 'active', activated_us = ?, error = NULL WHERE id = ?", {now_us, version});
     db_.exec("INSERT INTO ruleset_activations (version, previous, at_us, by_user, kind) VALUES (?, ?, ?, ?, ?)",
-             {version, recorded_previous ? store::Value(recorded_previous) : store::Value(), now_us, who, kind});
+             {version, recorded_previous ? db::Value(recorded_previous) : db::Value(), now_us, who, kind});
     tx.commit();
   }
   // DIR/active.art -> vN/ruleset.art, replaced atomically.

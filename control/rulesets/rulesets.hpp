@@ -26,7 +26,7 @@
 // Thread-safety: every public call may come from any thread; one
 // background thread compiles, one version at a time, in version order.
 // Errors: RulesetError (with an HTTP-ish kind) for requests that cannot be
-// done; store::StoreError from the database.
+// done; db::StoreError from the database.
 #pragma once
 
 #include <condition_variable>
@@ -43,8 +43,9 @@
 #include <thread>
 #include <vector>
 
+#include "control/audit/hook.hpp"
 #include "control/link/dataplane_link.hpp"
-#include "control/store/db.hpp"
+#include "control/db/db.hpp"
 
 namespace sekisho::control::rulesets {
 
@@ -102,9 +103,6 @@ struct ActivationResult {
   nlohmann::json dataplane;  // the telemetry reply, or null when no dataplane is configured
 };
 
-// Audit hook: (actor, action, target, details, now_us). May be empty.
-using AuditHook = std::function<void(const std::string&, const std::string&, const std::string&,
-                                     const nlohmann::json&, int64_t)>;
 // The current policy compiled to rule-language text, and its revision.
 using PolicySource = std::function<std::pair<int64_t, std::string>()>;
 
@@ -118,7 +116,7 @@ struct Options {
 class RulesetService {
  public:
   // Migrates, creates |dir|, re-queues versions left compiling by a crash.
-  RulesetService(store::Db& db, Options opts, PolicySource policy, AuditHook audit = {});
+  RulesetService(db::Db& db, Options opts, PolicySource policy, audit::Hook audit = {});
   ~RulesetService();  // stops the worker after the version in progress
   RulesetService(const RulesetService&) = delete;
   RulesetService& operator=(const RulesetService&) = delete;
@@ -158,10 +156,10 @@ class RulesetService {
                                    std::optional<int64_t> previous_override);
   CheckResult check_dir(const std::string& dir);
 
-  store::Db& db_;
+  db::Db& db_;
   Options opts_;
   PolicySource policy_;
-  AuditHook audit_;
+  audit::Hook audit_;
   std::mutex activate_mu_;  // one activation at a time
   std::mutex mu_;           // queue
   std::condition_variable cv_;

@@ -6,6 +6,8 @@
 #include <initializer_list>
 #include <set>
 
+#include "common/config/settings.hpp"
+
 namespace sekisho::dataplane {
 namespace {
 
@@ -22,25 +24,17 @@ const std::set<std::string> kDataplaneKeys = {
     "hold_timeout_ms", "hold_timeout_action", "smuggling_action", "spool_fault_delay_ms", "ruleset", "scan_bytes", "scan_overflow",
     "desync_action", "ip_fragments", "undecodable", "end_of_data", "mime_limit", "mime_nesting", "mime_malformed"};
 
+// The shared readers (common/config/settings.hpp), throwing this loader's ConfigError.
 [[noreturn]] void fail(const std::string& file, const Setting& s, const std::string& reason) {
-  throw ConfigError(file, int(s.getSourceLine()), reason);
-}
-
-std::string key_path(const Setting& s) { return s.getPath(); }
-
-unsigned get_uint(const std::string& file, const Setting& s, unsigned lo, unsigned hi) {
-  if (s.getType() != Setting::TypeInt && s.getType() != Setting::TypeInt64)
-    fail(file, s, "'" + key_path(s) + "' must be an integer");
-  long long v = s.getType() == Setting::TypeInt64 ? (long long)s : (long long)(int)s;
-  if (v < lo || v > hi)
-    fail(file, s, "'" + key_path(s) + "' = " + std::to_string(v) + " is out of range [" +
-                      std::to_string(lo) + ", " + std::to_string(hi) + "]");
-  return unsigned(v);
+  common::config::fail<ConfigError>(file, s, reason);
 }
 
 std::string get_string(const std::string& file, const Setting& s) {
-  if (s.getType() != Setting::TypeString) fail(file, s, "'" + key_path(s) + "' must be a string");
-  return s.c_str();
+  return common::config::get_string<ConfigError>(file, s);
+}
+
+unsigned get_uint(const std::string& file, const Setting& s, unsigned lo, unsigned hi) {
+  return unsigned(common::config::get_int<ConfigError>(file, s, lo, hi, common::config::RangeWording::out_of_range));
 }
 
 bool is_pow2(unsigned v) { return v && !(v & (v - 1)); }
@@ -75,13 +69,7 @@ std::vector<EnvelopeRule> parse_envelope_policy(const std::string& path, const S
 
 std::vector<EnvelopeRule> load_envelope_policy(const std::string& path) {
   libconfig::Config cfg;
-  try {
-    cfg.readFile(path.c_str());
-  } catch (const libconfig::FileIOException&) {
-    throw ConfigError(path, 0, "cannot read the policy file");
-  } catch (const libconfig::ParseException& e) {
-    throw ConfigError(e.getFile() ? e.getFile() : path, e.getLine(), std::string("syntax error: ") + e.getError());
-  }
+  common::config::read_file<ConfigError>(cfg, path, "policy file");
   const Setting& root = cfg.getRoot();
   for (int i = 0; i < root.getLength(); ++i)
     if (std::string(root[i].getName()) != "envelope_policy")
@@ -104,14 +92,7 @@ const char* to_string(DispatchMode d) {
 
 DataplaneConfig load_dataplane_config(const std::string& path) {
   libconfig::Config cfg;
-  try {
-    cfg.readFile(path.c_str());
-  } catch (const libconfig::FileIOException&) {
-    throw ConfigError(path, 0, "cannot read the configuration file");
-  } catch (const libconfig::ParseException& e) {
-    throw ConfigError(e.getFile() ? e.getFile() : path, e.getLine(),
-                      std::string("syntax error: ") + e.getError());
-  }
+  common::config::read_file<ConfigError>(cfg, path, "configuration file");
   DataplaneConfig c;
   c.file = path;
   const Setting& root = cfg.getRoot();

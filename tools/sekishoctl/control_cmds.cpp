@@ -10,7 +10,7 @@
 #include "control/audit/audit.hpp"
 #include "tools/sekishoctl/ctl_http.hpp"
 #include "control/config/control_config.hpp"
-#include "control/store/db.hpp"
+#include "control/db/db.hpp"
 
 namespace sekisho::ctl {
 
@@ -49,7 +49,7 @@ int run_audit(const std::vector<std::string>& args) {
     }
     std::stringstream key;
     key << kf.rdbuf();
-    auto db = control::store::open_db(cfg.database);
+    auto db = control::db::open_db(cfg.database);
     control::audit::AuditLog log(*db, key.str(), cfg.audit_anchor);
     if (args[0] == "list") {
       for (const auto& e : log.list(limit))

@@ -8,8 +8,8 @@
 #include <filesystem>
 #include <mutex>
 
-#include "control/store/pg_db.hpp"
-#include "control/store/sqlite_db.hpp"
+#include "control/db/pg_db.hpp"
+#include "control/db/sqlite_db.hpp"
 
 #ifndef SEKISHO_PG_TEST_SERVER
 #error "SEKISHO_PG_TEST_SERVER (the path of tests/support/pg-test-server.sh) must be defined"
@@ -105,7 +105,7 @@ void BackendTest::SetUp() {
   if (GetParam() == Backend::sqlite) {
     dir_ = make_temp_dir("sekisho-db-");
     name_ = dir_ + "/test.db";
-    db_ = std::make_unique<store::SqliteDb>(name_);
+    db_ = std::make_unique<db::SqliteDb>(name_);
     return;
   }
   std::string why;
@@ -116,14 +116,14 @@ void BackendTest::SetUp() {
   }
   schema_ = "t_" + std::to_string(getpid()) + "_" + std::to_string(++schema_counter);
   {
-    store::PgDb admin(base);
+    db::PgDb admin(base);
     admin.exec_script("DROP SCHEMA IF EXISTS " + schema_ + " CASCADE; CREATE SCHEMA " + schema_);
   }
   if (base.starts_with("postgresql://") || base.starts_with("postgres://"))
     name_ = base + (base.find('?') == std::string::npos ? "?" : "&") + "options=-csearch_path%3D" + schema_ + "%2Cpublic";
   else
     name_ = base + " options='-c search_path=" + schema_ + ",public'";
-  db_ = std::make_unique<store::PgDb>(name_);
+  db_ = std::make_unique<db::PgDb>(name_);
 }
 
 void BackendTest::TearDown() {
@@ -131,7 +131,7 @@ void BackendTest::TearDown() {
   if (!dir_.empty()) std::filesystem::remove_all(dir_);
   if (!schema_.empty()) {
     try {
-      store::PgDb admin(postgres_conninfo());
+      db::PgDb admin(postgres_conninfo());
       admin.exec_script("DROP SCHEMA IF EXISTS " + schema_ + " CASCADE");
     } catch (const std::exception& e) {
       ADD_FAILURE() << "dropping " << schema_ << ": " << e.what();
@@ -139,6 +139,6 @@ void BackendTest::TearDown() {
   }
 }
 
-std::unique_ptr<store::Db> BackendTest::connect() { return store::open_db(name_); }
+std::unique_ptr<db::Db> BackendTest::connect() { return db::open_db(name_); }
 
 }  // namespace sekisho::control::testing

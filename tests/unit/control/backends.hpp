@@ -26,7 +26,7 @@
 #include <string>
 #include <vector>
 
-#include "control/store/db.hpp"
+#include "control/db/db.hpp"
 
 namespace sekisho::control::testing {
 
@@ -41,16 +41,16 @@ class BackendTest : public ::testing::TestWithParam<Backend> {
   void SetUp() override;
   void TearDown() override;
 
-  store::Db& db() { return *db_; }
+  db::Db& db() { return *db_; }
   // Another connection to this test's database.
-  std::unique_ptr<store::Db> connect();
+  std::unique_ptr<db::Db> connect();
   // What to give open_db() (or a program's `database` setting) to reach
   // this test's database.
   const std::string& db_name() const { return name_; }
   Backend backend() const { return GetParam(); }
 
  private:
-  std::unique_ptr<store::Db> db_;
+  std::unique_ptr<db::Db> db_;
   std::string name_;
   std::string dir_;     // SQLite: the temporary directory
   std::string schema_;  // PostgreSQL: the test's schema

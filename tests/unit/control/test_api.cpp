@@ -1,20 +1,22 @@
-// handle_request without sockets: search, null sender shown "<>", CSV
+// The tracking log's routes (tracking_api.hpp) without sockets: search, null sender shown "<>", CSV
 // quoting, /metrics, bad parameters, unknown paths, methods, HEAD.
 #include <gtest/gtest.h>
 
 #include <nlohmann/json.hpp>
 
 #include "tests/unit/control/control_test_util.hpp"
-#include "control/http/api.hpp"
+#include "control/tracking/tracking_api.hpp"
 #include "control/ingest/journal_ingest.hpp"
 #include "tests/unit/control/backends.hpp"
-#include "control/store/sql_store.hpp"
+#include "control/tracking/sql_store.hpp"
 
-namespace sekisho::control::http {
+namespace sekisho::control::tracking {
 namespace {
 
 namespace bhttp = boost::beast::http;
 using nlohmann::json;
+using http::Request;
+using http::Response;
 using testing::message_event;
 
 // On SQLite and PostgreSQL: the API's answers must not depend on the backend.
@@ -43,7 +45,7 @@ class ApiTest : public testing::BackendTest {
                       "reject", "SKR1"));
   }
   void add(const json& j) {
-    store::MessageEvent e;
+    MessageEvent e;
     std::string err;
     ASSERT_EQ(ingest::parse_event_line(j.dump(), e, err), ingest::LineKind::message) << err;
     store->ingest({e});
@@ -59,7 +61,7 @@ class ApiTest : public testing::BackendTest {
     return json::parse(r.body());
   }
   static constexpr int64_t kNow = 1772370000LL * 1000000;  // 2026-03-01T13:00:00Z
-  std::optional<store::SqlStore> store;
+  std::optional<SqlStore> store;
 };
 
 TEST_P(ApiTest, LogSearchReturnsRowsPerRecipientNewestFirst) {
@@ -159,7 +161,7 @@ TEST(CsvField, Rfc4180) {
 }
 
 TEST_P(ApiTest, MetricsInPrometheusTextFormat) {
-  store->ingest({}, "/var/lib/sekisho/journal", store::JournalCursor{"events-000000000000.jsonl", 10,
+  store->ingest({}, "/var/lib/sekisho/journal", JournalCursor{"events-000000000000.jsonl", 10,
                                                                       kNow - 2500000});
   Response r = get("/metrics");
   ASSERT_EQ(r.result(), bhttp::status::ok);
@@ -187,7 +189,7 @@ TEST_P(ApiTest, MetricsInPrometheusTextFormat) {
     EXPECT_EQ(l.rfind("sekisho_control_", 0), 0u) << l;
   }
   // Before the first time ingestion caught up the lag is unbounded.
-  store->ingest({}, "/other", store::JournalCursor{});
+  store->ingest({}, "/other", JournalCursor{});
   EXPECT_NE(get("/metrics").body().find("sekisho_control_ingest_lag_seconds{journal=\"/other\"} +Inf\n"),
             std::string::npos);
 }
@@ -235,4 +237,4 @@ TEST_P(ApiTest, KeepAliveFollowsTheRequest) {
 SEKISHO_INSTANTIATE_BACKENDS(ApiTest);
 
 }  // namespace
-}  // namespace sekisho::control::http
+}  // namespace sekisho::control::tracking

@@ -7,7 +7,7 @@
 
 #include "tests/unit/control/backends.hpp"
 #include "tests/unit/control/control_test_util.hpp"
-#include "control/store/db.hpp"
+#include "control/db/db.hpp"
 
 namespace sekisho::control::audit {
 namespace {
@@ -85,7 +85,7 @@ TEST_P(AuditTest, WrongKeyOrMissingAnchor) {
   VerifyResult v = log->verify();
   EXPECT_FALSE(v.ok);
   EXPECT_TRUE(mentions(v, "missing or unreadable"));
-  EXPECT_THROW(AuditLog(db(), "short", ""), store::StoreError);
+  EXPECT_THROW(AuditLog(db(), "short", ""), db::StoreError);
 }
 
 SEKISHO_INSTANTIATE_BACKENDS(AuditTest);

@@ -12,7 +12,7 @@
 #include "control/auth/auth.hpp"
 #include "tests/unit/control/backends.hpp"
 #include "tests/unit/control/control_test_util.hpp"
-#include "control/store/db.hpp"
+#include "control/db/db.hpp"
 
 namespace sekisho::control::auth {
 namespace {
@@ -498,7 +498,7 @@ SEKISHO_INSTANTIATE_BACKENDS(AuthTest);
 
 TEST(AuthHttps, CookieIsHostPrefixedAndSecure) {
   TempDir dir;
-  auto db = store::open_db(dir / "c.db");
+  auto db = db::open_db(dir / "c.db");
   AuthOptions o = fast_options();
   o.https = true;
   Auth a(*db, o);

@@ -153,5 +153,31 @@ TEST(ControlConfig, QuarantineReleaseAndAuditKeys) {
   expect_error("control = {\n  quarantine_retention_days = 0;\n};\n", 2, "from 1 to 3650");
 }
 
+TEST(ControlConfig, RelaysAreParsedOnce) {
+  TempDir d;
+  ControlConfig c = load_control_config(write(d, "control = { release_relay = \"[::1]:2525\"; };\n"));
+  EXPECT_EQ(c.release_endpoint.host, "::1");
+  EXPECT_EQ(c.release_endpoint.port, 2525);
+  EXPECT_EQ(c.notify_endpoint.host, "::1") << "notify_relay falls back to release_relay";
+  EXPECT_EQ(c.notify_endpoint.port, 2525);
+  c = load_control_config(write(d, "control = { notify_relay = \"mx.example:587\"; release_relay = \"10.0.0.1:25\"; };\n"));
+  EXPECT_EQ(c.release_endpoint.host, "10.0.0.1");
+  EXPECT_EQ(c.release_endpoint.port, 25);
+  EXPECT_EQ(c.notify_endpoint.host, "mx.example");
+  EXPECT_EQ(c.notify_endpoint.port, 587);
+  c = load_control_config(write(d, "control = { };\n"));
+  EXPECT_TRUE(c.release_endpoint.empty());
+  EXPECT_TRUE(c.notify_endpoint.empty());
+}
+
+// The shared readers (common/config/settings.hpp) word messages as before.
+TEST(ControlConfig, MessagesNameTheKey) {
+  expect_error("control = {\n  journal = 5;\n};\n", 2, "'control.journal' must be a string");
+  expect_error("control = {\n  http_threads = \"2\";\n};\n", 2, "'control.http_threads' must be an integer");
+  expect_error("control = {\n  http_threads = 65;\n};\n", 2, "'control.http_threads' must be from 1 to 64");
+  TempDir d;
+  EXPECT_EQ(load_control_config(write(d, "control = { http_threads = 3L; };\n")).http_threads, 3);  // int64 too
+}
+
 }  // namespace
 }  // namespace sekisho::control::config

@@ -9,11 +9,11 @@
 #include <thread>
 
 #include "tests/unit/control/backends.hpp"
-#include "control/store/db.hpp"
-#include "control/store/pg_db.hpp"
-#include "control/store/sqlite_db.hpp"
+#include "control/db/db.hpp"
+#include "control/db/pg_db.hpp"
+#include "control/db/sqlite_db.hpp"
 
-namespace sekisho::control::store {
+namespace sekisho::control::db {
 namespace {
 
 using testing::Backend;
@@ -311,4 +311,4 @@ TEST(ConnInfo, AnUnreachableServerIsAClearError) {
 }
 
 }  // namespace
-}  // namespace sekisho::control::store
+}  // namespace sekisho::control::db

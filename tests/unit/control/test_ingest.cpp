@@ -9,7 +9,8 @@
 #include "tests/unit/control/control_test_util.hpp"
 #include "control/ingest/journal_ingest.hpp"
 #include "tests/unit/control/backends.hpp"
-#include "control/store/sql_store.hpp"
+#include "control/tracking/sql_store.hpp"
+#include "control/tracking/time.hpp"
 
 namespace sekisho::control::ingest {
 namespace {
@@ -17,7 +18,7 @@ namespace {
 using sekisho::control::testing::append_file;
 using sekisho::control::testing::message_event;
 using sekisho::control::testing::TempDir;
-using store::SqlStore;
+using tracking::SqlStore;
 using testing::BackendTest;
 
 // Ingestion tests run on SQLite and PostgreSQL.
@@ -33,18 +34,18 @@ const std::string kSession = R"({"type":"session","ts":"2026-01-01T00:00:00.0000
                              "\n";
 
 TEST(IsoTime, ParsesTheJournalFormatAndOffsets) {
-  EXPECT_EQ(parse_iso_time_us("1970-01-01T00:00:01.5Z"), 1500000);
-  EXPECT_EQ(parse_iso_time_us("2026-11-24T15:00:30.506762Z"), 1795532430506762LL);
-  EXPECT_EQ(parse_iso_time_us("2026-11-25T00:00:30.506762+09:00"), 1795532430506762LL);
-  EXPECT_EQ(parse_iso_time_us("2026-11-24T15:00:30Z"), 1795532430000000LL);
-  EXPECT_FALSE(parse_iso_time_us("2026-11-24T15:00:30"));   // no zone
-  EXPECT_FALSE(parse_iso_time_us("2026-13-24T15:00:30Z"));  // month 13
-  EXPECT_FALSE(parse_iso_time_us("2026-11-24T15:00:30.Z"));
-  EXPECT_FALSE(parse_iso_time_us("yesterday"));
+  EXPECT_EQ(tracking::parse_iso_time_us("1970-01-01T00:00:01.5Z"), 1500000);
+  EXPECT_EQ(tracking::parse_iso_time_us("2026-11-24T15:00:30.506762Z"), 1795532430506762LL);
+  EXPECT_EQ(tracking::parse_iso_time_us("2026-11-25T00:00:30.506762+09:00"), 1795532430506762LL);
+  EXPECT_EQ(tracking::parse_iso_time_us("2026-11-24T15:00:30Z"), 1795532430000000LL);
+  EXPECT_FALSE(tracking::parse_iso_time_us("2026-11-24T15:00:30"));   // no zone
+  EXPECT_FALSE(tracking::parse_iso_time_us("2026-13-24T15:00:30Z"));  // month 13
+  EXPECT_FALSE(tracking::parse_iso_time_us("2026-11-24T15:00:30.Z"));
+  EXPECT_FALSE(tracking::parse_iso_time_us("yesterday"));
 }
 
 TEST(ParseEventLine, MessagesSessionsAndBadLines) {
-  store::MessageEvent e;
+  tracking::MessageEvent e;
   std::string err;
   auto j = message_event("2026-01-01T00:00:00.000001Z", "", {"a@x.test", "b@x.test"}, "s");
   ASSERT_EQ(parse_event_line(j.dump(), e, err), LineKind::message);
@@ -69,7 +70,7 @@ TEST(ParseEventLine, VerdictFieldsAndIds) {
                   {"rules", {{{"rule", "JP_PHISH"}, {"context", "subject"}}}}};
   j["reply_to"] = "other@z.test";
   j["spool"] = "/var/spool/sekisho/new/SK0123.msg";
-  store::MessageEvent e;
+  tracking::MessageEvent e;
   std::string err;
   ASSERT_EQ(parse_event_line(j.dump(), e, err), LineKind::message);
   EXPECT_EQ(e.event_id, "SK0123");
@@ -81,7 +82,7 @@ TEST(ParseEventLine, VerdictFieldsAndIds) {
 
   // A pass event has no id: one is derived, the same each time the line is read.
   auto p = message_event("2026-01-01T00:00:00Z", "s@x.test", {"r@y.test"}, "hello");
-  store::MessageEvent a, b, c;
+  tracking::MessageEvent a, b, c;
   parse_event_line(p.dump(), a, err);
   parse_event_line(p.dump(), b, err);
   p["ts"] = "2026-01-01T00:00:01Z";
@@ -128,7 +129,7 @@ TEST_P(JournalIngesterTest, ExactlyOnceAcrossARestartWithAPartialLineCompletedLa
     EXPECT_EQ(st.events_seen, 0u);
     EXPECT_EQ(st.lines, 3u);  // only what was not read before
     EXPECT_EQ(in.pass().lines, 0u);
-    store::Counts c = s.counts();
+    tracking::Counts c = s.counts();
     EXPECT_EQ(c.events, 6);
     EXPECT_EQ(c.rows, 8);
     EXPECT_EQ(c.rows_by_action["reject"], 1);
@@ -137,7 +138,7 @@ TEST_P(JournalIngesterTest, ExactlyOnceAcrossARestartWithAPartialLineCompletedLa
 
     // A lost cursor (the database's last transaction gone) reads every line
     // again and stores nothing twice.
-    s.ingest({}, journal, store::JournalCursor{});
+    s.ingest({}, journal, tracking::JournalCursor{});
     st = in.pass();
     EXPECT_EQ(st.events_new, 0u);
     EXPECT_EQ(st.events_seen, 6u);
@@ -223,9 +224,9 @@ TEST_P(JournalIngesterTest, ReplayOfTheRecordedFixtures) {
   EXPECT_EQ(st.events_new, messages);
   EXPECT_EQ(in.pass().events_new, 0u);
 
-  store::LogQuery q;
+  tracking::LogQuery q;
   q.sender = "<>";
-  store::LogPage p = s.search(q);  // swaks_null_sender.pcap
+  tracking::LogPage p = s.search(q);  // swaks_null_sender.pcap
   ASSERT_GE(p.total, 1);
   EXPECT_EQ(p.rows[0].event.envelope_sender, "");
   q = {};

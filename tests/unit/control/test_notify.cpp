@@ -11,7 +11,8 @@
 #include "tests/unit/control/control_test_util.hpp"
 #include "control/ingest/journal_ingest.hpp"
 #include "tests/unit/control/smtp_sink.hpp"
-#include "control/store/sql_store.hpp"
+#include "control/tracking/sql_store.hpp"
+#include "control/tracking/time.hpp"
 
 namespace sekisho::control::notify {
 namespace {
@@ -44,7 +45,7 @@ class NotifyTest : public testing::BackendTest {
     json j = testing::message_event("2026-12-02T10:00:00Z", sender, rcpts, subject, "quarantine", id);
     j["to"] = to;
     j["verdict"] = {{"action", "quarantine"}, {"rule", rule}};
-    store::MessageEvent e;
+    tracking::MessageEvent e;
     std::string err;
     ASSERT_EQ(ingest::parse_event_line(j.dump(), e, err), ingest::LineKind::message) << err;
     log->ingest({e});
@@ -57,8 +58,8 @@ class NotifyTest : public testing::BackendTest {
     o.smtp.timeout = std::chrono::seconds(10);
     return o;
   }
-  int64_t kNow = *ingest::parse_iso_time_us("2026-12-02T10:05:00Z");
-  std::optional<store::SqlStore> log;
+  int64_t kNow = *tracking::parse_iso_time_us("2026-12-02T10:05:00Z");
+  std::optional<tracking::SqlStore> log;
   std::optional<policy::PolicyStore> policies;
 };
 

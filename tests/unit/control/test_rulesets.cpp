@@ -21,6 +21,7 @@
 #include "scanners/match/match.hpp"
 #include "control/policy/policy_store.hpp"
 #include "control/rulesets/rulesets.hpp"
+#include "control/policy/policy_api.hpp"
 #include "control/rulesets/rulesets_api.hpp"
 
 using namespace sekisho;
@@ -362,10 +363,13 @@ TEST_P(RulesetsTest, Api) {
   auto& s = service();
   http::Router router;
   std::vector<std::string> audited;
-  rulesets::add_ruleset_routes(router, s, *policies_,
-                               [&](const std::string& a, const std::string& act, const std::string& t, const json&, int64_t) {
-                                 audited.push_back(act + " " + t + " " + a);
-                               });
+  rulesets::add_ruleset_routes(router, s);
+  policy::add_policy_routes(
+      router, *policies_,
+      [&s](const std::string& a, int64_t now_us, bool activate) { return s.policy_changed(a, now_us, activate); },
+      [&](const std::string& a, const std::string& act, const std::string& t, const json&, int64_t) {
+        audited.push_back(act + " " + t + " " + a);
+      });
   auto call = [&](http::Verb v, const std::string& target, const std::string& b = "", const std::string& type = "application/json") {
     return router.handle(request(v, target, b, type), 1700000000000000);
   };

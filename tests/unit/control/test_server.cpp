@@ -17,9 +17,9 @@
 #include "tests/unit/control/control_test_util.hpp"
 
 #include "control/http/server.hpp"
-#include "control/http/api.hpp"
-#include "control/store/sql_store.hpp"
-#include "control/store/sqlite_db.hpp"
+#include "control/tracking/tracking_api.hpp"
+#include "control/tracking/sql_store.hpp"
+#include "control/db/sqlite_db.hpp"
 
 namespace sekisho::control::http {
 namespace {
@@ -35,7 +35,7 @@ class ServerTest : public ::testing::Test {
     ServerOptions opt;
     opt.body_limit = 1024;
     opt.timeout = std::chrono::seconds(5);
-    add_log_routes(router, store);
+    tracking::add_log_routes(router, store);
     server.emplace(ioc, tcp::endpoint(net::ip::make_address("127.0.0.1"), 0), router, opt);
     server->start();
     thread = std::thread([this] { ioc.run(); });
@@ -49,8 +49,8 @@ class ServerTest : public ::testing::Test {
     s.connect(server->local_endpoint());
     return s;
   }
-  store::SqliteDb db{":memory:"};
-  store::SqlStore store{db};
+  db::SqliteDb db{":memory:"};
+  tracking::SqlStore store{db};
   Router router;
   net::io_context ioc;
   net::io_context client_ioc;
@@ -118,7 +118,7 @@ class TlsServerTest : public ::testing::Test {
     ServerOptions opt;
     opt.timeout = std::chrono::seconds(5);
     opt.tls = make_tls_context(dir / "server.crt", dir / "server.key");
-    add_log_routes(router, store);
+    tracking::add_log_routes(router, store);
     server.emplace(ioc, tcp::endpoint(net::ip::make_address("127.0.0.1"), 0), router, opt);
     server->start();
     thread = std::thread([this] { ioc.run(); });
@@ -135,8 +135,8 @@ class TlsServerTest : public ::testing::Test {
     return ctx;
   }
   testing::TempDir dir;
-  store::SqliteDb db{":memory:"};
-  store::SqlStore store{db};
+  db::SqliteDb db{":memory:"};
+  tracking::SqlStore store{db};
   Router router;
   net::io_context ioc;
   net::io_context client_ioc;

@@ -7,12 +7,16 @@
 
 #include "tests/unit/control/backends.hpp"
 #include "tests/unit/control/control_test_util.hpp"
-#include "control/store/sql_store.hpp"
-#include "control/store/sqlite_db.hpp"
+#include "control/tracking/sql_store.hpp"
+#include "control/db/sqlite_db.hpp"
 
-namespace sekisho::control::store {
+namespace sekisho::control::tracking {
 namespace {
 
+using db::Dialect;
+using db::SqliteDb;
+using db::StoreError;
+using db::valid_utf8;
 using testing::BackendTest;
 using testing::TempDir;
 
@@ -381,4 +385,4 @@ TEST(SqliteDbFile, IsInWalMode) {
 }
 
 }  // namespace
-}  // namespace sekisho::control::store
+}  // namespace sekisho::control::tracking

@@ -27,12 +27,12 @@
 #include <string>
 #include <unordered_map>
 
-#include "control/store/db.hpp"
+#include "control/db/db.hpp"
 
 struct pg_conn;
 struct pg_result;
 
-namespace sekisho::control::store {
+namespace sekisho::control::db {
 
 class PgDb final : public Db {
  public:
@@ -85,4 +85,4 @@ class PgDb final : public Db {
 // alone); count receives the number of placeholders.
 std::string number_placeholders(std::string_view sql, int& count);
 
-}  // namespace sekisho::control::store
+}  // namespace sekisho::control::db

@@ -1,4 +1,4 @@
-#include "control/http/api.hpp"
+#include "control/tracking/tracking_api.hpp"
 
 #include <charconv>
 #include <chrono>
@@ -9,12 +9,24 @@
 #include <nlohmann/json.hpp>
 #include <set>
 
-#include "control/ingest/journal_ingest.hpp"
+#include "control/tracking/metrics.hpp"
+#include "control/tracking/time.hpp"
 
-namespace sekisho::control::http {
+namespace sekisho::control::tracking {
 
 namespace bhttp = boost::beast::http;
 using nlohmann::json;
+using http::Access;
+using http::BadRequest;
+using http::Call;
+using http::Request;
+using http::Response;
+using http::Router;
+using http::Status;
+using http::Verb;
+using http::json_error;
+using http::json_ok;
+using http::make_response;
 
 namespace {
 
@@ -31,9 +43,9 @@ std::optional<int64_t> parse_int(std::string_view s) {
 
 // ISO 8601 with zone, a UTC date, or Unix seconds.
 int64_t parse_time(const std::string& name, const std::string& v) {
-  if (auto t = ingest::parse_iso_time_us(v)) return *t;
+  if (auto t = parse_iso_time_us(v)) return *t;
   if (v.size() == 10 && v[4] == '-' && v[7] == '-')
-    if (auto t = ingest::parse_iso_time_us(v + "T00:00:00Z")) return *t;
+    if (auto t = parse_iso_time_us(v + "T00:00:00Z")) return *t;
   if (auto s = parse_int(v); s && *s >= 0 && *s < (int64_t(1) << 40)) return *s * 1000000;
   throw BadRequest("'" + name + "' must be an ISO 8601 time with zone, YYYY-MM-DD or Unix seconds, not \"" + v +
                    "\"");
@@ -50,10 +62,10 @@ int64_t parse_bounded(const std::string& name, const std::string& v, int64_t lo,
 
 }  // namespace
 
-store::LogQuery log_query(const std::map<std::string, std::string>& params, int64_t default_limit,
+LogQuery log_query(const std::map<std::string, std::string>& params, int64_t default_limit,
                           int64_t max_limit) {
   static const std::set<std::string> kVerdicts = {"pass", "tag", "reject", "tempfail", "quarantine"};
-  store::LogQuery q;
+  LogQuery q;
   q.limit = default_limit;
   for (const auto& [k, v] : params) {
     if (k == "q") q.q = v;
@@ -92,8 +104,8 @@ json parse_stored(const std::string& text) {
 
 }  // namespace
 
-json row_json(const store::TrackingRow& r) {
-  const store::MessageEvent& e = r.event;
+json row_json(const TrackingRow& r) {
+  const MessageEvent& e = r.event;
   json v = {{"action", e.action},
             {"rule", e.rule.empty() ? json(nullptr) : json(e.rule)},
             {"score", e.score ? json(*e.score) : json(nullptr)}};
@@ -133,12 +145,12 @@ std::string join(const std::string& stored, const char* member, const char* sep)
   return out;
 }
 
-std::string log_csv(const store::LogPage& page) {
+std::string log_csv(const LogPage& page) {
   std::string out =
       "time,event_id,sender,recipient,from,to,cc,reply_to,subject,size,message_id,client,server,tls,action,rule,"
       "score,rules,attachments,spool\r\n";
   for (const auto& r : page.rows) {
-    const store::MessageEvent& e = r.event;
+    const MessageEvent& e = r.event;
     char score[32] = "";
     if (e.score) snprintf(score, sizeof score, "%g", *e.score);
     std::string fields[] = {
@@ -174,60 +186,7 @@ std::string log_csv(const store::LogPage& page) {
   return out;
 }
 
-std::string label_value(const std::string& s) {
-  std::string o;
-  for (char c : s) {
-    if (c == '\\') o += "\\\\";
-    else if (c == '"') o += "\\\"";
-    else if (c == '\n') o += "\\n";
-    else o.push_back(c);
-  }
-  return o;
-}
-
-std::string metrics(store::Store& store, int64_t now_us) {
-  store::Counts c = store.counts();
-  std::string o;
-  char num[64];
-  o += "# HELP sekisho_control_events_ingested_total Message events stored in the tracking log.\n";
-  o += "# TYPE sekisho_control_events_ingested_total counter\n";
-  o += "sekisho_control_events_ingested_total " + std::to_string(c.events) + "\n";
-  o += "# HELP sekisho_control_ingest_lag_seconds Seconds since ingestion last had read every complete line of "
-       "the journal (+Inf before the first time).\n";
-  o += "# TYPE sekisho_control_ingest_lag_seconds gauge\n";
-  for (const auto& [source, cur] : c.cursors) {
-    if (cur.caught_up_us == 0) snprintf(num, sizeof num, "+Inf");
-    else snprintf(num, sizeof num, "%.3f", std::max<int64_t>(0, now_us - cur.caught_up_us) / 1e6);
-    o += "sekisho_control_ingest_lag_seconds{journal=\"" + label_value(source) + "\"} " + num + "\n";
-  }
-  o += "# HELP sekisho_control_tracking_rows Tracking-log rows (one per envelope recipient) by verdict action.\n";
-  o += "# TYPE sekisho_control_tracking_rows gauge\n";
-  std::map<std::string, int64_t> by = {{"pass", 0}, {"reject", 0}, {"tempfail", 0}, {"quarantine", 0}};
-  for (const auto& [a, n] : c.rows_by_action) by[a] = n;
-  for (const auto& [a, n] : by)
-    o += "sekisho_control_tracking_rows{action=\"" + label_value(a) + "\"} " + std::to_string(n) + "\n";
-  if (c.newest_event_us) {
-    o += "# HELP sekisho_control_newest_event_timestamp_seconds Time of the newest message event stored.\n";
-    o += "# TYPE sekisho_control_newest_event_timestamp_seconds gauge\n";
-    snprintf(num, sizeof num, "%.6f", *c.newest_event_us / 1e6);
-    o += std::string("sekisho_control_newest_event_timestamp_seconds ") + num + "\n";
-  }
-  return o;
-}
-
 }  // namespace
-
-std::string iso_time_us(int64_t us) {
-  int64_t s = us >= 0 ? us / 1000000 : (us - 999999) / 1000000;
-  int64_t frac = us - s * 1000000;
-  time_t t = time_t(s);
-  struct tm tm {};
-  gmtime_r(&t, &tm);
-  char buf[64];
-  snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%06lldZ", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
-           tm.tm_hour, tm.tm_min, tm.tm_sec, static_cast<long long>(frac));
-  return buf;
-}
 
 std::string csv_field(std::string_view s, bool mail_text) {
   std::string v;
@@ -245,14 +204,14 @@ std::string csv_field(std::string_view s, bool mail_text) {
   return o;
 }
 
-void add_log_routes(Router& router, store::Store& store, Access access) {
+void add_log_routes(Router& router, Store& store, Access access) {
   router.add({Verb::get}, "/metrics", Access::open, [&store](const Call& c) {
     if (!c.params.empty()) throw BadRequest("/metrics takes no parameters");
-    return make_response(c.req, Status::ok, "text/plain; version=0.0.4; charset=utf-8", metrics(store, c.now_us));
+    return make_response(c.req, Status::ok, "text/plain; version=0.0.4; charset=utf-8", metrics_text(store, c.now_us));
   });
   router.add({Verb::get}, "/api/log", access, [&store](const Call& c) {
-    store::LogQuery q = log_query(c.params, 100, 1000);
-    store::LogPage page = store.search(q);
+    LogQuery q = log_query(c.params, 100, 1000);
+    LogPage page = store.search(q);
     json rows = json::array();
     for (const auto& r : page.rows) rows.push_back(row_json(r));
     json body = {{"total", page.total}, {"limit", q.limit}, {"offset", q.offset}, {"rows", std::move(rows)}};
@@ -266,7 +225,7 @@ void add_log_routes(Router& router, store::Store& store, Access access) {
         std::string id(c.rest);
         if (id.empty() || id.size() > 128 || id.find('/') != std::string::npos)
           return json_error(c.req, Status::not_found, "no such message");
-        std::vector<store::TrackingRow> rows = store.event_rows(id);  // exact id, envelope order
+        std::vector<TrackingRow> rows = store.event_rows(id);  // exact id, envelope order
         if (rows.empty()) return json_error(c.req, Status::not_found, "no such message");
         json body = row_json(rows.front());
         body.erase("recipient");
@@ -278,23 +237,23 @@ void add_log_routes(Router& router, store::Store& store, Access access) {
       },
       true);
   router.add({Verb::get}, "/api/log.csv", access, [&store](const Call& c) {
-    store::LogQuery q = log_query(c.params, 10000, 100000);
+    LogQuery q = log_query(c.params, 10000, 100000);
     Response res = make_response(c.req, Status::ok, "text/csv; charset=utf-8; header=present", log_csv(store.search(q)));
     res.set(bhttp::field::content_disposition, "attachment; filename=\"sekisho-tracking-log.csv\"");
     return res;
   });
 }
 
-Response handle_request(const Request& req, store::Store& store) {
+Response handle_request(const Request& req, Store& store) {
   Router r;
   add_log_routes(r, store);
   return r.handle(req);
 }
 
-Response handle_request(const Request& req, store::Store& store, int64_t now_us) {
+Response handle_request(const Request& req, Store& store, int64_t now_us) {
   Router r;
   add_log_routes(r, store);
   return r.handle(req, now_us);
 }
 
-}  // namespace sekisho::control::http
+}  // namespace sekisho::control::tracking

@@ -28,10 +28,10 @@
 // driver's mutex, and a Transaction holds it (other threads wait). Open one
 // Db per thread that must not wait on another (the ingester, the HTTP
 // server).
-// Errors: StoreError (store.hpp) on every database failure, with the
+// Errors: StoreError (db/error.hpp) on every database failure, with the
 // database's own message.
 //
-// Drivers: SqliteDb (store/sqlite_db.hpp), PgDb (store/pg_db.hpp); both
+// Drivers: SqliteDb (db/sqlite_db.hpp), PgDb (db/pg_db.hpp); both
 // cache prepared statements by SQL text, so build SQL text from a bounded
 // set of shapes (placeholders for values, never values in the text).
 // Changes to this header after its first version: expand() and {{blob}},
@@ -49,9 +49,9 @@
 #include <variant>
 #include <vector>
 
-#include "control/store/store.hpp"
+#include "control/db/error.hpp"
 
-namespace sekisho::control::store {
+namespace sekisho::control::db {
 
 enum class Dialect { sqlite, postgres };
 enum class TxKind { write, read };
@@ -152,6 +152,11 @@ class Transaction {
   bool done_ = false;
 };
 
+// s with every byte sequence that is not UTF-8, and every NUL, replaced by
+// U+FFFD: text is stored so on both backends (PostgreSQL refuses the
+// others, SQLite would keep them), so it reads back the same from both.
+std::string valid_utf8(std::string_view s);
+
 // "%text%" for ci_like(): %, _ and \ escaped.
 std::string like_pattern(std::string_view s);
 
@@ -168,4 +173,4 @@ std::string redact_conninfo(std::string_view name);
 // Throws StoreError.
 std::unique_ptr<Db> open_db(const std::string& name);
 
-}  // namespace sekisho::control::store
+}  // namespace sekisho::control::db

@@ -1,11 +1,11 @@
-#include "control/store/db.hpp"
+#include "control/db/db.hpp"
 
 #include <chrono>
 
-#include "control/store/pg_db.hpp"
-#include "control/store/sqlite_db.hpp"
+#include "control/db/pg_db.hpp"
+#include "control/db/sqlite_db.hpp"
 
-namespace sekisho::control::store {
+namespace sekisho::control::db {
 
 namespace {
 
@@ -153,4 +153,39 @@ std::unique_ptr<Db> open_db(const std::string& name) {
   return std::make_unique<SqliteDb>(name);
 }
 
-}  // namespace sekisho::control::store
+std::string valid_utf8(std::string_view s) {
+  std::string out;
+  out.reserve(s.size());
+  const auto* p = reinterpret_cast<const unsigned char*>(s.data());
+  size_t n = s.size(), i = 0;
+  while (i < n) {
+    unsigned char c = p[i];
+    size_t len = 0;
+    uint32_t min = 0, cp = 0;
+    if (c >= 0x01 && c < 0x80) {
+      out.push_back(char(c));
+      ++i;
+      continue;
+    }
+    if (c >= 0xC2 && c <= 0xDF) len = 2, min = 0x80, cp = c & 0x1F;
+    else if (c >= 0xE0 && c <= 0xEF) len = 3, min = 0x800, cp = c & 0x0F;
+    else if (c >= 0xF0 && c <= 0xF4) len = 4, min = 0x10000, cp = c & 0x07;
+    bool ok = len && i + len <= n;
+    for (size_t k = 1; ok && k < len; ++k) {
+      if ((p[i + k] & 0xC0) != 0x80) ok = false;
+      else cp = (cp << 6) | (p[i + k] & 0x3F);
+    }
+    if (ok && (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))) ok = false;
+    if (ok) {
+      out.append(s.substr(i, len));
+      i += len;
+    } else {
+      out += "\xEF\xBF\xBD";
+      ++i;  // resynchronise on the next byte
+      while (i < n && (p[i] & 0xC0) == 0x80 && c != 0) ++i;
+    }
+  }
+  return out;
+}
+
+}  // namespace sekisho::control::db

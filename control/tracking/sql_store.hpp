@@ -1,5 +1,5 @@
 // The tracking log and journal cursors (Store) over a Db: one implementation
-// in the SQL both SQLite and PostgreSQL accept (see db.hpp). Its schema is
+// in the SQL both SQLite and PostgreSQL accept (see db/db.hpp). Its schema is
 // the migration component "tracking_log".
 //
 // Ingestion is batched: a batch's events go in as multi-row
@@ -21,10 +21,10 @@
 #include <span>
 #include <string>
 
-#include "control/store/db.hpp"
-#include "control/store/store.hpp"
+#include "control/db/db.hpp"
+#include "control/tracking/store.hpp"
 
-namespace sekisho::control::store {
+namespace sekisho::control::tracking {
 
 class SqlStore final : public Store {
  public:
@@ -32,7 +32,7 @@ class SqlStore final : public Store {
   static constexpr size_t kChunkRows = 64;
 
   // Migrates db (component "tracking_log"); db must outlive the store.
-  explicit SqlStore(Db& db);
+  explicit SqlStore(db::Db& db);
 
   using Store::ingest;
   size_t ingest(const std::vector<MessageEvent>& events, const std::string& source,
@@ -43,16 +43,12 @@ class SqlStore final : public Store {
   Counts counts() override;
 
   int schema_version() { return db_.schema_version(kComponent); }
-  static std::span<const Migration> migrations();
+  static std::span<const db::Migration> migrations();
   static int latest_schema_version() { return migrations().back().version; }
-  Db& db() { return db_; }
+  db::Db& db() { return db_; }
 
  private:
-  Db& db_;
+  db::Db& db_;
 };
 
-// s with every byte sequence that is not UTF-8, and every NUL, replaced by
-// U+FFFD.
-std::string valid_utf8(std::string_view s);
-
-}  // namespace sekisho::control::store
+}  // namespace sekisho::control::tracking

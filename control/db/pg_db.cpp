@@ -1,4 +1,4 @@
-#include "control/store/pg_db.hpp"
+#include "control/db/pg_db.hpp"
 
 #include <libpq-fe.h>
 
@@ -8,7 +8,7 @@
 #include <cstring>
 #include <memory>
 
-namespace sekisho::control::store {
+namespace sekisho::control::db {
 
 namespace {
 
@@ -303,4 +303,4 @@ int PgDb::backend_pid() {
   return PQbackendPID(conn_);
 }
 
-}  // namespace sekisho::control::store
+}  // namespace sekisho::control::db

@@ -1,8 +1,8 @@
-#include "control/store/sqlite_db.hpp"
+#include "control/db/sqlite_db.hpp"
 
 #include <sqlite3.h>
 
-namespace sekisho::control::store {
+namespace sekisho::control::db {
 
 namespace {
 
@@ -192,4 +192,4 @@ void SqliteDb::rollback() noexcept {
   mu_.unlock();
 }
 
-}  // namespace sekisho::control::store
+}  // namespace sekisho::control::db

@@ -9,23 +9,19 @@
 // Thread-safety: every method may be called from any thread; a backend
 // serialises calls on one connection (open one Store per thread that must
 // not wait on another, e.g. the ingester and the HTTP server).
-// Errors: backends throw StoreError (a std::runtime_error) on any failure
+// Errors: backends throw db::StoreError (a std::runtime_error) on any failure
 // of the database; nothing is half-written (each call is one transaction).
 #pragma once
 
 #include <cstdint>
 #include <map>
 #include <optional>
-#include <stdexcept>
 #include <string>
 #include <vector>
 
-namespace sekisho::control::store {
+#include "control/db/error.hpp"
 
-class StoreError : public std::runtime_error {
- public:
-  using std::runtime_error::runtime_error;
-};
+namespace sekisho::control::tracking {
 
 // One message event as the tracking log keeps it. JSON-valued fields hold
 // serialised JSON text (arrays), ready for the API.
@@ -114,4 +110,4 @@ class Store {
   virtual Counts counts() = 0;
 };
 
-}  // namespace sekisho::control::store
+}  // namespace sekisho::control::tracking

@@ -20,12 +20,12 @@
 #include <string>
 #include <unordered_map>
 
-#include "control/store/db.hpp"
+#include "control/db/db.hpp"
 
 struct sqlite3;
 struct sqlite3_stmt;
 
-namespace sekisho::control::store {
+namespace sekisho::control::db {
 
 class SqliteDb final : public Db {
  public:
@@ -65,4 +65,4 @@ class SqliteDb final : public Db {
   std::unordered_map<std::string, Cached> cache_;
 };
 
-}  // namespace sekisho::control::store
+}  // namespace sekisho::control::db
