@@ -47,6 +47,8 @@ struct Counter : pipeline::FlowEvents {
     in.client_ip = verdict::host_of(m.client);
     in.content = m.content;
     in.mime = m.mime;
+    in.message = m.message;
+    in.message_truncated = m.message_truncated;
     // The evaluator the workers call; offline: counted, nothing is held.
     if (!verdict::delivers(verdict::evaluate({}, {rules, scratch}, in).action)) ++not_passed;
   }

@@ -10,22 +10,13 @@
 #include <string>
 #include <vector>
 
+#include "common/config/settings.hpp"
 #include "scanners/verdict/policy.hpp"
 
 namespace sekisho::dataplane {
 
-class ConfigError : public std::runtime_error {
- public:
-  ConfigError(const std::string& file, int line, const std::string& reason)
-      : std::runtime_error(file + ":" + std::to_string(line) + ": " + reason),
-        file_(file), line_(line) {}
-  const std::string& file() const { return file_; }
-  int line() const { return line_; }
-
- private:
-  std::string file_;
-  int line_;
-};
+// FILE:LINE: reason, as every configuration loader reports (common/config).
+using ConfigError = common::config::ConfigError;
 
 enum class MalformedPolicy { forward, drop };
 enum class DispatchMode { automatic, software, rss };

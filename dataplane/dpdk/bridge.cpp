@@ -200,6 +200,8 @@ struct WorkerEvents : pipeline::FlowEvents {
     in.client_ip = verdict::host_of(m.client);
     in.content = m.content;
     in.mime = m.mime;
+    in.message = m.message;
+    in.message_truncated = m.message_truncated;
     verdict::Verdict v = verdict::evaluate(set ? set->policy : none, content, in);
     if (v.stage == verdict::Stage::smuggling) add(smuggling_refused, 1);
     if (v.scanned) add(scanned, 1);

@@ -2,6 +2,7 @@
 
 #include "scanners/mime/facts_json.hpp"
 
+#include <algorithm>
 #include <ctime>
 #include <new>
 
@@ -62,6 +63,15 @@ void Connection::on_message_end(const SessionFacts& f, const Transaction& t) {
   m.sha256 = ended_.back().sha256;
   m.mime = &ended_.back().mime;
   m.content = content_.get();
+  if (content_) {
+    if (retain_limit_) {
+      m.message = {reinterpret_cast<const uint8_t*>(retained_.data()), std::min(retained_.size(), scan_cap())};
+      m.message_truncated = message_bytes_ > scan_cap();
+    } else {
+      m.message = {reinterpret_cast<const uint8_t*>(content_->message().data()), content_->message().size()};
+      m.message_truncated = content_->truncated();
+    }
+  }
   m.ts = now_;
   m.client = client_;
   m.server = server_;
@@ -110,6 +120,7 @@ void Connection::on_message_begin(const SessionFacts&, const Transaction&) {
   sha_open_ = sha_ && EVP_DigestInit_ex(sha_, EVP_sha256(), nullptr) == 1;
   retained_.clear();
   retain_overflow_ = false;
+  message_bytes_ = 0;
   if (mime_) mime_->reset();
   else mime_.reset(new (std::nothrow) mime::MimeParser());  // null if out of memory: no MIME facts
   streaming_ = true;
@@ -129,16 +140,22 @@ void Connection::on_message_begin(const SessionFacts&, const Transaction&) {
 void Connection::on_body(std::span<const uint8_t> b) {
   if (sha_open_) EVP_DigestUpdate(sha_, b.data(), b.size());
   if (mime_) mime_->feed(b);
-  if (content_) content_->message_bytes(b);
-  if (retain_limit_ && !retain_overflow_) {
-    if (retained_.size() + b.size() > retain_limit_) {
-      retain_overflow_ = true;
-      retained_.clear();
-      retained_.shrink_to_fit();
-    } else {
-      retained_.append(reinterpret_cast<const char*>(b.data()), b.size());
-    }
+  message_bytes_ += b.size();
+  if (!retain_limit_) {
+    if (content_) content_->message_bytes(b);  // nothing retained: the collector keeps the scan's copy
+    return;
   }
+  // One retained copy for the spool and the scan's raw message: up to the
+  // retain limit (spoolable), and at least the scan's prefix.
+  const size_t keep = retain_overflow_ ? scan_cap() : std::max(retain_limit_, scan_cap());
+  if (!retain_overflow_ && message_bytes_ > retain_limit_) {
+    retain_overflow_ = true;
+    if (retained_.size() > scan_cap()) retained_.resize(scan_cap());
+    if (retained_.capacity() > 2 * scan_cap() + 4096) retained_.shrink_to_fit();
+  }
+  const size_t cap = retain_overflow_ ? scan_cap() : keep;
+  if (retained_.size() < cap)
+    retained_.append(reinterpret_cast<const char*>(b.data()), std::min(b.size(), cap - retained_.size()));
 }
 
 

@@ -41,8 +41,12 @@ struct MessageRecord {
   const void* policy = nullptr;  // what message_started() returned for this message
   const mime::MessageFacts* mime = nullptr;  // what the MIME engine found: header fields, URLs, attachments
   // At the hold point only (on_message_end), when content collection is on:
-  // the header fields, text and raw message, bounded, for a content scan.
+  // the header fields and texts, bounded, for a content scan; and the
+  // message as received ("full"), a prefix of the one retained copy (or
+  // the collector's when nothing is retained), with whether it was cut.
   const mime::ContentCollector* content = nullptr;
+  std::span<const uint8_t> message;
+  bool message_truncated = false;
 };
 
 struct SessionRecord {
@@ -83,7 +87,9 @@ class Connection : public tcp::StreamSink, public smtp::MessageSink {
   ~Connection() override;
 
   // (Re)starts the flow for a new connection. |retain_bytes| > 0 keeps a
-  // copy of each message (up to that size) for quarantine.
+  // copy of each message (up to that size) for quarantine. That one copy
+  // also serves the content scan's view of the raw message (its first
+  // CollectLimits::message_bytes), so a message is never held twice.
   void start(const tcp::Limits* lim, tcp::BufferPool* pool, const smtp::Limits& smtp_limits, FlowEvents* events, double now,
              size_t retain_bytes = 0);
   // One TCP segment; see tcp::TcpFlow::on_segment. |now| stamps events.
@@ -211,8 +217,10 @@ class Connection : public tcp::StreamSink, public smtp::MessageSink {
   };
   std::vector<Ended> ended_;
   size_t retain_limit_ = 0;
-  std::string retained_;
-  bool retain_overflow_ = false;
+  std::string retained_;         // the message as received, up to max(retain limit, scan limit)
+  bool retain_overflow_ = false; // over the retain limit: not spoolable (a scan prefix may remain)
+  uint64_t message_bytes_ = 0;   // of the message streaming now
+  size_t scan_cap() const { return content_ && content_limits_ ? content_limits_->message_bytes : 0; }
 };
 
 // The JSON objects of sekisho-replay and the event journal.

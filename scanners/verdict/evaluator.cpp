@@ -76,7 +76,7 @@ void feed(match::MessageScan& scan, const Inputs& in) {
       if (c->field_part(i) != 0) scan.part_header(c->field_name(i), c->field_raw(i), c->field_decoded(i));
     scan.body_text(bytes(c->text()));
     scan.rawbody(bytes(c->raw_text()));
-    scan.full(bytes(c->message()));
+    scan.full(in.message.empty() ? bytes(c->message()) : in.message);
   }
   if (const mime::MessageFacts* f = in.mime) {
     for (const auto& u : f->urls) scan.uri(u);
@@ -103,7 +103,7 @@ void content_stage(const Content& content, const Inputs& in, Verdict& v, match::
   feed(scan, in);
   scan.finish(r);
   v.scanned = true;
-  v.content_truncated = in.content && in.content->truncated();
+  v.content_truncated = (in.content && in.content->truncated()) || in.message_truncated;
   v.score = r.score;
   const match::Hit* top = nullptr;
   for (const auto& h : r.hits) {

@@ -36,6 +36,10 @@ struct Inputs {
   const message::Transaction* txn = nullptr;  // null: no envelope (a message file without one)
   std::string_view client_ip;
   const mime::ContentCollector* content = nullptr;  // the collected contexts (null: not collected)
+  // The message as received for "full" rules when the caller keeps it
+  // elsewhere (the pipeline's retained copy); empty: the collector's.
+  std::span<const uint8_t> message;
+  bool message_truncated = false;  // |message| is a prefix
   const mime::MessageFacts* mime = nullptr;         // what the MIME engine found (null: not parsed)
 };
 

@@ -62,6 +62,8 @@ struct Printer : pipeline::FlowEvents {
     in.client_ip = verdict::host_of(m.client);
     in.content = m.content;
     in.mime = m.mime;
+    in.message = m.message;
+    in.message_truncated = m.message_truncated;
     m.verdict = verdict::evaluate(policy, content, in);
     ++verdicts[size_t(m.verdict.action) % 5];
     // Offline nothing is held: the verdict is reported, the message was delivered as captured.
