@@ -4,7 +4,7 @@
 //
 //   ports.cpp        EAL, ports, per-lcore resources (rings, census, engines, TX buffers)
 //   policy_swap.cpp  the first policy, RCU, reload and ruleset swap, reclaim
-//   loops.cpp        the worker and io loops
+//   loops.cpp        the worker and io loops (bursts, TX buffers drained on a TSC deadline)
 //   inspect.cpp      one SMTP-port segment through the engines; held messages; flow sweep
 //   worker_events.*  the verdict hook (WorkerEvents) and the policy it reads
 //   writers.cpp      the journal and spool writer threads
@@ -83,7 +83,7 @@ Bridge::Bridge(const DataplaneConfig& cfg, const std::string& argv0) : s_(std::m
       throw ConfigError(cfg.file, cfg.eal_line, std::string("journal: ") + e.what());
     }
   }
-  init_workers(s);  // 4. rings, flow census, stream engines
+  init_workers(s);  // 4. rings, flow census, stream engines, TX buffers
 }
 
 Bridge::~Bridge() {

@@ -40,6 +40,7 @@ inline constexpr unsigned kMaxBurst = 256;
 inline constexpr unsigned kPrefetchAhead = 3;
 inline constexpr unsigned kIdleRoundsBeforeSleep = 64;
 inline constexpr unsigned kTxRetries = 4;
+inline constexpr unsigned kTxDrainUs = 100;  // a TX buffer waits at most this long (l3fwd's BURST_TX_DRAIN_US)
 inline constexpr unsigned kMaxPorts = RTE_MAX_ETHPORTS;
 
 extern std::atomic<bool> g_stop;  // set by signal handlers; read by every loop
@@ -68,6 +69,17 @@ struct Port {
   unsigned peer = 0;  // index of the paired port
 };
 
+// Frames waiting for one TX queue of one port, as l3fwd keeps them: sent
+// when |flush_at| are buffered, when the lcore's TSC drain deadline passes,
+// or before the lcore idles. Written by one lcore.
+struct TxBuffer {
+  uint16_t port_id = 0;
+  uint16_t queue = 0;
+  unsigned n = 0;
+  PortCounters* counters = nullptr;  // of the writing lcore
+  rte_mbuf* m[kMaxBurst];
+};
+
 // Frames the worker writes itself during a burst, sent after the burst's
 // forwarded frames (m->port says where they came from, as for any frame).
 struct Injected {
@@ -85,6 +97,7 @@ struct alignas(RTE_CACHE_LINE_SIZE) WorkerState {
   std::unique_ptr<net::FlowCensus> census;
   CounterBlock counters;                    // published
   std::array<PortCounters, kMaxPorts> port; // rss mode only
+  std::vector<TxBuffer> tx;                 // rss mode: by ports[] index
   // Stream inspection: TCP reassembly with normalisation feeding SMTP.
   tcp::Limits tcp_limits;
   smtp::Limits smtp_limits;
@@ -108,6 +121,7 @@ struct alignas(RTE_CACHE_LINE_SIZE) WorkerState {
 
 struct alignas(RTE_CACHE_LINE_SIZE) IoState {
   std::array<PortCounters, kMaxPorts> port;
+  std::vector<TxBuffer> tx;  // by ports[] index
 #define X(name, text) uint64_t name = 0;
 #include "dataplane/dpdk/io_counters.def"
 #undef X
@@ -133,6 +147,7 @@ struct BridgeState {
   double wall_at_start = 0;  // unix seconds when tsc_at_start was read
   uint64_t tsc_at_start = 0;
   double tsc_hz = 1;
+  uint64_t tx_drain_tsc = 0;  // kTxDrainUs in TSC cycles
   bool rss = false;
   rte_mempool* pool = nullptr;
   std::vector<Port> ports;

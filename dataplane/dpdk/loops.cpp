@@ -2,8 +2,10 @@
 // software dispatch (rings in and out), the worker in rss dispatch (queue w
 // of every port), and the io lcore of software dispatch. A burst goes
 // through process_burst(): decode, counters, the stream engines for
-// SMTP-port TCP, census. A segment that ends a passed message is sent at
-// once with what precedes it.
+// SMTP-port TCP, census; what leaves is buffered per port and queue
+// (TxBuffer) and sent when a buffer fills, when the lcore's TSC drain
+// deadline passes (kTxDrainUs), or before the lcore idles. A segment that
+// ends a passed message is sent at once with what precedes it.
 //
 // Hot path rules (DESIGN.md): bursts, prefetch kPrefetchAhead frames ahead,
 // no allocation, locks or syscalls per packet, counters accumulated locally
@@ -27,6 +29,11 @@
 namespace sekisho::dataplane {
 
 namespace {
+
+// Put on a worker's TX ring after the frames up to a held segment: the io
+// lcore sends what it buffered at once instead of at its drain deadline.
+char g_flush_mark_storage;
+rte_mbuf* const kFlushMark = reinterpret_cast<rte_mbuf*>(&g_flush_mark_storage);
 
 void record_holds(const BridgeState& s, WorkerState& w) {
   if (!w.hold_n) return;
@@ -166,6 +173,30 @@ void transmit(uint16_t port_id, uint16_t queue, rte_mbuf** bufs, unsigned n, Por
   add_relaxed(pc.tx_dropped, n - sent);
 }
 
+void tx_flush(TxBuffer& b) {
+  if (!b.n) return;
+  transmit(b.port_id, b.queue, b.m, b.n, *b.counters);
+  b.n = 0;
+}
+
+void tx_put(TxBuffer& b, rte_mbuf* m, unsigned flush_at) {
+  b.m[b.n++] = m;
+  if (b.n >= flush_at) tx_flush(b);
+}
+
+void tx_flush_all(std::vector<TxBuffer>& tx) {
+  for (TxBuffer& b : tx) tx_flush(b);
+}
+
+// Sends what waited longer than the drain deadline (l3fwd's drain_tsc).
+void tx_drain_on_deadline(const BridgeState& s, std::vector<TxBuffer>& tx, uint64_t& last_drain) {
+  const uint64_t now = rte_rdtsc();
+  if (now - last_drain > s.tx_drain_tsc) {
+    tx_flush_all(tx);
+    last_drain = now;
+  }
+}
+
 void idle(BridgeState& s, unsigned& idle_rounds, uint64_t* sleeps) {
   if (s.cfg.idle_sleep_us == 0) { rte_pause(); return; }
   if (++idle_rounds >= kIdleRoundsBeforeSleep) {
@@ -201,6 +232,8 @@ int worker_loop_software(BridgeState& s, WorkerState& w) {
         d[WorkerCounter::tx_ring_full] += c - e;
         d[WorkerCounter::tx_pkts] -= c - e;
       }
+      void* mark = kFlushMark;
+      rte_ring_sp_enqueue(w.tx_ring, mark);  // if the ring is full, the drain deadline sends them
     };
     process_burst(s, w, bufs, n, kept, d, injected, to_ring);
     unsigned q = rte_ring_sp_enqueue_burst(w.tx_ring, reinterpret_cast<void**>(bufs), kept, nullptr);
@@ -221,24 +254,24 @@ int worker_loop_software(BridgeState& s, WorkerState& w) {
   return 0;
 }
 
-// RSS dispatch: worker w owns queue w of every port.
+// RSS dispatch: worker w owns queue w of every port; TX buffered per port.
 int worker_loop_rss(BridgeState& s, WorkerState& w) {
   rte_mbuf* bufs[kMaxBurst];
   CounterBlock d;
   unsigned idle_rounds = 0;
   const uint16_t q = uint16_t(w.index);
+  const unsigned flush_at = s.cfg.burst;
+  uint64_t last_drain = rte_rdtsc();
   rte_rcu_qsbr_thread_online(s.qs, w.index);
   while (!g_stop.load(std::memory_order_relaxed)) {
     rte_rcu_qsbr_quiescent(s.qs, w.index);
+    tx_drain_on_deadline(s, w.tx, last_drain);
     bool any = false;
     sweep_flows(s, w);
     if (!w.holds.empty() || (w.done_ring && rte_ring_count(w.done_ring))) {
       Injected answers;
       settle_held(s, w, answers);
-      for (unsigned i = 0; i < answers.n; ++i) {
-        const Port& o = s.ports[peer_index(s, answers.m[i])];
-        transmit(o.id, q, &answers.m[i], 1, w.port[o.id]);
-      }
+      for (unsigned i = 0; i < answers.n; ++i) tx_put(w.tx[peer_index(s, answers.m[i])], answers.m[i], flush_at);
     }
     for (const Port& p : s.ports) {
       uint16_t n = rte_eth_rx_burst(p.id, q, bufs, uint16_t(s.cfg.burst));
@@ -250,20 +283,26 @@ int worker_loop_rss(BridgeState& s, WorkerState& w) {
       add_relaxed(w.port[p.id].rx_bytes, bytes);
       unsigned kept = 0;
       Injected injected;
-      const Port& out = s.ports[p.peer];
-      process_burst(s, w, bufs, n, kept, d, injected,
-                    [&](rte_mbuf** b, unsigned c) { transmit(out.id, q, b, c, w.port[out.id]); });
-      transmit(out.id, q, bufs, kept, w.port[out.id]);
+      TxBuffer& out = w.tx[p.peer];
+      process_burst(s, w, bufs, n, kept, d, injected, [&](rte_mbuf** b, unsigned c) {
+        for (unsigned i = 0; i < c; ++i) tx_put(out, b[i], flush_at);
+        tx_flush(out);  // the held segment leaves now
+      });
+      for (unsigned i = 0; i < kept; ++i) tx_put(out, bufs[i], flush_at);
       record_holds(s, w);
-      for (unsigned i = 0; i < injected.n; ++i) {  // injected frames go where their m->port says
-        const Port& o = s.ports[peer_index(s, injected.m[i])];
-        transmit(o.id, q, &injected.m[i], 1, w.port[o.id]);
-      }
+      // Injected frames go where their m->port says, batched with the rest.
+      for (unsigned i = 0; i < injected.n; ++i) tx_put(w.tx[peer_index(s, injected.m[i])], injected.m[i], flush_at);
     }
     publish(w.counters, d);
     publish_stream(w);
-    if (!any) idle(s, idle_rounds, nullptr); else idle_rounds = 0;
+    if (!any) {
+      tx_flush_all(w.tx);
+      idle(s, idle_rounds, nullptr);
+    } else {
+      idle_rounds = 0;
+    }
   }
+  tx_flush_all(w.tx);
   rte_rcu_qsbr_thread_offline(s.qs, w.index);
   return 0;
 }
@@ -281,16 +320,17 @@ void publish_stream(WorkerState& w) {
 }
 
 // Software dispatch, io side (main lcore): RX all ports, hash, hand to
-// workers; drain worker TX rings to the paired ports.
+// workers; drain worker TX rings into the paired ports' TX buffers.
 void io_loop(BridgeState& s) {
   rte_mbuf* bufs[kMaxBurst];
   const unsigned nw = unsigned(s.workers.size());
   std::vector<std::array<rte_mbuf*, kMaxBurst>> stage(nw);
   std::vector<unsigned> staged(nw, 0);
-  std::vector<std::array<rte_mbuf*, kMaxBurst>> out(s.ports.size());
-  std::vector<unsigned> outn(s.ports.size(), 0);
+  const unsigned flush_at = s.cfg.burst;
+  uint64_t last_drain = rte_rdtsc();
   unsigned idle_rounds = 0;
   while (!g_stop.load(std::memory_order_relaxed)) {
+    tx_drain_on_deadline(s, s.io.tx, last_drain);
     bool any = false;
     for (const Port& p : s.ports) {
       uint16_t n = rte_eth_rx_burst(p.id, 0, bufs, uint16_t(s.cfg.burst));
@@ -327,17 +367,18 @@ void io_loop(BridgeState& s) {
       if (n == 0) continue;
       any = true;
       for (unsigned i = 0; i < n; ++i) {
-        unsigned o = peer_index(s, bufs[i]);
-        out[o][outn[o]++] = bufs[i];
-      }
-      for (unsigned o = 0; o < s.ports.size(); ++o) {
-        if (!outn[o]) continue;
-        transmit(s.ports[o].id, 0, out[o].data(), outn[o], s.io.port[s.ports[o].id]);
-        outn[o] = 0;
+        if (bufs[i] == kFlushMark) tx_flush_all(s.io.tx);  // a held segment is in: send it now
+        else tx_put(s.io.tx[peer_index(s, bufs[i])], bufs[i], flush_at);
       }
     }
-    if (!any) idle(s, idle_rounds, &s.io.idle_sleeps); else idle_rounds = 0;
+    if (!any) {
+      tx_flush_all(s.io.tx);
+      idle(s, idle_rounds, &s.io.idle_sleeps);
+    } else {
+      idle_rounds = 0;
+    }
   }
+  tx_flush_all(s.io.tx);
 }
 
 int launch_worker(void* arg) {

@@ -1,7 +1,7 @@
 // Ports and EAL setup: the checks EAL would only report vaguely, EAL's
 // arguments, the ports (paired, RSS or software dispatch, queues, mbuf
 // pool) and each worker's lcore resources (rings, flow census, stream
-// engines); and their teardown. Main thread only; every failure
+// engines, TX buffers); and their teardown. Main thread only; every failure
 // a configuration can cause is a ConfigError naming its key.
 #include <net/if.h>
 #include <sched.h>
@@ -211,8 +211,19 @@ void init_workers(BridgeState& s) {
       if (!ws->events.ring) throw std::runtime_error("cannot create the event ring: " + std::string(rte_strerror(rte_errno)));
     }
     ws->holds = hold::HoldQueue(cfg.hold_timeout_pass);
+    if (s.rss) {  // queue w of every port, buffered per port
+      ws->tx.resize(s.ports.size());
+      for (size_t o = 0; o < s.ports.size(); ++o)
+        ws->tx[o] = TxBuffer{s.ports[o].id, uint16_t(w), 0, &ws->port[s.ports[o].id], {}};
+    }
     s.workers.push_back(std::move(ws));
   }
+  if (!s.rss) {  // the io lcore transmits on queue 0 of every port
+    s.io.tx.resize(s.ports.size());
+    for (size_t o = 0; o < s.ports.size(); ++o)
+      s.io.tx[o] = TxBuffer{s.ports[o].id, 0, 0, &s.io.port[s.ports[o].id], {}};
+  }
+  s.tx_drain_tsc = (rte_get_tsc_hz() + US_PER_S - 1) / US_PER_S * kTxDrainUs;
 }
 
 void close_ports_and_workers(BridgeState& s) {
