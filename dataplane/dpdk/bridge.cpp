@@ -3,7 +3,7 @@
 // file named for its concern:
 //
 //   ports.cpp        EAL, ports, per-lcore resources (rings, census, engines, TX buffers)
-//   policy_swap.cpp  the first policy, RCU, reload and ruleset swap, reclaim
+//   policy_swap.cpp  the first policy, RCU and its defer queue, reload and ruleset swap
 //   loops.cpp        the worker and io loops (bursts, TX buffers drained on a TSC deadline)
 //   inspect.cpp      one SMTP-port segment through the engines; held messages; flow sweep
 //   worker_events.*  the verdict hook (WorkerEvents) and the policy it reads
@@ -101,13 +101,6 @@ void Bridge::run() {
   std::atomic<bool> journal_done{false};
   std::thread journal;
   if (!s.cfg.journal_dir.empty()) journal = std::thread(journal_loop, std::ref(s), std::ref(journal_done));
-  std::atomic<bool> housekeeping_done{false};
-  std::thread housekeeping([&s, &housekeeping_done] {
-    while (!housekeeping_done.load()) {
-      reclaim_policies(s);
-      std::this_thread::sleep_for(std::chrono::milliseconds(10));
-    }
-  });
   std::atomic<bool> spool_done{false};
   std::thread spool;
   if (!s.cfg.spool_dir.empty()) spool = std::thread(spool_loop, std::ref(s), std::ref(spool_done));
@@ -131,8 +124,6 @@ void Bridge::run() {
   }
   journal_done.store(true);
   if (journal.joinable()) journal.join();
-  housekeeping_done.store(true);
-  housekeeping.join();
   reclaim_policies(s);
 }
 

@@ -20,7 +20,6 @@
 #include <memory>
 #include <mutex>
 #include <string>
-#include <utility>
 #include <vector>
 
 #include "dataplane/config/dataplane_config.hpp"
@@ -33,6 +32,8 @@
 #include "dataplane/smtp/smtp_flow.hpp"
 #include "dataplane/tcp/flow_table.hpp"
 #include "dataplane/tcp/tcp_stream.hpp"
+
+struct rte_rcu_qsbr_dq;
 
 namespace sekisho::dataplane {
 
@@ -132,15 +133,16 @@ struct BridgeState {
   std::atomic<bool> bypass{false};  // telemetry /sekisho/bypass: forward everything uninspected
   bool retain = false;              // some rule quarantines: keep a copy of every message
   mime::CollectLimits collect;      // what each open message keeps for the content scan
-  // The policy (policy_swap.cpp): published with RCU, replaced sets wait in
-  // |retired| for their grace period and for the messages that hold them.
+  // The policy (policy_swap.cpp): published with RCU, replaced sets go
+  // through the defer queue, then wait in |draining| while messages hold them.
   std::atomic<PolicySet*> policy{nullptr};
   smtp::ReleaseList releases;       // telemetry /sekisho/release: pass these once
   rte_rcu_qsbr* qs = nullptr;       // workers report quiescence once per loop
-  std::mutex policy_mu;             // reload and reclaim (control side only)
-  std::vector<std::pair<PolicySet*, uint64_t>> retired;  // with the RCU token of their retirement
+  rte_rcu_qsbr_dq* dq = nullptr;    // replaced sets until their grace period ends
+  std::mutex policy_mu;             // reload, reclaim and snapshot (control side only)
+  std::vector<PolicySet*> draining; // past the grace period, still held by messages
   uint64_t ruleset_loads = 0;       // under policy_mu
-  uint64_t policy_versions = 0, policy_freed = 0;
+  uint64_t policy_versions = 0, policy_retired = 0, policy_freed = 0;
   std::array<bool, 65536> smtp_port{};
   std::array<bool, 65536> mask_starttls{};
   bool desync_pass = false;  // cfg.desync_action == "pass"
@@ -172,7 +174,7 @@ void init_ports(BridgeState& s);
 void init_workers(BridgeState& s);
 void close_ports_and_workers(BridgeState& s);
 
-// policy_swap.cpp: the first policy and RCU; reclaim (a housekeeping thread calls it).
+// policy_swap.cpp: the first policy, RCU and its defer queue.
 void init_policy(BridgeState& s);
 void reclaim_policies(BridgeState& s);
 void free_policies(BridgeState& s);

@@ -28,6 +28,7 @@ const char* const kWorkerCounterNames[] = {
 };
 
 nlohmann::json snapshot(BridgeState& s) {
+  reclaim_policies(s);  // the control side's own call: frees what no one holds (policy_swap.cpp)
   using nlohmann::json;
   json j;
   j["dispatch"] = s.rss ? "rss" : "software";
@@ -36,7 +37,7 @@ nlohmann::json snapshot(BridgeState& s) {
     std::lock_guard<std::mutex> lock(s.policy_mu);
     const PolicySet* p = s.policy.load();
     j["policy"] = {{"version", p->version}, {"source", p->source}, {"rules", p->rules.size()},
-                   {"retired_pending", s.retired.size()}, {"freed", s.policy_freed}};
+                   {"retired_pending", s.policy_retired - s.policy_freed}, {"freed", s.policy_freed}};
     if (p->content)
       j["policy"]["ruleset"] = {{"path", p->content->path}, {"version", std::string(p->content->ruleset->version())},
                                 {"rules", p->content->ruleset->rule_count()}, {"load", p->content->version}};
