@@ -6,7 +6,7 @@
 // message, one per session) as plain records. Shared by the dataplane
 // workers, sekisho-replay and the benchmarks so all three run the same code.
 //
-// Thread-safety: an SmtpFlow belongs to the thread that owns its table.
+// Thread-safety: a Connection belongs to the thread that owns its table.
 #pragma once
 
 #include <openssl/evp.h>
