@@ -18,6 +18,7 @@
 #include <iterator>
 
 #include "scanners/match/received.hpp"
+#include "scanners/mime/address.hpp"
 #include "rules/lang/meta.hpp"
 
 namespace sekisho::match {
@@ -477,55 +478,26 @@ void stream_feed(State& st, int s, const uint8_t* data, size_t len) {
   st.cur_stream = -1;
 }
 
-// Addresses and display names in an address-list header value.
-template <typename F>
-void each_address(std::string_view v, F&& f) {
-  size_t i = 0;
-  while (i < v.size()) {
-    // One element up to a comma outside quotes, angle brackets and comments.
-    size_t b = i;
-    bool q = false;
-    int angle = 0, paren = 0;
-    for (; i < v.size(); ++i) {
-      char c = v[i];
-      if (c == '\\' && i + 1 < v.size()) {
-        ++i;
-        continue;
-      }
-      if (c == '"') q = !q;
-      else if (!q && c == '<') ++angle;
-      else if (!q && c == '>' && angle) --angle;
-      else if (!q && c == '(') ++paren;
-      else if (!q && c == ')' && paren) --paren;
-      else if (!q && !angle && !paren && c == ',') break;
+// SpamAssassin's :name presentation of a display name rendered at the end of
+// |out| from |from|: every white space run one space, one level of single
+// quotes off ('Foo Blah' -> Foo Blah), as PerMsgStatus::_get does. In place.
+void sa_name_tidy(std::string& out, size_t from) {
+  size_t w = from;
+  bool space = false;
+  for (size_t r = from; r < out.size(); ++r) {
+    char c = out[r];
+    if (c == ' ' || c == '\t' || c == '\r' || c == '\n' || c == '\f' || c == '\v') {
+      space = w > from;
+      continue;
     }
-    std::string_view e = v.substr(b, i - b);
-    ++i;
-    auto trim = [](std::string_view s) {
-      while (!s.empty() && isspace(static_cast<unsigned char>(s.front()))) s.remove_prefix(1);
-      while (!s.empty() && isspace(static_cast<unsigned char>(s.back()))) s.remove_suffix(1);
-      return s;
-    };
-    e = trim(e);
-    if (e.empty()) continue;
-    std::string_view addr, name;
-    size_t lt = e.rfind('<');
-    size_t gt = lt == std::string_view::npos ? std::string_view::npos : e.find('>', lt);
-    if (lt != std::string_view::npos && gt != std::string_view::npos) {
-      addr = trim(e.substr(lt + 1, gt - lt - 1));
-      name = trim(e.substr(0, lt));
-    } else {
-      size_t lp = e.find('(');
-      size_t rp = lp == std::string_view::npos ? std::string_view::npos : e.rfind(')');
-      if (lp != std::string_view::npos && rp != std::string_view::npos && rp > lp) {
-        name = trim(e.substr(lp + 1, rp - lp - 1));
-        addr = trim(e.substr(0, lp));
-      } else {
-        addr = e;
-      }
-    }
-    if (name.size() >= 2 && name.front() == '"' && name.back() == '"') name = name.substr(1, name.size() - 2);
-    f(addr, name);
+    if (space) out[w++] = ' ';
+    space = false;
+    out[w++] = c;
+  }
+  out.resize(w);
+  if (w - from >= 2 && out[from] == '\'' && out[w - 1] == '\'') {
+    out.erase(w - 1);
+    out.erase(from, 1);
   }
 }
 
@@ -853,11 +825,26 @@ void MessageScan::finish(Result& out) {
       } else if (h.form == HeaderForm::decoded) {
         append(field_dec(f));
         append("\n");
-      } else {
-        each_address(field_dec(f), [&](std::string_view addr, std::string_view name) {
-          std::string_view v = h.form == HeaderForm::addr ? addr : name;
+      } else if (h.form == HeaderForm::addr) {
+        // Mailboxes split on the raw value, as SpamAssassin 4 does: an
+        // encoded word can hide no ',' or '<' that would make one.
+        mime::for_each_address(field_raw(f), [&](const mime::Mailbox& m) {
           if (!st.value.empty()) append("\n");
-          append(v);
+          mime::render_address(m.address, append);
+        });
+      } else {
+        // Display names need decoding, which the matcher does not do per
+        // message: they come from the decoded value (where an encoded ','
+        // splits a name, SpamAssassin decodes after splitting). Only
+        // non-empty names, as SpamAssassin's :name.
+        mime::for_each_address(field_dec(f), [&](const mime::Mailbox& m) {
+          size_t mark = st.value.size();
+          if (!st.value.empty()) append("\n");
+          size_t from = st.value.size();
+          if (m.angle) mime::render_phrase(m.phrase, append);
+          else mime::render_comments(m.comments, append);
+          sa_name_tidy(st.value, from);
+          if (st.value.size() == from) st.value.resize(mark);
         });
       }
     };
@@ -901,18 +888,42 @@ void MessageScan::finish(Result& out) {
   }
 
   // 4. From, lists, brands.
+  // The first mailbox of From: and Reply-To: (addresses from the raw value,
+  // the name from the decoded one, as for :addr and :name above), rendered
+  // into the arena.
   std::string_view from_addr, from_name, reply_addr;
+  auto kept = [&](auto&& render) {
+    size_t start = st.arena.size();
+    render([&](std::string_view p) {
+      size_t room = st.arena.capacity() - st.arena.size();
+      if (p.size() > room) st.truncated = true;
+      st.arena.append(p.substr(0, room));
+    });
+    return std::string_view(st.arena.data() + start, st.arena.size() - start);
+  };
+  bool have_from = false, have_from_name = false, have_reply = false;
   for (const auto& f : st.fields) {
-    if (from_addr.empty() && iequals(field_name(f), "from"))
-      each_address(field_dec(f), [&](std::string_view ad, std::string_view nm) {
-        if (from_addr.empty()) {
-          from_addr = ad;
-          from_name = nm;
-        }
+    bool from = iequals(field_name(f), "from");
+    if (from && !have_from)
+      mime::for_each_address(field_raw(f), [&](const mime::Mailbox& m) {
+        if (have_from) return;
+        have_from = true;
+        from_addr = kept([&](auto&& put) { mime::render_address(m.address, put); });
       });
-    if (reply_addr.empty() && iequals(field_name(f), "reply-to"))
-      each_address(field_dec(f), [&](std::string_view ad, std::string_view) {
-        if (reply_addr.empty()) reply_addr = ad;
+    if (from && !have_from_name)
+      mime::for_each_address(field_dec(f), [&](const mime::Mailbox& m) {
+        if (have_from_name) return;
+        have_from_name = true;
+        from_name = kept([&](auto&& put) {
+          if (m.angle) mime::render_phrase(m.phrase, put);
+          else mime::render_comments(m.comments, put);
+        });
+      });
+    if (!have_reply && iequals(field_name(f), "reply-to"))
+      mime::for_each_address(field_raw(f), [&](const mime::Mailbox& m) {
+        if (have_reply) return;
+        have_reply = true;
+        reply_addr = kept([&](auto&& put) { mime::render_address(m.address, put); });
       });
   }
   std::string_view env_from = st.view(st.mail_from);
@@ -966,8 +977,8 @@ void MessageScan::finish(Result& out) {
     uint32_t tocc = 0;
     for (const auto& f : st.fields)
       if (iequals(field_name(f), "to") || iequals(field_name(f), "cc"))
-        each_address(field_dec(f), [&](std::string_view ad, std::string_view) {
-          if (ad.find('@') != std::string_view::npos) ++tocc;
+        mime::for_each_address(field_raw(f), [&](const mime::Mailbox& m) {
+          if (m.address.find('@') != std::string_view::npos) ++tocc;
         });
     for (uint32_t i : im.count_rules)
       st.counts[i] = st.rules[i].form == 0 ? static_cast<uint32_t>(st.rcpts.size()) : tocc;

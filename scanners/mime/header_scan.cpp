@@ -1,5 +1,6 @@
 #include "scanners/mime/header_scan.hpp"
 
+#include "scanners/mime/address.hpp"
 #include "scanners/mime/charset.hpp"
 
 #include <iconv.h>
@@ -244,15 +245,6 @@ std::string decode_words(std::string_view v, uint32_t& errors, std::string_view 
 
 namespace {
 
-bool has_unquoted_space(std::string_view a) {
-  bool q = false;
-  for (char c : a) {
-    if (c == '"') q = !q;
-    else if (!q && (c == ' ' || c == '\t')) return true;
-  }
-  return false;
-}
-
 // A quoted local part keeps its quotes only if it needs them (as Python
 // renders addresses): "john"@x -> john@x, "a b"@x stays.
 void canonical_quotes(std::string& a) {
@@ -283,156 +275,23 @@ void canonical_quotes(std::string& a) {
   a = std::move(o);
 }
 
-// "John Smith john@x" (no angle brackets): the token that looks like an address.
-std::string bare_address(std::string_view s) {
-  if (!has_unquoted_space(s)) return std::string(s);
-  std::string best;
-  size_t p = 0;
-  while (p < s.size()) {
-    size_t q = s.find_first_of(" \t", p);
-    std::string_view tok = s.substr(p, q == std::string_view::npos ? std::string_view::npos : q - p);
-    if (tok.find('@') != std::string_view::npos) best = std::string(tok);
-    if (q == std::string_view::npos) break;
-    p = q + 1;
-  }
-  return best;
-}
-
 }  // namespace
 
+// The splitting is for_each_address's (address.hpp), shared with the
+// matcher; here the spans are copied, and display names decoded.
 std::vector<Address> parse_addresses(std::string_view v, uint32_t& errors, std::string_view fallback) {
-  // Tokenise into mailboxes at top-level commas, remembering for each the
-  // display part, the <angle> part and comments.
   std::vector<Address> out;
-  std::string display, angle, bare, comment;
-  bool in_angle = false, have_angle = false, angle_space = false;
-  int depth = 0;
-  bool in_quote = false;
-  auto flush = [&] {
+  std::string name;
+  for_each_address(v, [&](const Mailbox& m) {
     Address a;
-    std::string_view disp = trim(display);
-    if (have_angle) {
-      a.address = std::string(trim(angle));
-      // source routes: <@a,@b:user@c>
-      if (!a.address.empty() && a.address[0] == '@') {
-        auto c = a.address.find(':');
-        if (c != std::string::npos) a.address.erase(0, c + 1);
-      }
-      a.name = decode_words(disp, errors, fallback);
-    } else {
-      a.address = bare_address(trim(bare));
-      a.name = decode_words(trim(comment), errors, fallback);
-    }
-    if (!a.address.empty() || !a.name.empty()) out.push_back(std::move(a));
-    display.clear();
-    angle.clear();
-    bare.clear();
-    comment.clear();
-    have_angle = false;
-  };
-  for (size_t i = 0; i < v.size(); ++i) {
-    char c = v[i];
-    if (depth > 0) {  // inside a comment
-      if (c == '\\' && i + 1 < v.size()) {
-        comment.push_back(v[++i]);
-        continue;
-      }
-      if (c == '(') ++depth;
-      else if (c == ')') --depth;
-      if (depth > 0) comment.push_back(c);
-      continue;
-    }
-    if (in_quote) {
-      if (c == '\\' && i + 1 < v.size()) {
-        (in_angle ? angle : display).push_back(v[++i]);
-        continue;
-      }
-      if (c == '"') {
-        in_quote = false;
-        (in_angle ? angle : bare).push_back(c);
-        continue;
-      }
-      (in_angle ? angle : display).push_back(c);
-      if (!in_angle) bare.push_back(c);
-      continue;
-    }
-    if (in_angle) {
-      // Whitespace between two words of a local part is kept (obs-local-part,
-      // as Python does); around '.' and '@' it is folding and goes.
-      if (c == ' ' || c == '\t') {
-        angle_space = true;
-        continue;
-      }
-      if (angle_space && !angle.empty() && angle.back() != '.' && angle.back() != '@' && c != '.' && c != '@' &&
-          c != '>')
-        angle.push_back(' ');
-      angle_space = false;
-      if (c == '>') in_angle = false;
-      else if (c == '"') { in_quote = true; angle.push_back(c); }
-      else angle.push_back(c);
-      continue;
-    }
-    switch (c) {
-      case '"':
-        in_quote = true;
-        bare.push_back(c);
-        break;
-      case '(':
-        depth = 1;
-        break;
-      case '<':
-        in_angle = have_angle = true;
-        angle.clear();
-        break;
-      case ',':
-        flush();
-        break;
-      case ':':
-        // a group's display name ("undisclosed-recipients:") unless part of a bare address
-        if (!have_angle) {
-          display.clear();
-          bare.clear();
-          comment.clear();
-        }
-        break;
-      case ';':
-        flush();
-        break;
-      default:
-        display.push_back(c);
-        if (c != '\r' && c != '\n') bare.push_back(c);
-    }
-  }
-  flush();
-  for (auto& a : out) canonical_quotes(a.address);
-  // Not mailboxes: "<Undisclosed-Recipient:;>" (a group name in angle
-  // brackets), "a@b@c" (two unquoted '@'), "[x]@host" (specials in an
-  // unquoted local part). Python's parser refuses them too.
-  auto not_mailbox = [](const Address& a) {
-    if (a.address.empty()) return true;
-    bool q = false;
-    int ats = 0;
-    size_t last_at = std::string::npos;
-    for (size_t i = 0; i < a.address.size(); ++i) {
-      char c = a.address[i];
-      if (c == '\\' && q) {
-        ++i;
-      } else if (c == '"') {
-        q = !q;
-      } else if (!q && (c == ';' || c == ':')) {
-        return true;
-      } else if (!q && c == '@') {
-        ++ats;
-        last_at = i;
-      }
-    }
-    if (ats > 1) return true;
-    std::string_view local(a.address.data(), last_at == std::string::npos ? a.address.size() : last_at);
-    if (!local.empty() && local.front() != '"' && local.find_first_of("[]<>(),") != std::string_view::npos)
-      return true;
-    return false;
-  };
-  out.erase(std::remove_if(out.begin(), out.end(), not_mailbox), out.end());
+    render_address(m.address, [&](std::string_view p) { a.address.append(p); });
+    canonical_quotes(a.address);
+    name.clear();
+    if (m.angle) render_phrase(m.phrase, [&](std::string_view p) { name.append(p); });
+    else render_comments(m.comments, [&](std::string_view p) { name.append(p); });
+    a.name = decode_words(name, errors, fallback);
+    out.push_back(std::move(a));
+  });
   return out;
 }
 

@@ -93,7 +93,11 @@ ContentField parse_content_field(std::string_view raw_value, uint32_t& errors);
 // Raw 8-bit text that is not UTF-8: raw ISO-2022-JP, else |fallback_charset|
 // (the message's declared charset), else Latin-1 (counted).
 std::string decode_words(std::string_view value, uint32_t& errors, std::string_view fallback_charset = {});
-// RFC 5322 address list (also a single mailbox).
+// RFC 5322 address list (also a single mailbox): the mailboxes
+// for_each_address (address.hpp, the one splitter, shared with the matcher)
+// yields, addresses without comments or folding (quotes kept only where
+// needed, as Python renders them), display names (or, without angle
+// brackets, the comments) decoded to UTF-8.
 std::vector<Address> parse_addresses(std::string_view value, uint32_t& errors,
                                      std::string_view fallback_charset = {});
 // Converts |bytes| in |charset| to UTF-8 with iconv; false if the charset is

@@ -29,6 +29,7 @@
 #include "tools/sekishoctl/eml.hpp"
 #include "scanners/match/match.hpp"
 #include "scanners/match/received.hpp"
+#include "scanners/mime/address.hpp"
 #include "rules/compiler/compiler.hpp"
 #include "rules/lang/parser.hpp"
 #include "rules/lang/regex.hpp"
@@ -121,47 +122,36 @@ std::string header_value(const ctl::EmlMessage& m, const Rule& r, const std::str
     if (r.form == HeaderForm::raw) out += f->raw + "\n";
     else if (r.form == HeaderForm::decoded) out += f->decoded + "\n";
     else {
-      // Address lists: split at commas outside quotes/brackets/comments.
-      std::string_view v = f->decoded;
-      size_t i = 0;
-      while (i <= v.size()) {
-        size_t b = i;
-        bool q = false;
-        int a = 0, p = 0;
-        for (; i < v.size(); ++i) {
-          char c = v[i];
-          if (c == '\\' && i + 1 < v.size()) { ++i; continue; }
-          if (c == '"') q = !q;
-          else if (!q && c == '<') ++a;
-          else if (!q && c == '>' && a) --a;
-          else if (!q && c == '(') ++p;
-          else if (!q && c == ')' && p) --p;
-          else if (!q && !a && !p && c == ',') break;
-        }
-        std::string_view e = v.substr(b, i - b);
-        ++i;
-        auto trim = [](std::string_view s) {
-          while (!s.empty() && isspace(static_cast<unsigned char>(s.front()))) s.remove_prefix(1);
-          while (!s.empty() && isspace(static_cast<unsigned char>(s.back()))) s.remove_suffix(1);
-          return s;
-        };
-        e = trim(e);
-        if (e.empty()) continue;
-        std::string_view addr = e, nm;
-        size_t lt = e.rfind('<'), gt = lt == std::string_view::npos ? lt : e.find('>', lt);
-        if (lt != std::string_view::npos && gt != std::string_view::npos) {
-          addr = trim(e.substr(lt + 1, gt - lt - 1));
-          nm = trim(e.substr(0, lt));
-        } else {
-          size_t lp = e.find('('), rp = lp == std::string_view::npos ? lp : e.rfind(')');
-          if (lp != std::string_view::npos && rp != std::string_view::npos && rp > lp) {
-            nm = trim(e.substr(lp + 1, rp - lp - 1));
-            addr = trim(e.substr(0, lp));
+      // Address lists: the one splitter (scanners/mime/address.hpp), as the
+      // runtime reads them (addresses from the raw value, names from the
+      // decoded one; SpamAssassin's :name tidying): this oracle checks the
+      // matching over them.
+      auto put = [&](std::string_view p) { out.append(p); };
+      if (r.form == HeaderForm::addr) {
+        mime::for_each_address(f->raw, [&](const mime::Mailbox& mb) {
+          if (!out.empty()) out += "\n";
+          mime::render_address(mb.address, put);
+        });
+      } else {
+        mime::for_each_address(f->decoded, [&](const mime::Mailbox& mb) {
+          std::string nm;
+          auto put_nm = [&](std::string_view p) { nm.append(p); };
+          if (mb.angle) mime::render_phrase(mb.phrase, put_nm);
+          else mime::render_comments(mb.comments, put_nm);
+          std::string t;
+          for (char c : nm) {
+            if (isspace(static_cast<unsigned char>(c))) {
+              if (!t.empty() && t.back() != ' ') t += ' ';
+            } else {
+              t += c;
+            }
           }
-        }
-        if (nm.size() >= 2 && nm.front() == '"' && nm.back() == '"') nm = nm.substr(1, nm.size() - 2);
-        if (!out.empty()) out += "\n";
-        out += r.form == HeaderForm::addr ? addr : nm;
+          while (!t.empty() && t.back() == ' ') t.pop_back();
+          if (t.size() >= 2 && t.front() == '\'' && t.back() == '\'') t = t.substr(1, t.size() - 2);
+          if (t.empty()) return;
+          if (!out.empty()) out += "\n";
+          out += t;
+        });
       }
     }
   }

@@ -4,6 +4,8 @@
 // must not catch.
 #include <gtest/gtest.h>
 
+#include <array>
+
 #include "scanners/match/match.hpp"
 #include "rules/compiler/compiler.hpp"
 #include "rules/lang/parser.hpp"
@@ -304,4 +306,47 @@ TEST(RulesConditions, ArtifactRoundTripsTheNewFields) {
     std::string t = bad.substr(0, cut);
     EXPECT_FALSE(read_artifact({reinterpret_cast<const uint8_t*>(t.data()), t.size()}, b, err));
   }
+}
+
+// The matcher splits address lists with the MIME engine's splitter
+// (scanners/mime/address.hpp; its readings in tests/unit/mime/test_address.cpp):
+// addresses from the raw value, as SpamAssassin 4's :addr; names from the
+// decoded one, non-empty only, tidied as SpamAssassin's :name.
+TEST(RulesConditions, AddressListsReadAsTheMimeEngineReadsThem) {
+  auto rs = build(
+      "header TO_ADDRS To:addr =~ /^a\\@x\\.example\\nb\\@y\\.example$/\n"
+      "header TO_NAMES To:name =~ /^Foo Blah\\nB$/\n"
+      "header FROM_BANK From:addr =~ /bank\\.example/\n"
+      "compare FROM_NE_RT_DOM from_domain != reply_to_domain\n"
+      "count __TOCC to_cc\n");
+  // {name, raw, decoded}; decoded "" means the same as raw.
+  auto scan = [&](std::vector<std::array<std::string, 3>> headers) {
+    match::Scratch sc(*rs);
+    EXPECT_TRUE(sc.ok());
+    match::MessageScan s(*rs, sc);
+    s.envelope("e@mailer.example", {}, "helo.example");
+    for (auto& h : headers) s.header(h[0], h[1], h[2].empty() ? h[1] : h[2]);
+    Seen out;
+    out.rs = rs.get();
+    s.finish(out.result, out.values);
+    return out;
+  };
+  // A display name that decodes to "x@bank.example,": split raw, it is one
+  // mailbox of evil.example (the old matcher split the decoded value and
+  // took x@bank.example as the From address).
+  Seen a = scan({{"From", "=?UTF-8?B?eEBiYW5rLmV4YW1wbGUs?= <y@evil.example>",
+                  "x@bank.example, <y@evil.example>"},
+                 {"Reply-To", "r@evil.example"},
+                 {"To", "'Foo  Blah' <a@x.example>, b@y.example (B), undisclosed:;"},
+                 {"Cc", "Group: <c@z.example>,\r\n \"Not, Two\" <d@z.example>;", "Group: <c@z.example>, \"Not, Two\" <d@z.example>;"}});
+  EXPECT_EQ(a["FROM_BANK"], 0);
+  EXPECT_EQ(a["FROM_NE_RT_DOM"], 0) << "from_domain is evil.example";
+  EXPECT_EQ(a["TO_ADDRS"], 1);
+  EXPECT_EQ(a["TO_NAMES"], 1) << "single quotes and white space tidied; no empty name for the group";
+  EXPECT_EQ(a["__TOCC"], 4);
+  // Two angle addresses: the first is the From address (SpamAssassin).
+  Seen b = scan({{"From", "\"Bank\" <x@bank.example> <y@evil.example>"},
+                 {"Reply-To", "x@bank.example"}});
+  EXPECT_EQ(b["FROM_BANK"], 1);
+  EXPECT_EQ(b["FROM_NE_RT_DOM"], 0);
 }
