@@ -12,7 +12,7 @@ namespace sekisho::dataplane {
 
 enum class WorkerCounter : uint8_t {
 #define X(name, text) name,
-#include "counters.def"
+#include "dataplane/dpdk/counters.def"
 #undef X
   count_
 };

@@ -22,12 +22,12 @@ inline uint32_t rd32(const uint8_t* p) {
 
 const char* const kNames[] = {
 #define X(name, text) #name,
-#include "decode_errors.def"
+#include "dataplane/net/decode_errors.def"
 #undef X
 };
 const char* const kTexts[] = {
 #define X(name, text) text,
-#include "decode_errors.def"
+#include "dataplane/net/decode_errors.def"
 #undef X
 };
 

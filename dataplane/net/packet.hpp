@@ -15,12 +15,12 @@ namespace sekisho::net {
 
 enum class DecodeStatus : uint8_t {
 #define X(name, text) name,
-#include "decode_errors.def"
+#include "dataplane/net/decode_errors.def"
 #undef X
 };
 inline constexpr size_t kDecodeStatusCount = 0
 #define X(name, text) +1
-#include "decode_errors.def"
+#include "dataplane/net/decode_errors.def"
 #undef X
     ;
 const char* decode_status_name(DecodeStatus s);

@@ -9,12 +9,12 @@ namespace {
 
 const char* const kNames[] = {
 #define X(name, text) #name,
-#include "tcp_events.def"
+#include "dataplane/tcp/tcp_events.def"
 #undef X
 };
 const char* const kTexts[] = {
 #define X(name, text) text,
-#include "tcp_events.def"
+#include "dataplane/tcp/tcp_events.def"
 #undef X
 };
 

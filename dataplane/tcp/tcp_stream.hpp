@@ -33,7 +33,7 @@ namespace sekisho::tcp {
 
 enum class Event : uint8_t {
 #define X(name, text) name,
-#include "tcp_events.def"
+#include "dataplane/tcp/tcp_events.def"
 #undef X
   count_
 };
