@@ -5,7 +5,6 @@
 #include <algorithm>
 #include <chrono>
 #include <climits>
-#include <functional>
 #include <iostream>
 #include <nlohmann/json.hpp>
 #include <vector>
@@ -122,28 +121,22 @@ JournalIngester::JournalIngester(std::string dir, tracking::Store& store, size_t
 }
 
 IngestStats JournalIngester::pass() {
-  IngestStats st;
-  const tracking::JournalCursor cur = store_.cursor(dir_);
-  tracking::JournalCursor at = cur;
-  std::vector<MessageEvent> batch;
-  auto commit = [&](bool caught_up) {
-    if (caught_up) at.caught_up_us = now_us();
-    size_t added = store_.ingest(batch, dir_, at);
-    st.events_new += added;
-    st.events_seen += batch.size() - added;
-    batch.clear();
-  };
-
-  struct Lines : journal::JournalReader::Visitor {
+  // One pass: lines from the reader into batches, each batch stored with
+  // the cursor past its last line.
+  struct Pass : journal::JournalReader::Visitor {
     JournalIngester& in;
-    IngestStats& st;
-    tracking::JournalCursor& at;
-    std::vector<MessageEvent>& batch;
-    const std::function<void(bool)>& commit;
-    bool stopped = false;
-    Lines(JournalIngester& i, IngestStats& s, tracking::JournalCursor& a, std::vector<MessageEvent>& b,
-          const std::function<void(bool)>& c)
-        : in(i), st(s), at(a), batch(b), commit(c) {}
+    IngestStats st;
+    tracking::JournalCursor at;
+    std::vector<MessageEvent> batch;
+    bool stopped = false;  // at a line of a newer version
+    Pass(JournalIngester& i, tracking::JournalCursor from) : in(i), at(std::move(from)) {}
+    void commit(bool caught_up) {
+      if (caught_up) at.caught_up_us = now_us();
+      size_t added = in.store_.ingest(batch, in.dir_, at);
+      st.events_new += added;
+      st.events_seen += batch.size() - added;
+      batch.clear();
+    }
     bool on_line(const journal::JournalLine& l) override {
       MessageEvent e;
       std::string error;
@@ -192,14 +185,13 @@ IngestStats JournalIngester::pass() {
                 << "): reading it again from the start\n";
     }
   };
-  const std::function<void(bool)> commit_fn = commit;
-  Lines lines(*this, st, at, batch, commit_fn);
-  journal::JournalPosition end = journal::JournalReader(dir_).read({cur.file, cur.offset}, lines);
-  at.file = end.file;
-  at.offset = end.offset;
-  commit(!lines.stopped);
-  totals_ += st;
-  return st;
+  Pass p(*this, store_.cursor(dir_));
+  const journal::JournalPosition end = journal::JournalReader(dir_).read({p.at.file, p.at.offset}, p);
+  p.at.file = end.file;
+  p.at.offset = end.offset;
+  p.commit(!p.stopped);
+  totals_ += p.st;
+  return p.st;
 }
 
 }  // namespace sekisho::control::ingest
