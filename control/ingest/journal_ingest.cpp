@@ -152,8 +152,11 @@ IngestStats JournalIngester::pass() {
           // Kept for a newer sekisho-control: the pass stops here, nothing is lost.
           ++st.newer_lines;
           stopped = true;
-          std::cerr << "sekisho-control: " << in.dir_ << "/" << l.file << ": line at byte " << l.offset << ": " << error
-                    << ": ingestion waits there until sekisho-control is upgraded\n";
+          if (in.waiting_at_ != journal::JournalPosition{l.file, l.offset}) {  // said once, not every pass
+            in.waiting_at_ = {l.file, l.offset};
+            std::cerr << "sekisho-control: " << in.dir_ << "/" << l.file << ": line at byte " << l.offset << ": "
+                      << error << ": ingestion waits there until sekisho-control is upgraded\n";
+          }
           return false;
       }
       ++st.lines;

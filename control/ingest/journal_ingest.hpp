@@ -12,7 +12,7 @@
 // Lines: "type":"message" becomes a MessageEvent; other types (session,
 // summary) are stepped over; a line that is not JSON or lacks required
 // fields is counted and stepped over. A line of a newer event version than
-// this program reads stops the pass before it (reported; nothing is lost:
+// this program reads stops the pass before it (reported once; nothing is lost:
 // it is read once sekisho-control is upgraded). A last line without its newline is
 // left for the next pass — unless a newer file exists: the journal writer
 // never returns to a file once it opened the next (a failed write leaves a
@@ -28,6 +28,7 @@
 
 #include "control/tracking/store.hpp"
 #include "journal/event.hpp"
+#include "journal/journal_file.hpp"
 
 namespace sekisho::control::ingest {
 
@@ -73,6 +74,7 @@ class JournalIngester {
   tracking::Store& store_;
   size_t batch_lines_;
   IngestStats totals_;
+  journal::JournalPosition waiting_at_;  // the newer-version line reported last
 };
 
 }  // namespace sekisho::control::ingest
