@@ -1,22 +1,17 @@
 #include "control/ingest/journal_ingest.hpp"
 
-#include <dirent.h>
-#include <fcntl.h>
 #include <openssl/evp.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include <algorithm>
-#include <cerrno>
 #include <chrono>
-#include <cstdio>
-#include <cstring>
-#include <ctime>
+#include <climits>
 #include <iostream>
 #include <nlohmann/json.hpp>
 #include <vector>
 
-#include "control/tracking/time.hpp"
+#include "journal/journal_file.hpp"
+#include "journal/time.hpp"
+#include "scanners/verdict/verdict.hpp"
 
 namespace sekisho::control::ingest {
 
@@ -30,6 +25,7 @@ IngestStats& IngestStats::operator+=(const IngestStats& o) {
   other_lines += o.other_lines;
   bad_lines += o.bad_lines;
   abandoned_tails += o.abandoned_tails;
+  newer_lines += o.newer_lines;
   return *this;
 }
 
@@ -46,59 +42,25 @@ std::string hex(const unsigned char* p, size_t n) {
 }
 
 // A pass event has no dataplane id: derive one from what makes the message
-// unique and is identical each time its line is read.
-std::string derive_event_id(const json& j) {
+// unique and is identical each time its line is read (the text each key
+// had in the line: strings as they are, other values as JSON).
+std::string derive_event_id(const journal::MessageEvent& e) {
   std::string key;
-  auto add = [&](const json& v) {
-    key += v.is_string() ? v.get<std::string>() : v.dump();
+  auto add = [&](const std::string& v) {
+    key += v;
     key.push_back('\0');
   };
-  for (const char* k : {"ts", "src", "dst", "mail_from", "rcpt_to", "sha256", "size"})
-    add(j.contains(k) ? j[k] : json());
+  add(journal::iso_time_us(e.ts_us));
+  add(e.client);
+  add(e.server);
+  add(e.mail_from);
+  add(journal::to_line(json(e.rcpt_to)));
+  add(e.sha256 ? *e.sha256 : "null");
+  add(std::to_string(e.size));
   unsigned char md[EVP_MAX_MD_SIZE];
   unsigned n = 0;
   EVP_Digest(key.data(), key.size(), md, &n, EVP_sha256(), nullptr);
   return "pass-" + hex(md, 16);
-}
-
-std::string string_or(const json& j, const char* k, std::string d = {}) {
-  auto it = j.find(k);
-  if (it == j.end() || it->is_null()) return d;
-  return it->get<std::string>();  // throws type_error on a non-string
-}
-
-std::string array_json(const json& j, const char* k) {
-  auto it = j.find(k);
-  if (it == j.end() || it->is_null()) return "[]";
-  if (!it->is_array()) throw std::invalid_argument(std::string("'") + k + "' is not an array");
-  return it->dump();
-}
-
-struct JournalFile {
-  uint64_t seq;
-  std::string name;
-};
-
-std::vector<JournalFile> list_journal(const std::string& dir) {
-  std::vector<JournalFile> files;
-  DIR* d = opendir(dir.c_str());
-  if (!d) return files;
-  while (dirent* e = readdir(d)) {
-    unsigned long long seq;
-    int end = 0;
-    if (sscanf(e->d_name, "events-%llu.jsonl%n", &seq, &end) == 1 && e->d_name[end] == '\0')
-      files.push_back({seq, e->d_name});
-  }
-  closedir(d);
-  std::sort(files.begin(), files.end(), [](const auto& a, const auto& b) { return a.seq < b.seq; });
-  return files;
-}
-
-std::optional<uint64_t> seq_of(const std::string& name) {
-  unsigned long long seq;
-  int end = 0;
-  if (sscanf(name.c_str(), "events-%llu.jsonl%n", &seq, &end) == 1 && name[size_t(end)] == '\0') return seq;
-  return std::nullopt;
 }
 
 int64_t now_us() {
@@ -108,47 +70,49 @@ int64_t now_us() {
 
 }  // namespace
 
-LineKind parse_event_line(std::string_view line, MessageEvent& e, std::string& error) {
-  json j = json::parse(line, nullptr, false);
-  if (j.is_discarded() || !j.is_object()) {
-    error = "not a JSON object";
-    return LineKind::bad;
+MessageEvent tracking_event(const journal::MessageEvent& j) {
+  MessageEvent e;
+  e.ts_us = j.ts_us;
+  e.event_id = j.id.empty() ? derive_event_id(j) : j.id;
+  e.envelope_sender = j.mail_from;
+  e.recipients = j.rcpt_to;
+  if (j.mime) {
+    e.header_from = j.mime->from;
+    e.to_json = journal::to_line(json(j.mime->to));
+    e.cc_json = journal::to_line(json(j.mime->cc));
+    e.reply_to = j.mime->reply_to;
+    e.subject = j.mime->subject;
+    e.message_id = j.mime->message_id;
+    json atts = json::array();
+    for (const auto& a : j.mime->attachments) atts.push_back(journal::to_json(a));
+    e.attachments_json = journal::to_line(atts);
   }
-  try {
-    if (string_or(j, "type") != "message") return LineKind::other;
-    e = MessageEvent{};
-    auto ts = tracking::parse_iso_time_us(string_or(j, "ts"));
-    if (!ts) throw std::invalid_argument("'ts' missing or not an ISO 8601 UTC time");
-    e.ts_us = *ts;
-    e.event_id = string_or(j, "id");
-    if (e.event_id.empty()) e.event_id = derive_event_id(j);
-    e.envelope_sender = string_or(j, "mail_from");
-    if (auto it = j.find("rcpt_to"); it != j.end() && !it->is_null())
-      e.recipients = it->get<std::vector<std::string>>();
-    e.header_from = string_or(j, "from");
-    e.to_json = array_json(j, "to");
-    e.cc_json = array_json(j, "cc");
-    if (auto it = j.find("reply_to"); it != j.end() && !it->is_null()) e.reply_to = it->get<std::string>();
-    e.subject = string_or(j, "subject");
-    e.size = j.value("size", int64_t(0));
-    e.message_id = string_or(j, "message_id");
-    e.client = string_or(j, "src");
-    e.server = string_or(j, "dst");
-    e.tls = j.value("tls", false);
-    if (auto it = j.find("verdict"); it != j.end() && it->is_object()) {
-      const json& v = *it;
-      e.action = string_or(v, "action", "pass");
-      e.rule = string_or(v, "rule");
-      if (auto s = v.find("score"); s != v.end() && s->is_number()) e.score = s->get<double>();
-      e.rules_json = array_json(v, "rules");
-    }
-    e.attachments_json = array_json(j, "attachments");
-    if (auto it = j.find("spool"); it != j.end() && !it->is_null()) e.spool = it->get<std::string>();
-  } catch (const std::exception& ex) {
-    error = ex.what();
-    return LineKind::bad;
+  e.size = int64_t(std::min<uint64_t>(j.size, uint64_t(INT64_MAX)));
+  e.client = j.client;
+  e.server = j.server;
+  e.tls = j.tls;
+  e.action = verdict::action_name(j.verdict.action);
+  e.rule = j.verdict.rule;
+  if (j.verdict.scan) {
+    e.score = j.verdict.scan->score;
+    json rules = json::array();
+    for (const auto& h : j.verdict.scan->rules) rules.push_back(journal::to_json(h));
+    e.rules_json = journal::to_line(rules);
   }
-  return LineKind::message;
+  e.spool = j.spool;
+  return e;
+}
+
+LineKind parse_event_line(std::string_view line, MessageEvent& out, std::string& error) {
+  journal::MessageEvent e;
+  journal::ReadError err;
+  switch (journal::read_line(line, &e, nullptr, err)) {
+    case journal::LineType::message: out = tracking_event(e); return LineKind::message;
+    case journal::LineType::bad:
+      error = std::move(err.text);
+      return err.newer_version ? LineKind::newer : LineKind::bad;
+    default: return LineKind::other;
+  }
 }
 
 JournalIngester::JournalIngester(std::string dir, tracking::Store& store, size_t batch_lines)
@@ -157,94 +121,80 @@ JournalIngester::JournalIngester(std::string dir, tracking::Store& store, size_t
 }
 
 IngestStats JournalIngester::pass() {
-  IngestStats st;
-  tracking::JournalCursor cur = store_.cursor(dir_);
-  const std::vector<JournalFile> files = list_journal(dir_);
-
-  size_t i = 0;
-  uint64_t offset = 0;
-  if (!cur.file.empty()) {
-    auto cseq = seq_of(cur.file);
-    while (i < files.size() && cseq && files[i].seq < *cseq) ++i;
-    if (i < files.size() && files[i].name == cur.file) offset = cur.offset;
-  }
-
-  std::vector<MessageEvent> batch;
-  tracking::JournalCursor at = cur;
-  auto commit = [&](bool caught_up) {
-    if (caught_up) at.caught_up_us = now_us();
-    size_t added = store_.ingest(batch, dir_, at);
-    st.events_new += added;
-    st.events_seen += batch.size() - added;
-    batch.clear();
-  };
-
-  std::string buf;
-  std::vector<char> chunk(1 << 20);
-  for (; i < files.size(); ++i) {
-    const JournalFile& f = files[i];
-    const bool last = i + 1 == files.size();
-    std::string path = dir_ + "/" + f.name;
-    int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-    if (fd < 0) {
-      if (errno == ENOENT) continue;  // removed since the listing
-      throw std::runtime_error("cannot open " + path + ": " + std::strerror(errno));
+  // One pass: lines from the reader into batches, each batch stored with
+  // the cursor past its last line.
+  struct Pass : journal::JournalReader::Visitor {
+    JournalIngester& in;
+    IngestStats st;
+    tracking::JournalCursor at;
+    std::vector<MessageEvent> batch;
+    bool stopped = false;  // at a line of a newer version
+    Pass(JournalIngester& i, tracking::JournalCursor from) : in(i), at(std::move(from)) {}
+    void commit(bool caught_up) {
+      if (caught_up) at.caught_up_us = now_us();
+      size_t added = in.store_.ingest(batch, in.dir_, at);
+      st.events_new += added;
+      st.events_seen += batch.size() - added;
+      batch.clear();
     }
-    struct stat sb {};
-    if (fstat(fd, &sb) == 0 && uint64_t(sb.st_size) < offset) {
-      std::cerr << "sekisho-control: " << path << " is shorter (" << sb.st_size << " bytes) than the cursor ("
-                << offset << "): reading it again from the start\n";
-      offset = 0;
-    }
-    if (at.file != f.name) at = {f.name, offset, at.caught_up_us};
-    buf.clear();
-    uint64_t buf_offset = offset;  // file offset of buf[0]
-    for (;;) {
-      ssize_t n = ::pread(fd, chunk.data(), chunk.size(), off_t(buf_offset + buf.size()));
-      if (n < 0) {
-        if (errno == EINTR) continue;
-        int err = errno;
-        ::close(fd);
-        throw std::runtime_error("cannot read " + path + ": " + std::strerror(err));
+    bool on_line(const journal::JournalLine& l) override {
+      MessageEvent e;
+      std::string error;
+      switch (parse_event_line(l.text, e, error)) {
+        case LineKind::message: batch.push_back(std::move(e)); break;
+        case LineKind::other: ++st.other_lines; break;
+        case LineKind::bad:
+          ++st.bad_lines;
+          std::cerr << "sekisho-control: " << in.dir_ << "/" << l.file << ": bad line at byte " << l.offset << ": "
+                    << error << "\n";
+          break;
+        case LineKind::newer:
+          // Kept for a newer sekisho-control: the pass stops here, nothing is lost.
+          ++st.newer_lines;
+          stopped = true;
+          if (in.waiting_at_ != journal::JournalPosition{l.file, l.offset}) {  // said once, not every pass
+            in.waiting_at_ = {l.file, l.offset};
+            std::cerr << "sekisho-control: " << in.dir_ << "/" << l.file << ": line at byte " << l.offset << ": "
+                      << error << ": ingestion waits there until sekisho-control is upgraded\n";
+          }
+          return false;
       }
-      if (n == 0) break;
-      buf.append(chunk.data(), size_t(n));
-      size_t start = 0;
-      for (size_t nl; (nl = buf.find('\n', start)) != std::string::npos; start = nl + 1) {
-        std::string_view line(buf.data() + start, nl - start);
-        if (line.empty()) continue;
-        ++st.lines;
-        MessageEvent e;
-        std::string error;
-        switch (parse_event_line(line, e, error)) {
-          case LineKind::message: batch.push_back(std::move(e)); break;
-          case LineKind::other: ++st.other_lines; break;
-          case LineKind::bad:
-            ++st.bad_lines;
-            std::cerr << "sekisho-control: " << path << ": bad line at byte " << buf_offset + start << ": " << error
-                      << "\n";
-            break;
-        }
-        at.offset = buf_offset + nl + 1;
-        if (batch.size() >= batch_lines_) commit(false);
-      }
-      buf.erase(0, start);
-      buf_offset += start;
+      ++st.lines;
+      at.file = l.file;
+      at.offset = l.next;
+      if (batch.size() >= in.batch_lines_) commit(false);
+      return true;
     }
-    ::close(fd);
-    if (!buf.empty() && !last) {
+    void on_file_end(const journal::JournalPosition& end) override {
+      // The cursor names one file at a time: store this file's events with it.
+      at.file = end.file;
+      at.offset = end.offset;
+      if (!batch.empty()) commit(false);
+    }
+    void on_abandoned_tail(const std::string& path, uint64_t offset, uint64_t bytes) override {
       // The writer moved to a newer file: this tail will never be completed.
       ++st.abandoned_tails;
-      std::cerr << "sekisho-control: " << path << ": " << buf.size() << " bytes of an unfinished last line at byte "
-                << buf_offset << " skipped (the journal moved on to a newer file)\n";
-      at.offset = buf_offset + buf.size();
+      std::cerr << "sekisho-control: " << path << ": " << bytes << " bytes of an unfinished last line at byte "
+                << offset << " skipped (the journal moved on to a newer file)\n";
     }
-    offset = 0;
-    if (!last && !batch.empty()) commit(false);  // the cursor names one file at a time
-  }
-  commit(true);
-  totals_ += st;
-  return st;
+    void on_overlong_line(const std::string& path, uint64_t offset, uint64_t bytes) override {
+      ++st.lines;
+      ++st.bad_lines;
+      std::cerr << "sekisho-control: " << path << ": bad line at byte " << offset << ": " << bytes
+                << " bytes, over the journal's line bound\n";
+    }
+    void on_rewind(const std::string& path, uint64_t size, uint64_t offset) override {
+      std::cerr << "sekisho-control: " << path << " is shorter (" << size << " bytes) than the cursor (" << offset
+                << "): reading it again from the start\n";
+    }
+  };
+  Pass p(*this, store_.cursor(dir_));
+  const journal::JournalPosition end = journal::JournalReader(dir_).read({p.at.file, p.at.offset}, p);
+  p.at.file = end.file;
+  p.at.offset = end.offset;
+  p.commit(!p.stopped);
+  totals_ += p.st;
+  return p.st;
 }
 
 }  // namespace sekisho::control::ingest

@@ -1,5 +1,7 @@
-// Ingestion of the dataplane's event journal (dataplane/spool/spool.hpp:
-// DIR/events-SEQ.jsonl, one JSON object per line, rotated, appended).
+// Ingestion of the dataplane's event journal (journal/journal_file.hpp:
+// DIR/events-SEQ.jsonl, one event per line, rotated, appended), read with
+// journal::JournalReader and journal::read_line: one parse of each line into
+// a journal::MessageEvent, then mapped to the tracking log's row.
 //
 // Exactly once: a pass reads every complete line after the cursor stored
 // for DIR, and stores each batch of message events together with the
@@ -9,7 +11,9 @@
 //
 // Lines: "type":"message" becomes a MessageEvent; other types (session,
 // summary) are stepped over; a line that is not JSON or lacks required
-// fields is counted and stepped over. A last line without its newline is
+// fields is counted and stepped over. A line of a newer event version than
+// this program reads stops the pass before it (reported once; nothing is lost:
+// it is read once sekisho-control is upgraded). A last line without its newline is
 // left for the next pass — unless a newer file exists: the journal writer
 // never returns to a file once it opened the next (a failed write leaves a
 // partial line and moves on), so that tail is abandoned and counted.
@@ -23,6 +27,8 @@
 #include <string_view>
 
 #include "control/tracking/store.hpp"
+#include "journal/event.hpp"
+#include "journal/journal_file.hpp"
 
 namespace sekisho::control::ingest {
 
@@ -33,14 +39,22 @@ struct IngestStats {
   uint64_t other_lines = 0;    // session/summary lines
   uint64_t bad_lines = 0;      // not JSON, or a message without required fields
   uint64_t abandoned_tails = 0;  // partial last lines of files the writer left
+  uint64_t newer_lines = 0;    // passes stopped at an event of a newer version
   IngestStats& operator+=(const IngestStats& o);
 };
 
-// What one journal line is.
-enum class LineKind { message, other, bad };
+// What one journal line is (newer: an event of a version newer than
+// journal::kVersion).
+enum class LineKind { message, other, bad, newer };
 
-// Parses one line (without its newline). On message fills `out`; on bad
-// sets `error`. Pass events (no "id") get derive_event_id().
+// The tracking log's view of a message event. Pass events (no "id") get an
+// id derived from what makes the message unique: "pass-" + the first 16
+// bytes of SHA-256 over ts, src, dst, mail_from, rcpt_to, sha256 and size
+// (the same every time the line is read).
+tracking::MessageEvent tracking_event(const journal::MessageEvent& e);
+
+// One line (without its newline) through journal::read_line, then
+// tracking_event(). On message fills `out`; on bad or newer sets `error`.
 LineKind parse_event_line(std::string_view line, tracking::MessageEvent& out, std::string& error);
 
 class JournalIngester {
@@ -60,6 +74,7 @@ class JournalIngester {
   tracking::Store& store_;
   size_t batch_lines_;
   IngestStats totals_;
+  journal::JournalPosition waiting_at_;  // the newer-version line reported last
 };
 
 }  // namespace sekisho::control::ingest

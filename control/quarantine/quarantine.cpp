@@ -9,8 +9,8 @@
 
 #include "control/ingest/journal_ingest.hpp"
 #include "scanners/mime/collect.hpp"
-#include "dataplane/spool/spool.hpp"
 #include "control/tracking/store.hpp"
+#include "journal/spool_file.hpp"
 
 namespace sekisho::control::quarantine {
 
@@ -123,13 +123,11 @@ bool split_endpoint(const std::string& ep, std::string& host, uint16_t& port) {
 
 // The category a gateway groups held mail by: the rule packs' category of
 // the verdict, else the sender class, else "policy" (an envelope rule).
-std::string category_of(const json& v) {
-  if (v.contains("categories") && v["categories"].is_array() && !v["categories"].empty() &&
-      v["categories"][0].is_string())
-    return v["categories"][0].get<std::string>();
-  if (v.contains("sender_class") && v["sender_class"].is_string() && !v["sender_class"].get<std::string>().empty())
-    return v["sender_class"].get<std::string>();
-  return v.contains("rules") ? "content" : "policy";
+std::string category_of(const journal::EventVerdict& v) {
+  if (!v.scan) return "policy";
+  if (!v.scan->categories.empty()) return v.scan->categories[0];
+  if (!v.scan->sender_class.empty()) return v.scan->sender_class;
+  return "content";
 }
 
 }  // namespace
@@ -173,20 +171,19 @@ Quarantine::Quarantine(db::Db& db, Options opt) : db_(db), opt_(std::move(opt)) 
 }
 
 bool Quarantine::add(const std::string& header_json, const std::string& message, int64_t now_us) {
-  tracking::MessageEvent e;
-  std::string err;
-  if (ingest::parse_event_line(header_json, e, err) != ingest::LineKind::message)
-    throw std::invalid_argument("not a spool header: " + err);
-  json h = json::parse(header_json);
-  if (!h.contains("id") || !h["id"].is_string() || h["id"].get<std::string>().empty())
-    throw std::invalid_argument("spool header without an id");
-  json verdict = h.value("verdict", json::object());
+  // One parse of the header into the event; the tracking log's mapping of it.
+  journal::MessageEvent ev;
+  if (auto err = journal::read_spool_header(header_json, ev)) {
+    if (err->newer_version) throw NewerVersion("spool header: " + err->text);
+    throw std::invalid_argument("not a spool header: " + err->text);
+  }
+  const tracking::MessageEvent e = ingest::tracking_event(ev);
   // Mail-derived text as the databases accept it (valid UTF-8, no NUL):
   // one hostile subject must not stop the quarantine.
   auto u = [](const std::string& t) { return db::valid_utf8(t); };
   if (e.event_id != u(e.event_id) || e.event_id.size() > 128)
     throw std::invalid_argument("spool header with an unusable id");
-  std::string sha = h.contains("sha256") && h["sha256"].is_string() ? h["sha256"].get<std::string>() : "";
+  const std::string sha = ev.sha256.value_or("");
   db::Transaction t(db_);
   int64_t n = db_.exec(
       std::string("INSERT INTO quarantine (") + kColumns +
@@ -194,7 +191,7 @@ bool Quarantine::add(const std::string& header_json, const std::string& message,
           "ON CONFLICT (id) DO NOTHING",
       {e.event_id, e.ts_us, u(e.envelope_sender), u(dump(json(e.recipients))), u(e.header_from), u(e.to_json),
        u(e.cc_json), e.reply_to ? Value(u(*e.reply_to)) : Value(), u(e.subject), u(e.message_id),
-       int64_t(message.size()), u(sha), u(e.client), u(e.server), int64_t(e.tls), u(e.rule), u(category_of(verdict)),
+       int64_t(message.size()), u(sha), u(e.client), u(e.server), int64_t(e.tls), u(e.rule), u(category_of(ev.verdict)),
        db::opt(e.score), u(e.rules_json), u(e.attachments_json), std::string("held"),
        now_us + opt_.retention_s * 1000000, Value(), std::string(), std::string(), now_us});
   if (n == 0) return false;  // stored before: exactly once
@@ -217,15 +214,21 @@ SpoolStats Quarantine::ingest_spool(int64_t now_us) {
   closedir(d);
   for (const auto& n : names) {
     std::string path = dir + "/" + n;
-    spool::SpoolEntry entry;
+    journal::SpoolEntry entry;
     bool stored = false;
     try {
-      if (!spool::read_spool_file(path, entry)) throw std::invalid_argument("not a complete spool entry");
+      if (!journal::read_spool_file(path, entry)) throw std::invalid_argument("not a complete spool entry");
       stored = add(entry.header_json, entry.message, now_us);
     } catch (const db::StoreError& e) {
       // Left in place for the next pass; the others are still taken.
       ++st.failed;
       std::cerr << "sekisho-control: quarantine: " << path << ": " << e.what() << " (retried next pass)\n";
+      continue;
+    } catch (const NewerVersion& e) {
+      // Written by a newer dataplane: left in place for an upgraded control plane.
+      ++st.newer;
+      std::cerr << "sekisho-control: quarantine: " << path << ": " << e.what()
+                << " (left in the spool until sekisho-control is upgraded)\n";
       continue;
     } catch (const std::invalid_argument& e) {
       // Not a spool entry: keep it aside for a person, never lose it.

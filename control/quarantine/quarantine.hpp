@@ -3,12 +3,13 @@
 // released (re-delivered over SMTP with the original envelope), deleted and
 // expired.
 //
-// Spool ingestion, exactly once: each DIR/new/ID.msg (one line of JSON with
-// the envelope, the MIME facts and the verdict, then the message bytes;
-// dataplane/spool/spool.hpp) is stored with its bytes in one transaction
+// Spool ingestion, exactly once: each DIR/new/ID.msg (the message event as
+// one line, then the message bytes; journal/spool_file.hpp), read once into
+// a journal::MessageEvent, is stored with its bytes in one transaction
 // (idempotent by ID), and only then removed from the spool. A crash between
 // the two stores nothing twice. Files that are not spool entries are moved
-// to DIR/bad/ and counted.
+// to DIR/bad/ and counted; an entry of a newer event version stays in
+// new/ (counted) until sekisho-control is upgraded.
 //
 // Release: the item moves held -> releasing in one conditional update (a
 // second release of the same item at the same time gets "not held"), the
@@ -30,6 +31,7 @@
 #include <functional>
 #include <nlohmann/json.hpp>
 #include <optional>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -89,6 +91,7 @@ struct View {
 
 struct SpoolStats {
   uint64_t stored = 0, already = 0, bad = 0;
+  uint64_t newer = 0;   // written by a newer dataplane: left in the spool
   uint64_t failed = 0;  // the database refused: left in the spool, retried next pass
 };
 
@@ -99,12 +102,19 @@ struct ReleaseOutcome {
   nlohmann::json result;      // {target, tls, smtp: [{rcpt, code, text}], final: {...}}
 };
 
+// A spool header of an event version newer than this program reads.
+struct NewerVersion : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
 class Quarantine {
  public:
   Quarantine(db::Db& db, Options opt);
 
   SpoolStats ingest_spool(int64_t now_us);
-  // Adds one item (the spool header JSON and the bytes); false if stored before.
+  // Adds one item (the spool header JSON and the bytes); false if stored
+  // before. Throws std::invalid_argument for a header that is not a
+  // message event with an id, NewerVersion, db::StoreError.
   bool add(const std::string& header_json, const std::string& message, int64_t now_us);
 
   ItemPage list(const ItemQuery& q);

@@ -1,19 +1,13 @@
 // Times as the tracking log shows and accepts them: ISO 8601 in UTC with
-// microseconds. The journal's "ts" is read with the same parser (ingest/).
+// microseconds. The one parser and formatter live with the journal's
+// events (journal/time.hpp); the tracking log uses them by these names.
 #pragma once
 
-#include <cstdint>
-#include <optional>
-#include <string>
-#include <string_view>
+#include "journal/time.hpp"
 
 namespace sekisho::control::tracking {
 
-// "2024-05-01T09:30:00.123456Z" (also without fraction, or with an offset
-// "+09:00") to microseconds since the epoch; nullopt if malformed.
-std::optional<int64_t> parse_iso_time_us(std::string_view s);
-
-// "2024-05-01T09:30:00.123456Z".
-std::string iso_time_us(int64_t us);
+using journal::iso_time_us;
+using journal::parse_iso_time_us;
 
 }  // namespace sekisho::control::tracking

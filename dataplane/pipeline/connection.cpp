@@ -1,6 +1,7 @@
 #include "dataplane/pipeline/connection.hpp"
 
-#include "scanners/mime/facts_json.hpp"
+#include "journal/mime_part.hpp"
+#include "journal/time.hpp"
 
 #include <algorithm>
 #include <ctime>
@@ -224,79 +225,67 @@ void Connection::on_close() {
   if (events_) events_->on_session(s);
 }
 
-std::string iso_time(double ts) {
-  time_t s = time_t(ts);
-  struct tm tm;
-  gmtime_r(&s, &tm);
-  char buf[64];
-  int us = int((ts - double(s)) * 1e6);
-  snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%06dZ", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
-           tm.tm_hour, tm.tm_min, tm.tm_sec, us);
-  return buf;
-}
+std::string iso_time(double ts) { return journal::iso_time_us(journal::unix_us(ts)); }
 
-nlohmann::json message_json(const MessageRecord& m) {
-  using nlohmann::json;
+journal::MessageEvent to_event(const MessageRecord& m) {
   const SessionFacts& f = *m.session;
   const Transaction& t = *m.txn;
-  json j;
-  j["type"] = "message";
-  j["ts"] = iso_time(m.ts);
-  j["src"] = m.client;
-  j["dst"] = m.server;
-  j["helo"] = f.helo;
-  j["mail_from"] = t.mail_from;
-  j["rcpt_to"] = t.rcpt_to;
-  j["rcpt_refused"] = t.rcpt_refused;
-  j["tls"] = f.tls;
-  j["auth"] = f.auth_mechanism.empty() ? json(nullptr) : json(f.auth_mechanism);
-  j["size"] = t.body_bytes;
-  j["sha256"] = m.sha256.empty() ? json(nullptr) : json(m.sha256);
-  j["server_reply"] = t.final_reply ? json(t.final_reply) : json(nullptr);
-  j["body_via"] = t.body_via == message::BodyVia::bdat ? "BDAT" : "DATA";
-  j["complete"] = t.complete;
-  j["gap"] = t.gap;
-  if (m.mime) mime::add_facts_json(*m.mime, j);
+  journal::MessageEvent e;
+  e.ts_us = journal::unix_us(m.ts);
+  e.client = m.client;
+  e.server = m.server;
+  e.helo = f.helo;
+  e.mail_from = t.mail_from;
+  e.rcpt_to = t.rcpt_to;
+  e.rcpt_refused = t.rcpt_refused;
+  e.tls = f.tls;
+  if (!f.auth_mechanism.empty()) e.auth = f.auth_mechanism;
+  e.size = t.body_bytes;
+  if (!m.sha256.empty()) e.sha256 = m.sha256;
+  if (t.final_reply) e.server_reply = t.final_reply;
+  e.body_via = t.body_via == message::BodyVia::bdat ? message::BodyVia::bdat : message::BodyVia::data;
+  e.complete = t.complete;
+  e.gap = t.gap;
+  if (m.mime) e.mime = journal::to_mime_part(*m.mime);
   const verdict::Verdict& v = m.verdict;
   // A tagged message is delivered: the event says pass, with the tagging rule.
-  j["verdict"] = {{"action", verdict::action_name(v.action == Action::tag ? Action::pass : v.action)}};
-  if (!v.rule.empty()) j["verdict"]["rule"] = v.rule;
+  e.verdict.action = v.action == Action::tag ? Action::pass : v.action;
+  e.verdict.rule = v.rule;
   if (!v.rules_hit.empty() || !v.sender_class.empty()) {
-    json hits = json::array();
-    for (const auto& [rule, ctx] : v.rules_hit) hits.push_back({{"rule", rule}, {"context", ctx}});
-    j["verdict"]["score"] = v.score;
-    j["verdict"]["rules"] = hits;
-    j["verdict"]["sender_class"] = v.sender_class;
-    j["verdict"]["categories"] = v.categories;
+    journal::ContentScan& s = e.verdict.scan.emplace();
+    s.score = v.score;
+    s.rules.reserve(v.rules_hit.size());
+    for (const auto& [rule, ctx] : v.rules_hit) s.rules.push_back({rule, ctx});
+    s.sender_class = v.sender_class;
+    s.categories = v.categories;
   }
-  if (!v.id.empty()) j["id"] = v.id;
-  j["spool"] = m.spool.empty() ? json(nullptr) : json(m.spool);
-  return j;
+  e.id = v.id;
+  if (!m.spool.empty()) e.spool = m.spool;
+  return e;
 }
 
-nlohmann::json session_json(const SessionRecord& s) {
-  using nlohmann::json;
+journal::SessionEvent to_event(const SessionRecord& s) {
   const SessionFacts& f = *s.session;
-  json j;
-  j["type"] = "session";
-  j["ts"] = iso_time(s.start);
-  j["end"] = iso_time(s.end);
-  j["src"] = s.client;
-  j["dst"] = s.server;
-  j["helo"] = f.helo;
-  j["greeting"] = f.greeting;
-  j["capabilities"] = f.capabilities;
-  j["tls"] = f.tls;
-  j["auth"] = f.auth_mechanism.empty() ? json(nullptr) : json(f.auth_mechanism);
-  j["commands"] = f.commands;
-  j["messages"] = f.transactions;
-  j["gaps"] = s.gaps;
-  j["desync"] = f.desync == message::Desync::none ? json(nullptr) : json(message::desync_name(f.desync));
-  json an = json::object();
+  journal::SessionEvent e;
+  e.ts_us = journal::unix_us(s.start);
+  e.end_us = journal::unix_us(s.end);
+  e.client = s.client;
+  e.server = s.server;
+  e.helo = f.helo;
+  e.greeting = f.greeting;
+  e.capabilities = f.capabilities;
+  e.tls = f.tls;
+  if (!f.auth_mechanism.empty()) e.auth = f.auth_mechanism;
+  e.commands = f.commands;
+  e.messages = f.transactions;
+  e.gaps = s.gaps;
+  if (f.desync != message::Desync::none) e.desync = message::desync_name(f.desync);
   for (size_t i = 0; i < message::kAnomalyCount; ++i)
-    if (f.anomalies[i]) an[message::anomaly_name(message::Anomaly(i))] = f.anomalies[i];
-  j["anomalies"] = an;
-  return j;
+    if (f.anomalies[i]) e.anomalies[message::anomaly_name(message::Anomaly(i))] = f.anomalies[i];
+  return e;
 }
+
+nlohmann::json message_json(const MessageRecord& m) { return journal::to_json(to_event(m)); }
+nlohmann::json session_json(const SessionRecord& s) { return journal::to_json(to_event(s)); }
 
 }  // namespace sekisho::pipeline

@@ -18,6 +18,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "journal/event.hpp"
 #include "scanners/mime/collect.hpp"
 #include "scanners/mime/mime_parser.hpp"
 #include "dataplane/smtp/smtp_session.hpp"
@@ -223,9 +224,14 @@ class Connection : public tcp::StreamSink, public smtp::MessageSink {
   size_t scan_cap() const { return content_ && content_limits_ ? content_limits_->message_bytes : 0; }
 };
 
-// The JSON objects of sekisho-replay and the event journal.
+// The records as the journal's events (journal/event.hpp): the one writer of
+// the dataplane-to-control contract.
+journal::MessageEvent to_event(const MessageRecord& m);
+journal::SessionEvent to_event(const SessionRecord& s);
+// Their JSON objects (journal::to_json), for the event journal, the spool
+// header and sekisho-replay.
 nlohmann::json message_json(const MessageRecord& m);
 nlohmann::json session_json(const SessionRecord& s);
-std::string iso_time(double unix_seconds);
+std::string iso_time(double unix_seconds);  // journal::iso_time_us of the time, truncated to µs
 
 }  // namespace sekisho::pipeline

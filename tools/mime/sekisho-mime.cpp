@@ -19,7 +19,7 @@
 #include <string>
 #include <vector>
 
-#include "scanners/mime/facts_json.hpp"
+#include "journal/mime_part.hpp"
 #include "scanners/mime/eml_file.hpp"
 #include "scanners/mime/mime_parser.hpp"
 
@@ -35,7 +35,7 @@ nlohmann::json run(const std::string& data, size_t chunk, const MimeLimits& lim)
   for (size_t i = 0; i < data.size(); i += chunk) p.feed({b + i, std::min(chunk, data.size() - i)});
   p.finish();
   nlohmann::json j;
-  sekisho::mime::add_facts_json(p.facts(), j);
+  sekisho::journal::add_facts_json(p.facts(), j);
   return j;
 }
 

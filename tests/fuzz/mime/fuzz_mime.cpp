@@ -7,7 +7,7 @@
 #include <cstdio>
 #include <cstdlib>
 
-#include "scanners/mime/facts_json.hpp"
+#include "journal/mime_part.hpp"
 #include "scanners/mime/mime_parser.hpp"
 
 namespace {
@@ -36,7 +36,7 @@ std::string facts(const uint8_t* data, size_t size, size_t step_seed) {
   }
   p.finish();
   nlohmann::json j;
-  sekisho::mime::add_facts_json(p.facts(), j);
+  sekisho::journal::add_facts_json(p.facts(), j);
   return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
 }
 

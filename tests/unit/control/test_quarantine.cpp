@@ -16,7 +16,7 @@
 #include "tests/unit/control/control_test_util.hpp"
 #include "control/quarantine/quarantine_api.hpp"
 #include "tests/unit/control/smtp_sink.hpp"
-#include "dataplane/spool/spool.hpp"
+#include "journal/spool_file.hpp"
 
 namespace sekisho::control::quarantine {
 namespace {
@@ -73,7 +73,7 @@ class QuarantineTest : public testing::BackendTest {
   }
   TempDir dir;
   std::optional<Quarantine> q;
-  std::optional<spool::SpoolWriter> writer;
+  std::optional<journal::SpoolWriter> writer;
   std::vector<std::string> announced;
   std::string announce_error;
 };
@@ -110,6 +110,20 @@ TEST_P(QuarantineTest, BadSpoolFilesMovedAsideAndCounted) {
   EXPECT_TRUE(fs::exists(dir / "spool/bad/junk.msg"));
   EXPECT_TRUE(fs::exists(dir / "spool/bad/cut.msg"));
   EXPECT_EQ(q->list({}).total, 0);
+}
+
+TEST_P(QuarantineTest, ANewerVersionStaysInTheSpool) {
+  json h = spool_header("SKN", "alice@outside.test", {"bob@inside.test"}, "127.0.0.1:1", kHtmlMessage);
+  h["v"] = journal::kVersion + 1;
+  auto r = writer->write("SKN", h.dump(), {reinterpret_cast<const uint8_t*>(kHtmlMessage.data()), kHtmlMessage.size()});
+  ASSERT_TRUE(r.ok);
+  SpoolStats s = q->ingest_spool(1000);
+  EXPECT_EQ(s.newer, 1u);
+  EXPECT_EQ(s.bad, 0u);
+  EXPECT_EQ(s.stored, 0u);
+  EXPECT_TRUE(fs::exists(dir / "spool/new/SKN.msg"));
+  EXPECT_FALSE(q->get("SKN"));
+  EXPECT_THROW(q->add(h.dump(), kHtmlMessage, 1000), NewerVersion);
 }
 
 TEST_P(QuarantineTest, HostileTextIsStoredNotFatal) {

@@ -22,7 +22,7 @@
 #include <vector>
 
 #include "scanners/mime/attachment.hpp"
-#include "scanners/mime/facts_json.hpp"
+#include "journal/mime_part.hpp"
 #include "scanners/mime/mime_parser.hpp"
 
 using namespace sekisho::mime;
@@ -420,7 +420,7 @@ TEST(AttachmentBudget, MimeParserGivesEachMessageOneBudget) {
   EXPECT_EQ(one.attachments[0].budget_exceeded, 0u);
   EXPECT_TRUE(one.attachments[1].exceeded(BudgetReason::message_bytes));
   nlohmann::json j;
-  add_facts_json(one, j);
+  sekisho::journal::add_facts_json(one, j);
   EXPECT_FALSE(j["attachments"][0].contains("budget_exceeded"));
   EXPECT_EQ(j["attachments"][1]["budget_exceeded"], nlohmann::json::array({"message_bytes"}));
   EXPECT_GE(j["attachments"][0]["unpacked_bytes"].get<uint64_t>(), 8u << 20);

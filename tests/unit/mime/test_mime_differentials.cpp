@@ -14,7 +14,7 @@
 #include <vector>
 
 #include "scanners/mime/collect.hpp"
-#include "scanners/mime/facts_json.hpp"
+#include "journal/mime_part.hpp"
 #include "scanners/mime/mime_parser.hpp"
 
 using namespace sekisho::mime;
@@ -71,7 +71,7 @@ MessageFacts parse(const std::string& msg, size_t chunk = 0, MimeLimits lim = {}
 
 std::string json_of(const MessageFacts& f) {
   nlohmann::json j;
-  add_facts_json(f, j);
+  sekisho::journal::add_facts_json(f, j);
   return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
 }
 
@@ -161,7 +161,7 @@ TEST(HeaderGarbage, PhishingHtmlRightAfterItsContentType) {
   EXPECT_TRUE(has(f.urls, "https://login.phish.example/reset"));
   EXPECT_EQ(f.header_block_garbage, 1u);
   nlohmann::json j;
-  add_facts_json(f, j);
+  sekisho::journal::add_facts_json(f, j);
   EXPECT_EQ(j["mime_anomalies"]["header_block_garbage"], 1);
   expect_chunk_invariant(msg);
 }
@@ -440,7 +440,7 @@ TEST(ConflictingFields, CorpusMultiBadAndACraftedEncodingSwitch) {
   MessageFacts g = parse(msg);
   EXPECT_EQ(g.conflicting_content_fields, 1u);
   nlohmann::json j;
-  add_facts_json(g, j);
+  sekisho::journal::add_facts_json(g, j);
   EXPECT_EQ(j["mime_anomalies"]["conflicting_content_fields"], 1);
   std::string same = "Content-Type: text/plain\r\nContent-type: TEXT/PLAIN\r\n\r\nhi\r\n";
   EXPECT_EQ(parse(same).conflicting_content_fields, 0u);  // the same value twice is no conflict

@@ -11,7 +11,7 @@
 #include <vector>
 
 #include "scanners/mime/decode.hpp"
-#include "scanners/mime/facts_json.hpp"
+#include "journal/mime_part.hpp"
 #include "scanners/mime/html_text.hpp"
 #include "scanners/mime/mime_parser.hpp"
 #include "scanners/mime/urls.hpp"
@@ -64,7 +64,7 @@ MessageFacts parse(const std::string& msg, size_t chunk = 0, MimeLimits lim = {}
 
 std::string json_of(const MessageFacts& f) {
   nlohmann::json j;
-  add_facts_json(f, j);
+  sekisho::journal::add_facts_json(f, j);
   return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
 }
 

@@ -1,9 +1,9 @@
-#include "control/tracking/time.hpp"
+#include "journal/time.hpp"
 
 #include <cstdio>
 #include <ctime>
 
-namespace sekisho::control::tracking {
+namespace sekisho::journal {
 
 namespace {
 
@@ -76,4 +76,9 @@ std::string iso_time_us(int64_t us) {
   return buf;
 }
 
-}  // namespace sekisho::control::tracking
+int64_t unix_us(double ts) {
+  time_t s = time_t(ts);
+  return int64_t(s) * 1000000 + int64_t(int((ts - double(s)) * 1e6));
+}
+
+}  // namespace sekisho::journal

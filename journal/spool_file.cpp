@@ -1,4 +1,4 @@
-#include "dataplane/spool/spool.hpp"
+#include "journal/spool_file.hpp"
 
 #include <dirent.h>
 #include <fcntl.h>
@@ -9,37 +9,16 @@
 
 #include <cerrno>
 #include <cstring>
-#include <filesystem>
 #include <stdexcept>
 
-namespace sekisho::spool {
+#include "journal/file_io.hpp"
+
+namespace sekisho::journal {
 namespace {
 
-std::string errtext(const char* what, const std::string& path) {
-  return std::string(what) + " " + path + ": " + std::strerror(errno);
-}
-
-void ensure_dir(const std::string& d) {
-  std::error_code ec;
-  std::filesystem::create_directories(d, ec);
-  if (ec) throw std::runtime_error("cannot create " + d + ": " + ec.message());
-  struct stat st;
-  if (stat(d.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) throw std::runtime_error("not a directory: " + d);
-}
-
-bool write_all(int fd, const void* p, size_t n) {
-  const char* c = static_cast<const char*>(p);
-  while (n) {
-    ssize_t w = ::write(fd, c, n);
-    if (w < 0) {
-      if (errno == EINTR) continue;
-      return false;
-    }
-    c += w;
-    n -= size_t(w);
-  }
-  return true;
-}
+using detail::ensure_dir;
+using detail::errtext;
+using detail::write_all;
 
 bool valid_id(std::string_view id) {
   if (id.empty() || id.size() > 64) return false;
@@ -56,6 +35,10 @@ SpoolWriter::SpoolWriter(std::string dir) : dir_(std::move(dir)) {
   ensure_dir(dir_ + "/new");
   new_fd_ = ::open((dir_ + "/new").c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (new_fd_ < 0) throw std::runtime_error(errtext("cannot open", dir_ + "/new"));
+}
+
+SpoolWriter::~SpoolWriter() {
+  if (new_fd_ >= 0) ::close(new_fd_);
 }
 
 SpoolResult SpoolWriter::write(std::string_view id, std::string_view header_json, std::span<const uint8_t> message) {
@@ -126,74 +109,15 @@ bool read_spool_file(const std::string& path, SpoolEntry& out) {
   return true;
 }
 
-Journal::Journal(JournalOptions opt) : opt_(std::move(opt)) {
-  ensure_dir(opt_.dir);
-  // Continue after the highest existing sequence number: files are never reopened.
-  if (DIR* d = opendir(opt_.dir.c_str())) {
-    while (dirent* e = readdir(d)) {
-      unsigned long long s;
-      if (sscanf(e->d_name, "events-%llu.jsonl", &s) == 1 && s >= seq_) seq_ = s + 1;
-    }
-    closedir(d);
+std::optional<ReadError> read_spool_header(std::string_view header_json, MessageEvent& out) {
+  ReadError err;
+  switch (read_line(header_json, &out, nullptr, err)) {
+    case LineType::message: break;
+    case LineType::bad: return err;
+    default: return ReadError{false, "not a message event"};
   }
-  if (!open_next()) throw std::runtime_error(errtext("cannot open journal in", opt_.dir));
-}
-
-Journal::~Journal() {
-  flush();
-  if (fd_ >= 0) ::close(fd_);
-}
-
-bool Journal::open_next() {
-  if (fd_ >= 0) {
-    ::fdatasync(fd_);
-    ::close(fd_);
-    fd_ = -1;
-  }
-  char name[64];
-  snprintf(name, sizeof name, "/events-%012llu.jsonl", static_cast<unsigned long long>(seq_++));
-  path_ = opt_.dir + name;
-  fd_ = ::open(path_.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
-  file_bytes_ = 0;
-  opened_ = std::chrono::steady_clock::now();
-  return fd_ >= 0;
-}
-
-bool Journal::append(std::string_view line) {
-  if (pending_count_ == 0) oldest_pending_ = std::chrono::steady_clock::now();
-  pending_.append(line.data(), line.size());
-  pending_.push_back('\n');
-  ++pending_count_;
-  if (pending_count_ >= opt_.flush_count) return flush();
-  return tick();
-}
-
-bool Journal::tick() {
-  if (pending_count_ && std::chrono::steady_clock::now() - oldest_pending_ >= opt_.flush_interval) return flush();
-  return true;
-}
-
-bool Journal::flush() {
-  if (!pending_count_) return true;
-  auto now = std::chrono::steady_clock::now();
-  if (fd_ < 0 || file_bytes_ >= opt_.max_bytes || now - opened_ >= opt_.max_age) {
-    if (!open_next()) {
-      ++flush_failures_;
-      return false;
-    }
-  }
-  if (!write_all(fd_, pending_.data(), pending_.size()) || ::fdatasync(fd_) != 0) {
-    // A short write may have left a partial line: start a new file so every
-    // file stays a sequence of whole lines up to its end.
-    ++flush_failures_;
-    open_next();
-    return false;
-  }
-  file_bytes_ += pending_.size();
-  written_ += pending_count_;
-  pending_.clear();
-  pending_count_ = 0;
-  return true;
+  if (out.id.empty()) return ReadError{false, "a spool header without an id"};
+  return std::nullopt;
 }
 
 std::string make_message_id(uint64_t unix_us, unsigned lcore, uint32_t counter) {
@@ -205,4 +129,4 @@ std::string make_message_id(uint64_t unix_us, unsigned lcore, uint32_t counter) 
   return id;
 }
 
-}  // namespace sekisho::spool
+}  // namespace sekisho::journal
