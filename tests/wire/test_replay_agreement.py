@@ -42,8 +42,9 @@ def replay(app, cap):
 
 def assert_replay_agrees(app, journaled, cap):
     """Every complete message the appliance judged (not by enforcement) has
-    the same verdict, deciding rule and rules hit in sekisho-replay's output
-    for the capture; returns the (action, rule) pairs compared."""
+    the same verdict, deciding rule, rules hit and envelope in
+    sekisho-replay's output for the capture; returns the (action, rule)
+    pairs compared."""
     replayed = {e["sha256"]: e for e in replay(app, cap) if e.get("type") == "message" and e.get("sha256")}
     compared = []
     for e in journaled:
@@ -53,6 +54,9 @@ def assert_replay_agrees(app, journaled, cap):
         r = replayed[e["sha256"]]
         assert verdict_of(r) == verdict_of(e), (e.get("subject"), verdict_of(e), verdict_of(r))
         assert r["verdict"].get("rules", []) == e["verdict"].get("rules", []), e.get("subject")
+        # the same envelope: the sender and the recipients the server accepted and refused
+        for k in ("mail_from", "rcpt_to", "rcpt_refused", "helo"):
+            assert r.get(k) == e.get(k), (e.get("subject"), k, e.get(k), r.get(k))
         compared.append(verdict_of(e))
     return compared
 
