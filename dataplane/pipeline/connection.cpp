@@ -148,13 +148,12 @@ void Connection::on_body(std::span<const uint8_t> b) {
   }
   // One retained copy for the spool and the scan's raw message: up to the
   // retain limit (spoolable), and at least the scan's prefix.
-  const size_t keep = retain_overflow_ ? scan_cap() : std::max(retain_limit_, scan_cap());
   if (!retain_overflow_ && message_bytes_ > retain_limit_) {
-    retain_overflow_ = true;
+    retain_overflow_ = true;  // too large to spool: only the scan's prefix stays
     if (retained_.size() > scan_cap()) retained_.resize(scan_cap());
     if (retained_.capacity() > 2 * scan_cap() + 4096) retained_.shrink_to_fit();
   }
-  const size_t cap = retain_overflow_ ? scan_cap() : keep;
+  const size_t cap = retain_overflow_ ? scan_cap() : std::max(retain_limit_, scan_cap());
   if (retained_.size() < cap)
     retained_.append(reinterpret_cast<const char*>(b.data()), std::min(b.size(), cap - retained_.size()));
 }
