@@ -59,9 +59,9 @@ def app(tmp_path_factory):
         yield a
 
 
-def attack(app, scenario, sender="mallory@evil.test", iface=None):
+def attack(app, scenario, sender="mallory@evil.test", iface=None, args=()):
     r = app.outside([PY, ADVERSARY, iface or "sk%so" % app.id, "192.0.2.9", app.env["IP_IN"], app.in_mac, scenario,
-                     "--sender", sender], timeout=120)
+                     "--sender", sender] + list(args), timeout=120)
     assert r.returncode == 0, r.stdout[-1500:] + r.stderr[-1500:]
     return json.loads(r.stdout.strip().splitlines()[-1])
 
