@@ -61,8 +61,8 @@ class Traffic {
   }
   static constexpr int64_t kStartUs = 1767225600LL * 1000000;  // 2026-01-01
   // Events arrive ~3 s apart on average: 1M rows span about 18 days.
-  MessageEvent next() {
-    MessageEvent e;
+  LogEntry next() {
+    LogEntry e;
     ts_us_ += 1 + int64_t(std::exponential_distribution<double>(1.0 / 3e6)(rng_));
     e.ts_us = ts_us_;
     char id[32];
@@ -173,7 +173,7 @@ Result run(const std::string& label, Db& db, int64_t target_rows, size_t batch, 
   int64_t rows = 0, events = 0;
   uint64_t offset = 0;
   while (rows < target_rows) {
-    std::vector<MessageEvent> evs;
+    std::vector<LogEntry> evs;
     evs.reserve(batch);
     for (size_t i = 0; i < batch && rows < target_rows; ++i) {
       evs.push_back(traffic.next());

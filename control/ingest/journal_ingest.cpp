@@ -16,7 +16,7 @@
 namespace sekisho::control::ingest {
 
 using nlohmann::json;
-using tracking::MessageEvent;
+using tracking::LogEntry;
 
 IngestStats& IngestStats::operator+=(const IngestStats& o) {
   lines += o.lines;
@@ -70,8 +70,8 @@ int64_t now_us() {
 
 }  // namespace
 
-MessageEvent tracking_event(const journal::MessageEvent& j) {
-  MessageEvent e;
+LogEntry tracking_event(const journal::MessageEvent& j) {
+  LogEntry e;
   e.ts_us = j.ts_us;
   e.event_id = j.id.empty() ? derive_event_id(j) : j.id;
   e.envelope_sender = j.mail_from;
@@ -103,7 +103,7 @@ MessageEvent tracking_event(const journal::MessageEvent& j) {
   return e;
 }
 
-LineKind parse_event_line(std::string_view line, MessageEvent& out, std::string& error) {
+LineKind parse_event_line(std::string_view line, LogEntry& out, std::string& error) {
   journal::MessageEvent e;
   journal::ReadError err;
   switch (journal::read_line(line, &e, nullptr, err)) {
@@ -127,7 +127,7 @@ IngestStats JournalIngester::pass() {
     JournalIngester& in;
     IngestStats st;
     tracking::JournalCursor at;
-    std::vector<MessageEvent> batch;
+    std::vector<LogEntry> batch;
     bool stopped = false;  // at a line of a newer version
     Pass(JournalIngester& i, tracking::JournalCursor from) : in(i), at(std::move(from)) {}
     void commit(bool caught_up) {
@@ -138,7 +138,7 @@ IngestStats JournalIngester::pass() {
       batch.clear();
     }
     bool on_line(const journal::JournalLine& l) override {
-      MessageEvent e;
+      LogEntry e;
       std::string error;
       switch (parse_event_line(l.text, e, error)) {
         case LineKind::message: batch.push_back(std::move(e)); break;

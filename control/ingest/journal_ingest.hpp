@@ -9,7 +9,7 @@
 // also idempotent by id, so a cursor lost with the database's last
 // transactions reads lines again without adding rows.
 //
-// Lines: "type":"message" becomes a MessageEvent; other types (session,
+// Lines: "type":"message" becomes a LogEntry; other types (session,
 // summary) are stepped over; a line that is not JSON or lacks required
 // fields is counted and stepped over. A line of a newer event version than
 // this program reads stops the pass before it (reported once; nothing is lost:
@@ -51,11 +51,11 @@ enum class LineKind { message, other, bad, newer };
 // id derived from what makes the message unique: "pass-" + the first 16
 // bytes of SHA-256 over ts, src, dst, mail_from, rcpt_to, sha256 and size
 // (the same every time the line is read).
-tracking::MessageEvent tracking_event(const journal::MessageEvent& e);
+tracking::LogEntry tracking_event(const journal::MessageEvent& e);
 
 // One line (without its newline) through journal::read_line, then
 // tracking_event(). On message fills `out`; on bad or newer sets `error`.
-LineKind parse_event_line(std::string_view line, tracking::MessageEvent& out, std::string& error);
+LineKind parse_event_line(std::string_view line, tracking::LogEntry& out, std::string& error);
 
 class JournalIngester {
  public:

@@ -177,7 +177,7 @@ bool Quarantine::add(const std::string& header_json, const std::string& message,
     if (err->newer_version) throw NewerVersion("spool header: " + err->text);
     throw std::invalid_argument("not a spool header: " + err->text);
   }
-  const tracking::MessageEvent e = ingest::tracking_event(ev);
+  const tracking::LogEntry e = ingest::tracking_event(ev);
   // Mail-derived text as the databases accept it (valid UTF-8, no NUL):
   // one hostile subject must not stop the quarantine.
   auto u = [](const std::string& t) { return db::valid_utf8(t); };

@@ -108,7 +108,7 @@ constexpr size_t kRowParams = 21;  // rcpt_index + kRowColumns
 
 TrackingRow read_row(const Row& s) {
   TrackingRow r;
-  MessageEvent& e = r.event;
+  LogEntry& e = r.event;
   e.event_id = s.text(0);
   e.ts_us = s.i64(1);
   e.envelope_sender = s.text(2);
@@ -167,13 +167,13 @@ std::span<const Migration> SqlStore::migrations() { return kMigrations; }
 
 SqlStore::SqlStore(db::Db& db) : db_(db) { db_.migrate(kComponent, kMigrations); }
 
-size_t SqlStore::ingest(const std::vector<MessageEvent>& events, const std::string& source,
+size_t SqlStore::ingest(const std::vector<LogEntry>& events, const std::string& source,
                         const JournalCursor& cursor) {
   // The first occurrence of an id in the batch is the one stored.
-  std::vector<const MessageEvent*> batch;
+  std::vector<const LogEntry*> batch;
   {
     std::unordered_set<std::string_view> ids;
-    for (const MessageEvent& e : events)
+    for (const LogEntry& e : events)
       if (ids.insert(e.event_id).second) batch.push_back(&e);
   }
   const int64_t now = now_us();
@@ -195,11 +195,11 @@ size_t SqlStore::ingest(const std::vector<MessageEvent>& events, const std::stri
   // One row per recipient of each new event (one row with recipient "" when
   // none was accepted), in event and recipient order.
   struct Pending {
-    const MessageEvent* e;
+    const LogEntry* e;
     size_t rcpt;
   };
   std::vector<Pending> rows;
-  for (const MessageEvent* e : batch) {
+  for (const LogEntry* e : batch) {
     if (!fresh.count(valid_utf8(e->event_id))) continue;  // stored before: exactly once
     size_t n = e->recipients.empty() ? 1 : e->recipients.size();
     for (size_t i = 0; i < n; ++i) rows.push_back({e, i});
@@ -209,7 +209,7 @@ size_t SqlStore::ingest(const std::vector<MessageEvent>& events, const std::stri
     std::vector<Value> p;
     p.reserve(n * kRowParams);
     for (size_t i = b; i < b + n; ++i) {
-      const MessageEvent& e = *rows[i].e;
+      const LogEntry& e = *rows[i].e;
       size_t k = rows[i].rcpt;
       p.emplace_back(int64_t(k));
       p.emplace_back(valid_utf8(e.event_id));

@@ -35,7 +35,7 @@ class SqlStore final : public Store {
   explicit SqlStore(db::Db& db);
 
   using Store::ingest;
-  size_t ingest(const std::vector<MessageEvent>& events, const std::string& source,
+  size_t ingest(const std::vector<LogEntry>& events, const std::string& source,
                 const JournalCursor& cursor) override;
   JournalCursor cursor(const std::string& source) override;
   LogPage search(const LogQuery& q) override;

@@ -23,9 +23,10 @@
 
 namespace sekisho::control::tracking {
 
-// One message event as the tracking log keeps it. JSON-valued fields hold
+// One message as the tracking log keeps it (its row source; the event it
+// comes from is journal::MessageEvent). JSON-valued fields hold
 // serialised JSON text (arrays), ready for the API.
-struct MessageEvent {
+struct LogEntry {
   std::string event_id;              // dataplane id (SK...) or derived for pass events
   int64_t ts_us = 0;                 // message end, microseconds since the Unix epoch (UTC)
   std::string envelope_sender;       // "" for the null sender <>
@@ -50,7 +51,7 @@ struct MessageEvent {
 
 // One row of the tracking log (one envelope recipient of one event).
 struct TrackingRow {
-  MessageEvent event;     // recipients left empty; see recipient
+  LogEntry event;     // recipients left empty; see recipient
   std::string recipient;  // "" when the message had no accepted recipient
 };
 
@@ -95,10 +96,10 @@ class Store {
   // Stores the events not stored yet and sets the cursor of `source` (a
   // journal directory), all in one transaction. Returns how many events were
   // new.
-  virtual size_t ingest(const std::vector<MessageEvent>& events, const std::string& source,
+  virtual size_t ingest(const std::vector<LogEntry>& events, const std::string& source,
                         const JournalCursor& cursor) = 0;
   // Stores the events only (no cursor): the idempotent single-event path.
-  size_t ingest(const std::vector<MessageEvent>& events) { return ingest(events, {}, {}); }
+  size_t ingest(const std::vector<LogEntry>& events) { return ingest(events, {}, {}); }
 
   // The cursor of `source`; a default cursor if never set.
   virtual JournalCursor cursor(const std::string& source) = 0;

@@ -105,7 +105,7 @@ json parse_stored(const std::string& text) {
 }  // namespace
 
 json row_json(const TrackingRow& r) {
-  const MessageEvent& e = r.event;
+  const LogEntry& e = r.event;
   json v = {{"action", e.action},
             {"rule", e.rule.empty() ? json(nullptr) : json(e.rule)},
             {"score", e.score ? json(*e.score) : json(nullptr)}};
@@ -150,7 +150,7 @@ std::string log_csv(const LogPage& page) {
       "time,event_id,sender,recipient,from,to,cc,reply_to,subject,size,message_id,client,server,tls,action,rule,"
       "score,rules,attachments,spool\r\n";
   for (const auto& r : page.rows) {
-    const MessageEvent& e = r.event;
+    const LogEntry& e = r.event;
     char score[32] = "";
     if (e.score) snprintf(score, sizeof score, "%g", *e.score);
     std::string fields[] = {

@@ -45,7 +45,7 @@ class ApiTest : public testing::BackendTest {
                       "reject", "SKR1"));
   }
   void add(const json& j) {
-    MessageEvent e;
+    LogEntry e;
     std::string err;
     ASSERT_EQ(ingest::parse_event_line(j.dump(), e, err), ingest::LineKind::message) << err;
     store->ingest({e});

@@ -48,7 +48,7 @@ TEST(IsoTime, ParsesTheJournalFormatAndOffsets) {
 }
 
 TEST(ParseEventLine, MessagesSessionsAndBadLines) {
-  tracking::MessageEvent e;
+  tracking::LogEntry e;
   std::string err;
   auto j = message_event("2026-01-01T00:00:00.000001Z", "", {"a@x.test", "b@x.test"}, "s");
   ASSERT_EQ(parse_event_line(j.dump(), e, err), LineKind::message);
@@ -73,7 +73,7 @@ TEST(ParseEventLine, VerdictFieldsAndIds) {
                   {"rules", {{{"rule", "JP_PHISH"}, {"context", "subject"}}}}};
   j["reply_to"] = "other@z.test";
   j["spool"] = "/var/spool/sekisho/new/SK0123.msg";
-  tracking::MessageEvent e;
+  tracking::LogEntry e;
   std::string err;
   ASSERT_EQ(parse_event_line(j.dump(), e, err), LineKind::message);
   EXPECT_EQ(e.event_id, "SK0123");
@@ -85,7 +85,7 @@ TEST(ParseEventLine, VerdictFieldsAndIds) {
 
   // A pass event has no id: one is derived, the same each time the line is read.
   auto p = message_event("2026-01-01T00:00:00Z", "s@x.test", {"r@y.test"}, "hello");
-  tracking::MessageEvent a, b, c;
+  tracking::LogEntry a, b, c;
   parse_event_line(p.dump(), a, err);
   parse_event_line(p.dump(), b, err);
   p["ts"] = "2026-01-01T00:00:01Z";
@@ -214,7 +214,7 @@ TEST_P(JournalIngesterTest, ANewerVersionWaitsForAnUpgrade) {
     EXPECT_EQ(st.bad_lines, 0u);
     EXPECT_EQ(s.cursor(dir.path()).offset, first.size()) << "the newer line is not consumed";
   }
-  tracking::MessageEvent e;
+  tracking::LogEntry e;
   std::string err;
   EXPECT_EQ(parse_event_line(newer.dump(), e, err), LineKind::newer);
   EXPECT_NE(err.find("newer"), std::string::npos) << err;
@@ -223,7 +223,7 @@ TEST_P(JournalIngesterTest, ANewerVersionWaitsForAnUpgrade) {
 // What the reader before journal/ stored for a line, field by field (a
 // reference for compatibility only): the derived id of pass events and the
 // JSON-valued columns must not change, or a re-read journal would add rows.
-void expect_as_before(const std::string& text, const tracking::MessageEvent& e) {
+void expect_as_before(const std::string& text, const tracking::LogEntry& e) {
   nlohmann::json j = nlohmann::json::parse(text);
   std::string key;
   for (const char* k : {"ts", "src", "dst", "mail_from", "rcpt_to", "sha256", "size"}) {
@@ -272,7 +272,7 @@ TEST_P(JournalIngesterTest, ReplayOfTheRecordedFixtures) {
     if (l.find("\"type\":\"message\"") == std::string::npos) continue;
     ++messages;
     // The row is the one the field-by-field reader before journal/ made.
-    tracking::MessageEvent e;
+    tracking::LogEntry e;
     std::string err;
     ASSERT_EQ(parse_event_line(l, e, err), LineKind::message) << err;
     expect_as_before(l, e);

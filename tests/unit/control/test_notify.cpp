@@ -45,7 +45,7 @@ class NotifyTest : public testing::BackendTest {
     json j = testing::message_event("2026-12-02T10:00:00Z", sender, rcpts, subject, "quarantine", id);
     j["to"] = to;
     j["verdict"] = {{"action", "quarantine"}, {"rule", rule}};
-    tracking::MessageEvent e;
+    tracking::LogEntry e;
     std::string err;
     ASSERT_EQ(ingest::parse_event_line(j.dump(), e, err), ingest::LineKind::message) << err;
     log->ingest({e});

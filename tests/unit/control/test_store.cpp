@@ -20,9 +20,9 @@ using db::valid_utf8;
 using testing::BackendTest;
 using testing::TempDir;
 
-MessageEvent event(const std::string& id, int64_t ts_s, const std::string& sender, std::vector<std::string> rcpts,
+LogEntry event(const std::string& id, int64_t ts_s, const std::string& sender, std::vector<std::string> rcpts,
                    const std::string& subject, const std::string& action = "pass") {
-  MessageEvent e;
+  LogEntry e;
   e.event_id = id;
   e.ts_us = ts_s * 1000000;
   e.envelope_sender = sender;
@@ -70,7 +70,7 @@ TEST_P(StoreTest, RefusesADatabaseFromANewerProgram) {
 
 TEST_P(StoreTest, OneRowPerRecipientAndIdempotentById) {
   SqlStore s(db());
-  std::vector<MessageEvent> evs = {event("SK1", 1000, "alice@example.net", {"a@x.test", "b@x.test", "c@x.test"}, "hi"),
+  std::vector<LogEntry> evs = {event("SK1", 1000, "alice@example.net", {"a@x.test", "b@x.test", "c@x.test"}, "hi"),
                                    event("SK2", 1001, "", {"d@x.test"}, "bounce", "reject")};
   EXPECT_EQ(s.ingest(evs), 2u);
   EXPECT_EQ(s.ingest(evs), 0u);  // the same ids again add nothing
@@ -94,7 +94,7 @@ TEST_P(StoreTest, DuplicateIdsWithinOneBatchAndAcrossChunks) {
   SqlStore s(db());
   // More events than one multi-row INSERT holds, an id repeated inside the
   // batch, and some ids stored by an earlier batch.
-  std::vector<MessageEvent> first, second;
+  std::vector<LogEntry> first, second;
   for (int i = 0; i < 10; ++i) first.push_back(event("E" + std::to_string(i), i, "a@x.test", {"r@y.test"}, "s"));
   EXPECT_EQ(s.ingest(first), 10u);
   for (int i = 0; i < 200; ++i)
@@ -147,7 +147,7 @@ TEST_P(StoreTest, CursorCommitsWithTheBatch) {
 TEST_P(StoreTest, AFailedBatchStoresNothingNotEvenTheCursor) {
   SqlStore s(db());
   s.ingest({event("A", 1, "a@b.test", {"c@d.test"}, "s")}, "/j", JournalCursor{"f", 10, 0});
-  // A tracking row that violates NOT NULL cannot be built from MessageEvent,
+  // A tracking row that violates NOT NULL cannot be built from LogEntry,
   // so break the table instead: the second statement of the batch fails.
   db().exec_script("ALTER TABLE tracking_log ADD COLUMN must_not_be_null BIGINT NOT NULL DEFAULT 0");
   db().exec_script(db().dialect() == Dialect::sqlite
@@ -166,7 +166,7 @@ TEST_P(StoreTest, AFailedBatchStoresNothingNotEvenTheCursor) {
 
 TEST_P(StoreTest, TextThatIsNotUtf8IsStoredTheSameOnBothBackends) {
   SqlStore s(db());
-  MessageEvent e = event("BAD", 1, "a@b.test", {"r@y.test"}, std::string("x\0y\xff\xfe z \xe3\x81", 10));
+  LogEntry e = event("BAD", 1, "a@b.test", {"r@y.test"}, std::string("x\0y\xff\xfe z \xe3\x81", 10));
   e.header_from = "\xed\xa0\x80@b.test";  // a UTF-16 surrogate in UTF-8 form
   ASSERT_EQ(s.ingest({e}), 1u);
   LogPage p = s.search({});
@@ -183,7 +183,7 @@ TEST_P(StoreTest, ReadersSeeCommittedBatchesWhileTheWriterWorks) {
   SqlStore reader(*other);
   std::thread t([&] {
     for (int b = 0; b < 20; ++b) {
-      std::vector<MessageEvent> evs;
+      std::vector<LogEntry> evs;
       for (int i = 0; i < 50; ++i) {
         std::string id = std::to_string(b) + "-" + std::to_string(i);
         evs.push_back(event(id, b * 100 + i, "a@b.test", {"r1@y.test", "r2@y.test"}, "s"));
@@ -208,7 +208,7 @@ class SearchTest : public BackendTest {
     BackendTest::SetUp();
     if (IsSkipped() || HasFatalFailure()) return;
     store.emplace(db());
-    std::vector<MessageEvent> evs;
+    std::vector<LogEntry> evs;
     for (int i = 0; i < 25; ++i)
       evs.push_back(event("SK" + std::to_string(i), 1000 + i, "user" + std::to_string(i) + "@example.net",
                           {"rcpt" + std::to_string(i % 5) + "@inside.test"}, "report " + std::to_string(i),
@@ -308,7 +308,7 @@ TEST_P(SearchTest, PagesNewestFirstWithTotal) {
 
 TEST_P(SearchTest, TiesInTimeKeepOneOrderAcrossPages) {
   // Several events in the same microsecond, with several recipients each.
-  std::vector<MessageEvent> evs;
+  std::vector<LogEntry> evs;
   for (int i = 0; i < 7; ++i)
     evs.push_back(event("TIE" + std::to_string(i), 5000, "tie@x.test", {"a@y.test", "b@y.test", "c@y.test"}, "t"));
   store->ingest(evs);
@@ -325,7 +325,7 @@ TEST_P(SearchTest, TiesInTimeKeepOneOrderAcrossPages) {
 }
 
 TEST_P(SearchTest, ScoresAndOptionalFieldsRoundTrip) {
-  MessageEvent e = event("OPT", 3000, "o@x.test", {"r@y.test"}, "s", "tag");
+  LogEntry e = event("OPT", 3000, "o@x.test", {"r@y.test"}, "s", "tag");
   e.score = -0.125;
   e.reply_to = "";
   e.spool = "/var/spool/sekisho/new/OPT.msg";
@@ -337,7 +337,7 @@ TEST_P(SearchTest, ScoresAndOptionalFieldsRoundTrip) {
   q.verdict = "tag";
   LogPage p = store->search(q);
   ASSERT_EQ(p.total, 1);
-  const MessageEvent& got = p.rows[0].event;
+  const LogEntry& got = p.rows[0].event;
   EXPECT_EQ(got.score, -0.125);
   ASSERT_TRUE(got.reply_to);
   EXPECT_EQ(*got.reply_to, "");  // empty is not absent
