@@ -41,14 +41,7 @@ struct Counter : pipeline::FlowEvents {
   match::Scratch* scratch = nullptr;
   void on_message_end(pipeline::MessageRecord& m) override {
     if (!rules) return;
-    verdict::Inputs in;
-    in.session = m.session;
-    in.txn = m.txn;
-    in.client_ip = verdict::host_of(m.client);
-    in.content = m.content;
-    in.mime = m.mime;
-    in.message = m.message;
-    in.message_truncated = m.message_truncated;
+    const verdict::Inputs in = pipeline::verdict_inputs(m);
     // The evaluator the workers call; offline: counted, nothing is held.
     if (!verdict::delivers(verdict::evaluate({}, {rules, scratch}, in).action)) ++not_passed;
   }

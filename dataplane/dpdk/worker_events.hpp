@@ -122,14 +122,7 @@ struct WorkerEvents : pipeline::FlowEvents {
     verdict::Content content;
     if (set && set->content && worker < set->content->scratch.size())
       content = {set->content->ruleset.get(), set->content->scratch[worker].get()};
-    verdict::Inputs in;
-    in.session = m.session;
-    in.txn = m.txn;
-    in.client_ip = verdict::host_of(m.client);
-    in.content = m.content;
-    in.mime = m.mime;
-    in.message = m.message;
-    in.message_truncated = m.message_truncated;
+    const verdict::Inputs in = pipeline::verdict_inputs(m);
     verdict::Verdict v = verdict::evaluate(set ? set->policy : none, content, in);
     if (v.stage == verdict::Stage::smuggling) add(smuggling_refused, 1);
     if (v.scanned) add(scanned, 1);

@@ -23,7 +23,7 @@
 #include "scanners/mime/mime_parser.hpp"
 #include "dataplane/smtp/smtp_session.hpp"
 #include "dataplane/tcp/tcp_stream.hpp"
-#include "scanners/verdict/verdict.hpp"
+#include "scanners/verdict/evaluator.hpp"
 
 namespace sekisho::pipeline {
 
@@ -49,6 +49,20 @@ struct MessageRecord {
   std::span<const uint8_t> message;
   bool message_truncated = false;
 };
+
+// What the evaluator reads about |m| (scanners/verdict), borrowed from it:
+// the one mapping for the workers, sekisho-replay and the benchmarks.
+inline verdict::Inputs verdict_inputs(const MessageRecord& m) {
+  verdict::Inputs in;
+  in.session = m.session;
+  in.txn = m.txn;
+  in.client_ip = verdict::host_of(m.client);
+  in.content = m.content;
+  in.mime = m.mime;
+  in.message = m.message;
+  in.message_truncated = m.message_truncated;
+  return in;
+}
 
 struct SessionRecord {
   double start = 0, end = 0;

@@ -56,14 +56,7 @@ struct Printer : pipeline::FlowEvents {
   uint64_t verdicts[5] = {};  // by verdict::Action: pass, tag, quarantine, reject, tempfail
   bool wants_content(const void*) override { return content.ruleset != nullptr; }
   void on_message_end(pipeline::MessageRecord& m) override {
-    verdict::Inputs in;
-    in.session = m.session;
-    in.txn = m.txn;
-    in.client_ip = verdict::host_of(m.client);
-    in.content = m.content;
-    in.mime = m.mime;
-    in.message = m.message;
-    in.message_truncated = m.message_truncated;
+    const verdict::Inputs in = pipeline::verdict_inputs(m);
     m.verdict = verdict::evaluate(policy, content, in);
     ++verdicts[size_t(m.verdict.action) % 5];
     // Offline nothing is held: the verdict is reported, the message was delivered as captured.
